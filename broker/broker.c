@@ -1,0 +1,115 @@
+//  broker - one ROUTER socket in one zloop, one thread, no locks. Each wake
+//  drains a batch of messages into the engine, then sends what the engine
+//  produced. ROUTER_MANDATORY and a zero send timeout make every delivery
+//  failure visible here, so it is counted instead of lost in libzmq.
+#include "broker.h"
+
+#include "zm_log.h"
+
+#define S_BATCH 512             //  messages read per wake-up
+
+typedef struct {
+    zsock_t *router;            //  owned
+    zm_engine_t *engine;        //  owned
+} s_broker_t;
+
+//  Sends one outbox message. The routing frame goes first with REUSE so
+//  that on failure we still hold it and can tell the engine who was missed.
+static void
+s_send(s_broker_t *self, zmsg_t *msg, int64_t now)
+{
+    zframe_t *routing = zmsg_pop(msg);
+    if (zframe_send(&routing, self->router, ZFRAME_REUSE | ZFRAME_MORE | ZFRAME_DONTWAIT) == 0)
+        zmsg_send(&msg, self->router);          //  the rest of a message always follows
+    else
+        zm_engine_on_send_failed(self->engine, routing, errno == EAGAIN, now);
+    zframe_destroy(&routing);
+    zmsg_destroy(&msg);
+}
+
+static void
+s_flush(s_broker_t *self, int64_t now)
+{
+    zmsg_t *msg;
+    while ((msg = zm_engine_outbox_pop(self->engine)))
+        s_send(self, msg, now);
+}
+
+static int
+s_on_router(zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    s_broker_t *self = arg;
+    int64_t now = zclock_mono();
+    for (int i = 0; i < S_BATCH && (zsock_events(router) & ZMQ_POLLIN); i++) {
+        zmsg_t *msg = zmsg_recv(router);
+        if (!msg)
+            break;
+        zm_engine_on_message(self->engine, &msg, now);
+        if (zlistx_size(self->engine->outbox) >= S_BATCH)
+            s_flush(self, now);
+    }
+    s_flush(self, now);
+    return 0;
+}
+
+static int
+s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_broker_t *self = arg;
+    int64_t now = zclock_mono();
+    zm_engine_on_tick(self->engine, now);
+    s_flush(self, now);
+    return 0;
+}
+
+static zsock_t *
+s_open(const zm_broker_config_t *config)
+{
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    assert(router);
+    zsock_set_router_mandatory(router, 1);
+    zsock_set_sndtimeo(router, 0);
+    zsock_set_sndhwm(router, 10000);
+    zsock_set_rcvhwm(router, 10000);
+    //  libzmq drops the connection of a peer sending a frame this large; the
+    //  codec answers 413 below it, so a client over the limit gets an error.
+    size_t max_frame = 2 * config->engine.limits.max_body + 4096;
+    zsock_set_maxmsgsize(router, max_frame > INT32_MAX ? INT32_MAX : (int) max_frame);
+    if (zsock_bind(router, "%s", config->bind) < 0) {
+        zm_log_error("broker: cannot bind endpoint=%s error=\"%s\"", config->bind,
+                     zmq_strerror(zmq_errno()));
+        zsock_destroy(&router);
+    }
+    return router;
+}
+
+int
+zm_broker_run(const zm_broker_config_t *config)
+{
+    assert(config);
+    s_broker_t self = {.router = s_open(config)};
+    if (!self.router)
+        return 1;
+    const char *endpoint = zsock_endpoint(self.router);
+    zm_log_info("broker: listening endpoint=%s grace_ms=%" PRId64 " max_queue=%zu max_body=%zu",
+                endpoint, config->engine.grace_ms, config->engine.max_queue,
+                config->engine.limits.max_body);
+    if (config->print_endpoint) {
+        printf("%s\n", endpoint);
+        fflush(stdout);
+    }
+    self.engine = zm_engine_new(&config->engine, zclock_mono());
+    zloop_t *loop = zloop_new();
+    zloop_reader(loop, self.router, s_on_router, &self);
+    zloop_timer(loop, ZM_ENGINE_TICK_MS, 0, s_on_tick, &self);
+    zloop_start(loop);                          //  returns on SIGINT/SIGTERM
+    zm_log_info("broker: stopping calls=%" PRIu64 " replies=%" PRIu64,
+                self.engine->counters.calls, self.engine->counters.replies);
+    zloop_destroy(&loop);
+    zm_engine_destroy(&self.engine);
+    zsock_destroy(&self.router);
+    return 0;
+}

@@ -1,0 +1,17 @@
+//  broker - the transport of zmesh-broker: the only code that binds, polls,
+//  reads the clock and sends. It feeds the engine and drains its outbox.
+#ifndef ZM_BROKER_H_INCLUDED
+#define ZM_BROKER_H_INCLUDED
+
+#include "engine.h"
+
+typedef struct {
+    const char *bind;           //  borrowed endpoint, e.g. tcp://127.0.0.1:5555
+    bool print_endpoint;        //  print the bound endpoint on stdout (for tests)
+    zm_engine_config_t engine;
+} zm_broker_config_t;
+
+//  Serves until SIGINT/SIGTERM. Returns 0, or 1 if the endpoint cannot be bound.
+int zm_broker_run(const zm_broker_config_t *config);
+
+#endif

@@ -1,0 +1,25 @@
+//  call - one RPC call inside the broker, from CALL to its REPLY: queued in
+//  its service, then in flight at one worker under a ticket.
+#ifndef ZM_CALL_H_INCLUDED
+#define ZM_CALL_H_INCLUDED
+
+#include "zm_proto.h"
+
+struct zm_worker;
+
+typedef struct zm_call {
+    zframe_t *client;           //  owned: routing id of the caller
+    uint64_t request_id;        //  the caller's id, echoed in the REPLY
+    uint64_t ticket;            //  0 while queued; the dispatch id once sent
+    zframe_t *body;             //  owned while queued; NULL once sent
+    int64_t queued_at;          //  ms
+    int64_t deadline;           //  ms; 0 = the caller set no timeout
+    struct zm_worker *worker;   //  borrowed: who holds it while in flight
+    void *worker_handle;        //  its place in worker->inflight
+} zm_call_t;
+
+//  Takes *client_p and command->body.
+zm_call_t *zm_call_new(zframe_t **client_p, zm_proto_t *command, int64_t now);
+void zm_call_destroy(zm_call_t **self_p);
+
+#endif

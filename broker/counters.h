@@ -1,0 +1,31 @@
+//  counters - the broker's per-reason counters, one list for the struct, the
+//  status reply and the docs, so a new reason cannot be forgotten in one of them.
+#ifndef ZM_COUNTERS_H_INCLUDED
+#define ZM_COUNTERS_H_INCLUDED
+
+#include <stdint.h>
+
+#define ZM_COUNTERS(X)                                                                             \
+    X(calls)                /*  CALLs received                                    */              \
+    X(replies)              /*  successful REPLYs forwarded to clients            */              \
+    X(rejected_malformed)   /*  answered 400                                      */              \
+    X(rejected_too_big)     /*  answered 413                                      */              \
+    X(rejected_bad_version) /*  answered 505                                      */              \
+    X(rejected_busy)        /*  answered 503: queue or service table full         */              \
+    X(rejected_no_service)  /*  answered 404 after the grace                      */              \
+    X(expired)              /*  answered 408: deadline passed while queued        */              \
+    X(worker_lost)          /*  answered 502: the worker died holding the call    */              \
+    X(handler_errors)       /*  worker REPLYs with status 500, forwarded          */              \
+    X(workers_expired)      /*  workers silent past heartbeat x liveness          */              \
+    X(workers_kicked)       /*  workers disconnected for a protocol violation     */              \
+    X(dropped_unroutable)   /*  messages to a peer that is gone                   */              \
+    X(dropped_peer_full)    /*  messages to a peer whose queue is full            */              \
+    X(dropped_late_reply)   /*  worker REPLYs for an unknown or foreign ticket    */
+
+typedef struct {
+#define ZM_COUNTER_FIELD(name) uint64_t name;
+    ZM_COUNTERS(ZM_COUNTER_FIELD)
+#undef ZM_COUNTER_FIELD
+} zm_counters_t;
+
+#endif

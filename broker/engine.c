@@ -1,0 +1,513 @@
+//  engine - routes ZMP/1 calls from clients to workers and replies back.
+//
+//  A CALL is queued in its service and dispatched at once if a worker has a
+//  free slot; a worker's REPLY goes back to the caller by ticket. Bad input
+//  is answered (clients) or ends the session (workers), and every message
+//  the broker does not deliver is counted by reason.
+#include "engine.h"
+
+#include "zm_alloc.h"
+#include "zm_hash.h"
+#include "zm_log.h"
+#include "zmesh.h"
+
+#define S_ID_MAX (2 * 255 + 1)      //  a routing id in hex
+
+static void
+s_service_destroy(void **item_p)
+{
+    zm_service_destroy((zm_service_t **) item_p);
+}
+
+static void
+s_worker_destroy(void **item_p)
+{
+    zm_worker_destroy((zm_worker_t **) item_p);
+}
+
+static void
+s_call_destroy(void **item_p)
+{
+    zm_call_destroy((zm_call_t **) item_p);
+}
+
+static void
+s_msg_destroy(void **item_p)
+{
+    zmsg_destroy((zmsg_t **) item_p);
+}
+
+void
+zm_engine_config_defaults(zm_engine_config_t *config)
+{
+    assert(config);
+    config->grace_ms = 2000;
+    config->max_queue = 1024;
+    config->max_queue_bytes = (size_t) 64 << 20;
+    config->max_services = 10000;
+    config->limits.max_body = ZM_BODY_MAX_DEFAULT;
+    config->limits.check_body = true;
+    config->limits.max_depth = 64;
+}
+
+zm_engine_t *
+zm_engine_new(const zm_engine_config_t *config, int64_t now)
+{
+    assert(config);
+    zm_engine_t *self = zm_alloc(sizeof *self);
+    self->config = *config;
+    self->services = zhashx_new();
+    zhashx_set_destructor(self->services, s_service_destroy);
+    self->workers = zhashx_new();
+    zhashx_set_destructor(self->workers, s_worker_destroy);
+    self->calls = zm_hash_new_u64();
+    zhashx_set_destructor(self->calls, s_call_destroy);
+    self->outbox = zlistx_new();
+    zlistx_set_destructor(self->outbox, s_msg_destroy);
+    self->started_at = now;
+    return self;
+}
+
+void
+zm_engine_destroy(zm_engine_t **self_p)
+{
+    assert(self_p);
+    zm_engine_t *self = *self_p;
+    if (!self)
+        return;
+    zlistx_destroy(&self->outbox);
+    zhashx_destroy(&self->calls);
+    zhashx_destroy(&self->workers);              //  workers borrow services: first
+    zhashx_destroy(&self->services);
+    free(self);
+    *self_p = NULL;
+}
+
+zmsg_t *
+zm_engine_outbox_pop(zm_engine_t *self)
+{
+    assert(self);
+    return zlistx_detach(self->outbox, NULL);
+}
+
+static const char *
+s_hex(char *buffer, zframe_t *routing)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *data = zframe_data(routing);
+    size_t size = zframe_size(routing);
+    for (size_t i = 0; i < size && i < 255; i++) {
+        buffer[2 * i] = digits[data[i] >> 4];
+        buffer[2 * i + 1] = digits[data[i] & 15];
+    }
+    buffer[2 * (size < 255 ? size : 255)] = '\0';
+    return buffer;
+}
+
+//  Queues command for routing (a copy of the frame is made when keep).
+static void
+s_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command)
+{
+    zmsg_t *msg = zm_proto_encode(command);
+    zframe_t *copy = zframe_dup(routing);
+    zmsg_prepend(msg, &copy);
+    zlistx_add_end(self->outbox, msg);
+}
+
+//  Answers a caller. Takes *body_p when given.
+static void
+s_reply(zm_engine_t *self, zframe_t *client, uint64_t request_id, uint32_t status,
+        zframe_t **body_p)
+{
+    zm_proto_t reply;
+    zm_proto_init(&reply);
+    reply.cmd = ZM_CMD_REPLY;
+    reply.id = request_id;
+    reply.status = status;
+    if (body_p) {
+        reply.body = *body_p;
+        *body_p = NULL;
+    }
+    s_send(self, client, &reply);
+}
+
+static void
+s_reply_error(zm_engine_t *self, zframe_t *client, uint64_t request_id, uint32_t status,
+              const char *reason)
+{
+    zframe_t *body = zm_proto_reason_frame(reason);
+    s_reply(self, client, request_id, status, &body);
+}
+
+static void
+s_disconnect(zm_engine_t *self, zframe_t *routing, uint32_t status, const char *reason)
+{
+    zm_proto_t command;
+    zm_proto_init(&command);
+    command.cmd = ZM_CMD_DISCONNECT;
+    command.status = status;
+    snprintf(command.reason, sizeof command.reason, "%s", reason);
+    s_send(self, routing, &command);
+}
+
+//  Ends a worker session: each call it held is answered WORKER_LOST (a
+//  non-idempotent call must not run twice), then the worker is freed.
+static void
+s_retire(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
+{
+    size_t lost = 0;
+    zm_call_t *call;
+    while ((call = zlistx_detach(worker->inflight, NULL))) {
+        s_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
+                      "the worker holding the call was lost");
+        zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));    //  frees call
+        lost++;
+    }
+    self->counters.worker_lost += lost;
+    zm_service_t *service = worker->service;
+    service->inflight -= lost;
+    zm_service_detach(service, worker, now);
+    zm_log_info("broker: worker gone id=%s service=%s why=%s lost=%zu", worker->id,
+                service->name, why, lost);
+    zhashx_delete(self->workers, worker->id);                     //  frees worker
+}
+
+//  Ends the session of a worker that broke the protocol.
+static void
+s_kick(zm_engine_t *self, zm_worker_t *worker, const char *reason, int64_t now)
+{
+    zm_worker_on_event(worker, ZM_WORKER_VIOLATION, now);
+    s_disconnect(self, worker->routing, ZM_STATUS_MALFORMED, reason);
+    self->counters.workers_kicked++;
+    s_retire(self, worker, "violation", now);
+}
+
+//  Sends queued calls to workers with free slots, least recently used first.
+static void
+s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
+{
+    zm_worker_t *worker;
+    while (zm_service_queued(service) > 0 && (worker = zm_service_next_worker(service))) {
+        zm_call_t *call = zm_service_dequeue(service);
+        call->ticket = ++self->next_ticket;
+        call->worker = worker;
+        call->worker_handle = zlistx_add_end(worker->inflight, call);
+        zhashx_insert(self->calls, ZM_HASH_KEY(call->ticket), call);
+        zm_worker_on_event(worker, ZM_WORKER_DISPATCH, now);
+        zm_service_requeue_worker(service, worker, true);
+        service->inflight++;
+
+        zm_proto_t request;
+        zm_proto_init(&request);
+        request.cmd = ZM_CMD_REQUEST;
+        request.id = call->ticket;
+        snprintf(request.service, sizeof request.service, "%s", service->name);
+        if (call->deadline)
+            request.timeout_ms = call->deadline > now ? (uint32_t) (call->deadline - now) : 1;
+        request.body = call->body;              //  moved, never copied
+        call->body = NULL;
+        s_send(self, worker->routing, &request);
+        worker->last_sent = now;
+    }
+}
+
+static zm_service_t *
+s_service_require(zm_engine_t *self, const char *name, int64_t now)
+{
+    zm_service_t *service = zhashx_lookup(self->services, name);
+    if (!service && zhashx_size(self->services) < self->config.max_services) {
+        service = zm_service_new(name, self->config.max_queue, self->config.max_queue_bytes,
+                                 now);
+        zhashx_insert(self->services, name, service);
+    }
+    return service;
+}
+
+static void
+s_on_call(zm_engine_t *self, zframe_t **client_p, zm_proto_t *command, int64_t now)
+{
+    self->counters.calls++;
+    zframe_t *client = *client_p;
+    if (strncmp(command->service, "zmesh.", 6) == 0) {
+        if (strcmp(command->service, "zmesh.status") == 0) {
+            zframe_t *body = zm_engine_status(self, now);
+            s_reply(self, client, command->id, ZM_STATUS_OK, &body);
+            self->counters.replies++;
+        }
+        else {
+            s_reply_error(self, client, command->id, ZM_STATUS_NO_SERVICE,
+                          "no such built-in service");
+            self->counters.rejected_no_service++;
+        }
+        return;
+    }
+    zm_service_t *service = s_service_require(self, command->service, now);
+    if (!service) {
+        s_reply_error(self, client, command->id, ZM_STATUS_BUSY, "too many services");
+        self->counters.rejected_busy++;
+        return;
+    }
+    service->calls++;
+    zm_call_t *call = zm_call_new(client_p, command, now);
+    if (zm_service_enqueue(service, &call) != ZMESH_OK) {
+        s_reply_error(self, call->client, call->request_id, ZM_STATUS_BUSY,
+                      "the service's queue is full");
+        self->counters.rejected_busy++;
+        zm_call_destroy(&call);
+        return;
+    }
+    s_dispatch(self, service, now);
+}
+
+static void
+s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *command,
+           int64_t now)
+{
+    if (strncmp(command->service, "zmesh.", 6) == 0) {
+        s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "service names zmesh.* are reserved");
+        self->counters.workers_kicked++;
+        return;
+    }
+    zm_service_t *service = s_service_require(self, command->service, now);
+    if (!service) {
+        s_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many services");
+        return;
+    }
+    zm_worker_t *worker = zm_worker_new(routing_p, id, service, command, now);
+    zhashx_insert(self->workers, id, worker);
+    zm_service_attach(service, worker);
+    zm_log_info("broker: worker ready id=%s service=%s slots=%u heartbeat_ms=%u", id,
+                service->name, worker->slots, worker->heartbeat_ms);
+    s_dispatch(self, service, now);
+}
+
+//  A worker's REPLY: forward it to the caller and free the slot.
+static void
+s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t now)
+{
+    if (command->status != ZM_STATUS_OK && command->status != ZM_STATUS_HANDLER_ERROR) {
+        s_kick(self, worker, "a worker REPLY status must be 200 or 500", now);
+        return;
+    }
+    zm_call_t *call = zhashx_lookup(self->calls, ZM_HASH_KEY(command->id));
+    if (!call || call->worker != worker) {
+        //  Late (its call was already answered) or not this worker's: drop, count.
+        zm_worker_on_event(worker, ZM_WORKER_STRAY, now);
+        self->counters.dropped_late_reply++;
+        zm_log_debug("broker: stray reply id=%s ticket=%" PRIu64, worker->id, command->id);
+        return;
+    }
+    zlistx_delete(worker->inflight, call->worker_handle);
+    zm_worker_on_event(worker, ZM_WORKER_REPLY, now);
+    zm_service_requeue_worker(worker->service, worker, false);
+    worker->service->inflight--;
+    if (command->status == ZM_STATUS_OK)
+        self->counters.replies++;
+    else
+        self->counters.handler_errors++;
+    s_reply(self, call->client, call->request_id, command->status, &command->body);
+    zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
+    s_dispatch(self, worker->service, now);
+}
+
+//  A message from a registered worker.
+static void
+s_on_worker(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t now)
+{
+    switch (command->cmd) {
+    case ZM_CMD_REPLY:
+        s_on_worker_reply(self, worker, command, now);
+        return;
+    case ZM_CMD_HEARTBEAT:
+        zm_worker_on_event(worker, ZM_WORKER_HEARTBEAT, now);
+        return;
+    case ZM_CMD_DISCONNECT:
+        zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
+        s_retire(self, worker, "disconnect", now);
+        return;
+    case ZM_CMD_CALL:
+    case ZM_CMD_READY:
+    case ZM_CMD_REQUEST:
+        break;
+    }
+    zm_log_warning("broker: worker protocol violation id=%s cmd=%s state=%s", worker->id,
+                   zm_proto_cmd_name(command->cmd), zm_worker_state_name(worker->state));
+    s_kick(self, worker, "command not allowed for a worker", now);
+}
+
+//  A message from a peer that is not a registered worker.
+static void
+s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *command,
+              int64_t now)
+{
+    switch (command->cmd) {
+    case ZM_CMD_CALL:
+        s_on_call(self, routing_p, command, now);
+        return;
+    case ZM_CMD_READY:
+        s_on_ready(self, routing_p, id, command, now);
+        return;
+    case ZM_CMD_HEARTBEAT:
+    case ZM_CMD_REPLY:
+        //  A worker we do not know, typically after a broker restart.
+        s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
+        if (command->cmd == ZM_CMD_REPLY)
+            self->counters.dropped_late_reply++;
+        return;
+    case ZM_CMD_DISCONNECT:
+        return;                                 //  already gone: nothing to do
+    case ZM_CMD_REQUEST:
+        s_reply_error(self, *routing_p, command->id, ZM_STATUS_MALFORMED,
+                      "REQUEST is sent by the broker only");
+        self->counters.rejected_malformed++;
+        return;
+    }
+}
+
+//  Input that did not decode: answer a client, kick a worker.
+static void
+s_on_malformed(zm_engine_t *self, zframe_t *routing, const char *id, zmsg_t *msg,
+               const zm_proto_t *command, const zm_proto_error_t *error, int64_t now)
+{
+    char sample[65] = "";
+    //  Sample the header frame: after the delimiter, or first when that is missing.
+    zframe_t *header = zmsg_first(msg);
+    if (header && zframe_size(header) == 0)
+        header = zmsg_next(msg);
+    if (header)
+        zm_log_hex(sample, zframe_data(header), zframe_size(header));
+    zm_log_warning("broker: bad message peer=%s status=%u reason=\"%s\" frames=%zu sample=%s", id,
+                   error->status, error->reason, zmsg_size(msg), sample);
+    zm_worker_t *worker = zhashx_lookup(self->workers, id);
+    if (worker) {
+        zm_worker_on_event(worker, ZM_WORKER_VIOLATION, now);
+        s_disconnect(self, routing, error->status, error->reason);
+        self->counters.workers_kicked++;
+        s_retire(self, worker, "malformed", now);
+        return;
+    }
+    if (command->cmd == ZM_CMD_READY) {
+        //  A would-be worker: it reads DISCONNECT, not REPLY.
+        s_disconnect(self, routing, error->status, error->reason);
+        self->counters.workers_kicked++;
+        return;
+    }
+    if (error->status == ZM_STATUS_TOO_BIG)
+        self->counters.rejected_too_big++;
+    else if (error->status == ZM_STATUS_BAD_VERSION)
+        self->counters.rejected_bad_version++;
+    else
+        self->counters.rejected_malformed++;
+    s_reply_error(self, routing, error->have_id ? command->id : 0, error->status, error->reason);
+}
+
+void
+zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
+{
+    assert(self);
+    assert(msg_p && *msg_p);
+    zmsg_t *msg = *msg_p;
+    zframe_t *routing = zmsg_pop(msg);
+    if (!routing) {
+        zmsg_destroy(msg_p);
+        return;
+    }
+    char id[S_ID_MAX];
+    s_hex(id, routing);
+    zm_proto_t command;
+    zm_proto_init(&command);
+    zm_proto_error_t error;
+    if (!zm_proto_decode(&command, msg, &self->config.limits, &error))
+        s_on_malformed(self, routing, id, msg, &command, &error, now);
+    else {
+        zm_worker_t *worker = zhashx_lookup(self->workers, id);
+        if (worker)
+            s_on_worker(self, worker, &command, now);
+        else
+            s_on_stranger(self, &routing, id, &command, now);
+    }
+    zm_proto_reset(&command);
+    zframe_destroy(&routing);                   //  no-op if a call or worker took it
+    zmsg_destroy(msg_p);
+}
+
+void
+zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_t now)
+{
+    assert(self);
+    assert(routing);
+    char id[S_ID_MAX];
+    zm_worker_t *worker = zhashx_lookup(self->workers, s_hex(id, routing));
+    if (full)
+        self->counters.dropped_peer_full++;
+    else
+        self->counters.dropped_unroutable++;
+    if (worker) {
+        zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
+        s_retire(self, worker, full ? "queue full" : "unroutable", now);
+    }
+    else
+        zm_log_debug("broker: undeliverable peer=%s reason=%s", id, full ? "full" : "gone");
+}
+
+static void
+s_tick_workers(zm_engine_t *self, int64_t now)
+{
+    zlistx_t *dead = zlistx_new();              //  borrowed: retire after the walk
+    for (zm_worker_t *worker = zhashx_first(self->workers); worker;
+         worker = zhashx_next(self->workers)) {
+        if (zm_worker_expired(worker, now))
+            zlistx_add_end(dead, worker);
+        else if (zm_worker_heartbeat_due(worker, now)) {
+            zm_proto_t heartbeat;
+            zm_proto_init(&heartbeat);
+            heartbeat.cmd = ZM_CMD_HEARTBEAT;
+            s_send(self, worker->routing, &heartbeat);
+            worker->last_sent = now;
+        }
+    }
+    for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
+        zm_worker_on_event(worker, ZM_WORKER_EXPIRED, now);
+        self->counters.workers_expired++;
+        s_retire(self, worker, "expired", now);
+    }
+    zlistx_destroy(&dead);
+}
+
+static void
+s_tick_services(zm_engine_t *self, int64_t now)
+{
+    zlistx_t *expired = zlistx_new();           //  owned calls to answer
+    zlistx_set_destructor(expired, s_call_destroy);
+    zlistx_t *idle = zlistx_new();              //  borrowed services to drop
+    for (zm_service_t *service = zhashx_first(self->services); service;
+         service = zhashx_next(self->services)) {
+        zm_service_expire(service, now, self->config.grace_ms, expired);
+        if (service->workers == 0 && zm_service_queued(service) == 0
+            && now - service->empty_since >= self->config.grace_ms)
+            zlistx_add_end(idle, service);
+    }
+    for (zm_call_t *call = zlistx_first(expired); call; call = zlistx_next(expired)) {
+        bool no_service = call->ticket == ZM_STATUS_NO_SERVICE;
+        s_reply_error(self, call->client, call->request_id, (uint32_t) call->ticket,
+                      no_service ? "no worker offers this service"
+                                 : "the call's timeout passed before a worker took it");
+        if (no_service)
+            self->counters.rejected_no_service++;
+        else
+            self->counters.expired++;
+    }
+    //  Forget idle names, so callers cannot grow the table without bound.
+    for (zm_service_t *service = zlistx_first(idle); service; service = zlistx_next(idle))
+        zhashx_delete(self->services, service->name);
+    zlistx_destroy(&idle);
+    zlistx_destroy(&expired);
+}
+
+void
+zm_engine_on_tick(zm_engine_t *self, int64_t now)
+{
+    assert(self);
+    s_tick_workers(self, now);
+    s_tick_services(self, now);
+}

@@ -1,0 +1,59 @@
+//  engine - the broker's routing logic: it decodes what a peer sent, feeds
+//  the service and worker state machines, and appends the messages to send
+//  to an outbox. It never touches a socket or reads the clock: broker.c owns
+//  both and passes `now`, so unit tests drive the engine with fabricated
+//  messages and an explicit clock.
+#ifndef ZM_ENGINE_H_INCLUDED
+#define ZM_ENGINE_H_INCLUDED
+
+#include "counters.h"
+#include "service.h"
+#include "worker.h"
+#include "zm_proto.h"
+
+typedef struct {
+    int64_t grace_ms;           //  how long a call waits for a service's first worker
+    size_t max_queue;           //  queued calls per service
+    size_t max_queue_bytes;     //  queued body bytes per service
+    size_t max_services;        //  services (known names) at once
+    zm_proto_limits_t limits;   //  body size, payload check, depth
+} zm_engine_config_t;
+
+typedef struct zm_engine {
+    zm_engine_config_t config;
+    zhashx_t *services;         //  name -> owned zm_service_t
+    zhashx_t *workers;          //  hex routing id -> owned zm_worker_t
+    zhashx_t *calls;            //  ticket -> owned zm_call_t, calls in flight
+    zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]
+    uint64_t next_ticket;       //  last ticket given
+    int64_t started_at;         //  ms
+    zm_counters_t counters;
+} zm_engine_t;
+
+//  The defaults of ZMP.md's limits table.
+void zm_engine_config_defaults(zm_engine_config_t *config);
+
+zm_engine_t *zm_engine_new(const zm_engine_config_t *config, int64_t now);
+void zm_engine_destroy(zm_engine_t **self_p);
+
+//  Feeds one message as the ROUTER gave it: [routing id][empty][header]
+//  [body?]. Takes *msg_p. Every outcome is a message in the outbox, a
+//  counter, or both.
+void zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now);
+
+//  Heartbeats, worker expiry, queued-call expiry and idle-service cleanup.
+//  Call it at least every ZM_ENGINE_TICK_MS.
+void zm_engine_on_tick(zm_engine_t *self, int64_t now);
+#define ZM_ENGINE_TICK_MS 100
+
+//  The transport could not deliver a message to routing (the peer is gone,
+//  or its queue is full when full is true). A worker there is lost.
+void zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_t now);
+
+//  The next message to send, owned by the caller; NULL when the outbox is empty.
+zmsg_t *zm_engine_outbox_pop(zm_engine_t *self);
+
+//  The reply body of the reserved service "zmesh.status" (status.c).
+zframe_t *zm_engine_status(const zm_engine_t *self, int64_t now);
+
+#endif

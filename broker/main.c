@@ -1,0 +1,117 @@
+//  zmesh-broker - routes RPC calls between zmesh clients and workers.
+//  Reads flags and ZMESH_* environment variables, then runs the broker.
+#include "broker.h"
+
+#include "zm_log.h"
+#include "zmesh.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+
+static void
+s_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: zmesh-broker [options]\n"
+            "Routes zmesh calls from clients to workers (protocol: schemas/ZMP.md).\n\n"
+            "  --bind EP            endpoint to bind (env ZMESH_BIND; default %s)\n"
+            "  --grace-ms N         how long a call waits for a service's first worker\n"
+            "                       before it fails with 404 (env ZMESH_GRACE_MS; default 2000)\n"
+            "  --max-queue N        queued calls per service before 503 busy\n"
+            "                       (env ZMESH_MAX_QUEUE; default 1024)\n"
+            "  --max-body BYTES     largest payload (env ZMESH_MAX_BODY; default 1048576)\n"
+            "  --no-check-payloads  do not check that payloads are one MessagePack object\n"
+            "  --print-endpoint     print the bound endpoint on stdout once listening\n"
+            "  --verbose            log debug lines (env ZMESH_VERBOSE=1)\n"
+            "  --help               this text\n\n"
+            "Stops cleanly on SIGINT or SIGTERM. Exit codes: 0 stopped, 1 cannot bind,\n"
+            "2 bad option.\n",
+            ZMESH_DEFAULT_ENDPOINT);
+}
+
+//  Parses a whole decimal number within [min, max]; false on anything else.
+static bool
+s_parse_size(const char *text, long long min, long long max, long long *value_p)
+{
+    if (!text || !*text)
+        return false;
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno || *end || value < min || value > max)
+        return false;
+    *value_p = value;
+    return true;
+}
+
+//  Applies one numeric setting; reports a bad value and returns false.
+static bool
+s_set_number(const char *name, const char *text, long long min, long long max,
+             long long *value_p)
+{
+    if (s_parse_size(text, min, max, value_p))
+        return true;
+    fprintf(stderr, "zmesh-broker: %s must be a whole number from %lld to %lld, not '%s'\n",
+            name, min, max, text ? text : "");
+    return false;
+}
+
+int
+main(int argc, char *argv[])
+{
+    zm_broker_config_t config = {.bind = getenv("ZMESH_BIND")};
+    zm_engine_config_defaults(&config.engine);
+    if (!config.bind || !*config.bind)
+        config.bind = ZMESH_DEFAULT_ENDPOINT;
+    const char *env_verbose = getenv("ZMESH_VERBOSE");
+    bool verbose = env_verbose && strcmp(env_verbose, "1") == 0;
+    long long grace = config.engine.grace_ms, queue = (long long) config.engine.max_queue;
+    long long body = (long long) config.engine.limits.max_body;
+    bool ok = true;
+    const char *env;
+    if ((env = getenv("ZMESH_GRACE_MS")))
+        ok = ok && s_set_number("ZMESH_GRACE_MS", env, 0, 3600000, &grace);
+    if ((env = getenv("ZMESH_MAX_QUEUE")))
+        ok = ok && s_set_number("ZMESH_MAX_QUEUE", env, 1, 10000000, &queue);
+    if ((env = getenv("ZMESH_MAX_BODY")))
+        ok = ok && s_set_number("ZMESH_MAX_BODY", env, 16, 256LL << 20, &body);
+
+    static const struct option options[] = {
+        {"bind", required_argument, NULL, 'b'},
+        {"grace-ms", required_argument, NULL, 'g'},
+        {"max-queue", required_argument, NULL, 'q'},
+        {"max-body", required_argument, NULL, 'm'},
+        {"no-check-payloads", no_argument, NULL, 'n'},
+        {"print-endpoint", no_argument, NULL, 'p'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int option;
+    while (ok && (option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (option) {
+        case 'b': config.bind = optarg; break;
+        case 'g': ok = s_set_number("--grace-ms", optarg, 0, 3600000, &grace); break;
+        case 'q': ok = s_set_number("--max-queue", optarg, 1, 10000000, &queue); break;
+        case 'm': ok = s_set_number("--max-body", optarg, 16, 256LL << 20, &body); break;
+        case 'n': config.engine.limits.check_body = false; break;
+        case 'p': config.print_endpoint = true; break;
+        case 'v': verbose = true; break;
+        case 'h': s_usage(stdout); return 0;
+        default: ok = false; break;
+        }
+    }
+    if (ok && optind < argc) {
+        fprintf(stderr, "zmesh-broker: unexpected argument '%s'\n", argv[optind]);
+        ok = false;
+    }
+    if (!ok) {
+        s_usage(stderr);
+        return 2;
+    }
+    config.engine.grace_ms = grace;
+    config.engine.max_queue = (size_t) queue;
+    config.engine.limits.max_body = (size_t) body;
+    zm_log_init("zmesh-broker", verbose);
+    return zm_broker_run(&config);
+}

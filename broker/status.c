@@ -1,0 +1,84 @@
+//  status - the reply body of the reserved service "zmesh.status": services,
+//  workers and counters as one MessagePack map (schema in ZMP.md).
+#include "engine.h"
+
+#include "zm_msg.h"
+
+static void
+s_pack_key_uint(zmesh_pack_t *pack, const char *key, uint64_t value)
+{
+    zmesh_pack_str(pack, key);
+    zmesh_pack_uint(pack, value);
+}
+
+static void
+s_pack_services(const zm_engine_t *self, zmesh_pack_t *pack)
+{
+    zmesh_pack_str(pack, "services");
+    zmesh_pack_array(pack, (uint32_t) zhashx_size(self->services));
+    zhashx_t *services = self->services;
+    for (zm_service_t *service = zhashx_first(services); service;
+         service = zhashx_next(services)) {
+        zmesh_pack_map(pack, 6);
+        zmesh_pack_str(pack, "name");
+        zmesh_pack_str(pack, service->name);
+        s_pack_key_uint(pack, "workers", service->workers);
+        s_pack_key_uint(pack, "slots", service->slots);
+        s_pack_key_uint(pack, "inflight", service->inflight);
+        s_pack_key_uint(pack, "queued", zm_service_queued(service));
+        s_pack_key_uint(pack, "calls", service->calls);
+    }
+}
+
+static void
+s_pack_workers(const zm_engine_t *self, zmesh_pack_t *pack, int64_t now)
+{
+    zmesh_pack_str(pack, "workers");
+    zmesh_pack_array(pack, (uint32_t) zhashx_size(self->workers));
+    for (zm_worker_t *worker = zhashx_first(self->workers); worker;
+         worker = zhashx_next(self->workers)) {
+        zmesh_pack_map(pack, 6);
+        zmesh_pack_str(pack, "id");
+        zmesh_pack_str(pack, worker->id);
+        zmesh_pack_str(pack, "service");
+        zmesh_pack_str(pack, worker->service->name);
+        s_pack_key_uint(pack, "slots", worker->slots);
+        s_pack_key_uint(pack, "inflight", zlistx_size(worker->inflight));
+        s_pack_key_uint(pack, "served", worker->served);
+        s_pack_key_uint(pack, "silent_ms", (uint64_t) (now - worker->last_heard));
+    }
+}
+
+static void
+s_pack_counters(const zm_engine_t *self, zmesh_pack_t *pack)
+{
+    uint32_t count = 0;
+#define ZM_COUNT(name) count++;
+    ZM_COUNTERS(ZM_COUNT)
+#undef ZM_COUNT
+    zmesh_pack_str(pack, "counters");
+    zmesh_pack_map(pack, count);
+#define ZM_PACK(name) s_pack_key_uint(pack, #name, self->counters.name);
+    ZM_COUNTERS(ZM_PACK)
+#undef ZM_PACK
+}
+
+zframe_t *
+zm_engine_status(const zm_engine_t *self, int64_t now)
+{
+    assert(self);
+    zmesh_pack_t *pack = zmesh_pack_new();
+    zmesh_pack_map(pack, 5);
+    zmesh_pack_str(pack, "version");
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", ZMESH_VERSION_MAJOR, ZMESH_VERSION_MINOR,
+             ZMESH_VERSION_PATCH);
+    zmesh_pack_str(pack, version);
+    s_pack_key_uint(pack, "uptime_ms", (uint64_t) (now - self->started_at));
+    s_pack_services(self, pack);
+    s_pack_workers(self, pack, now);
+    s_pack_counters(self, pack);
+    zframe_t *body = zframe_new(zmesh_pack_data(pack), zmesh_pack_size(pack));
+    zmesh_pack_destroy(&pack);
+    return body;
+}

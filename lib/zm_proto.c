@@ -1,0 +1,347 @@
+//  zm_proto - the ZMP/1 wire codec. A header frame is one msgpack array:
+//  ["ZMP1", command, fields...]; commands with a payload carry it as one
+//  more frame that the codec checks but never interprets.
+#include "zm_proto.h"
+
+#include "zm_pack.h"
+#include "zmesh.h"
+
+#include <string.h>
+
+//  Shape of each command: header elements (min..max, counting signature and
+//  name) and whether a body frame follows.
+typedef struct {
+    zm_cmd_t cmd;
+    const char *name;
+    uint32_t min_fields;
+    uint32_t max_fields;
+    bool has_body;
+} s_shape_t;
+
+static const s_shape_t s_shapes[] = {
+    {ZM_CMD_CALL, "CALL", 4, 5, true},
+    {ZM_CMD_REPLY, "REPLY", 4, 4, true},
+    {ZM_CMD_READY, "READY", 6, 6, false},
+    {ZM_CMD_REQUEST, "REQUEST", 5, 5, true},
+    {ZM_CMD_HEARTBEAT, "HEARTBEAT", 2, 2, false},
+    {ZM_CMD_DISCONNECT, "DISCONNECT", 4, 4, false},
+};
+#define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
+
+static const s_shape_t *
+s_shape_of(zm_cmd_t cmd)
+{
+    for (size_t i = 0; i < S_SHAPES; i++)
+        if (s_shapes[i].cmd == cmd)
+            return &s_shapes[i];
+    return NULL;
+}
+
+static const s_shape_t *
+s_shape_named(const char *name, size_t size)
+{
+    for (size_t i = 0; i < S_SHAPES; i++)
+        if (strlen(s_shapes[i].name) == size && memcmp(s_shapes[i].name, name, size) == 0)
+            return &s_shapes[i];
+    return NULL;
+}
+
+void
+zm_proto_init(zm_proto_t *self)
+{
+    assert(self);
+    memset(self, 0, sizeof *self);
+}
+
+void
+zm_proto_reset(zm_proto_t *self)
+{
+    assert(self);
+    zframe_destroy(&self->body);
+    zm_proto_init(self);
+}
+
+bool
+zm_proto_valid_name(const char *name, size_t size)
+{
+    if (!name || size == 0 || size > ZM_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < size; i++)
+        if ((unsigned char) name[i] < 0x21 || (unsigned char) name[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static bool
+s_fail(zm_proto_error_t *error, zm_status_t status, const char *reason)
+{
+    error->status = status;
+    error->reason = reason;
+    return false;
+}
+
+//  Reads a uint that must fit in [min, max].
+static bool
+s_read_u32(zm_reader_t *reader, uint32_t min, uint32_t max, uint32_t *value_p)
+{
+    uint64_t value;
+    if (!zm_reader_uint(reader, &value) || value < min || value > max) {
+        reader->ok = false;
+        return false;
+    }
+    *value_p = (uint32_t) value;
+    return true;
+}
+
+static bool
+s_read_name(zm_reader_t *reader, char *name)
+{
+    const char *data;
+    size_t size;
+    if (!zm_reader_str(reader, &data, &size) || !zm_proto_valid_name(data, size)) {
+        reader->ok = false;
+        return false;
+    }
+    memcpy(name, data, size);
+    name[size] = '\0';
+    return true;
+}
+
+//  Reads the fields after the command name. Returns false with a reason.
+static bool
+s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
+                zm_proto_error_t *error)
+{
+    const char *text;
+    size_t size;
+    switch (self->cmd) {
+    case ZM_CMD_CALL:
+    case ZM_CMD_REQUEST:
+        if (!zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "request id is not an unsigned integer");
+        error->have_id = true;
+        if (!s_read_name(reader, self->service))
+            return s_fail(error, ZM_STATUS_MALFORMED, "service name is not 1..255 printable bytes");
+        if (fields == 5 && !s_read_u32(reader, 0, UINT32_MAX, &self->timeout_ms))
+            return s_fail(error, ZM_STATUS_MALFORMED, "timeout is not a 32-bit unsigned integer");
+        return true;
+    case ZM_CMD_REPLY:
+        if (!zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "request id is not an unsigned integer");
+        error->have_id = true;
+        if (!s_read_u32(reader, 100, 999, &self->status))
+            return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
+        return true;
+    case ZM_CMD_READY:
+        if (!s_read_name(reader, self->service))
+            return s_fail(error, ZM_STATUS_MALFORMED, "service name is not 1..255 printable bytes");
+        if (!s_read_u32(reader, 1, ZM_SLOTS_MAX, &self->slots)
+            || !s_read_u32(reader, ZM_HEARTBEAT_MIN, ZM_HEARTBEAT_MAX, &self->heartbeat_ms)
+            || !s_read_u32(reader, ZM_LIVENESS_MIN, ZM_LIVENESS_MAX, &self->liveness))
+            return s_fail(error, ZM_STATUS_MALFORMED, "slots, heartbeat or liveness out of range");
+        return true;
+    case ZM_CMD_HEARTBEAT:
+        return true;
+    case ZM_CMD_DISCONNECT:
+        if (!s_read_u32(reader, 100, 999, &self->status))
+            return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
+        if (!zm_reader_str(reader, &text, &size) || size > ZM_REASON_MAX)
+            return s_fail(error, ZM_STATUS_MALFORMED, "reason is not a string of 0..255 bytes");
+        memcpy(self->reason, text, size);
+        self->reason[size] = '\0';
+        return true;
+    }
+    return s_fail(error, ZM_STATUS_MALFORMED, "unknown command");
+}
+
+//  Reads the signature and command name; picks the command's shape.
+static const s_shape_t *
+s_decode_head(zm_reader_t *reader, uint32_t *fields_p, zm_proto_error_t *error)
+{
+    const char *text;
+    size_t size;
+    if (!zm_reader_array(reader, fields_p) || *fields_p < 2) {
+        s_fail(error, ZM_STATUS_MALFORMED, "header is not a msgpack array of 2 or more items");
+        return NULL;
+    }
+    if (!zm_reader_str(reader, &text, &size)) {
+        s_fail(error, ZM_STATUS_MALFORMED, "header does not start with a signature string");
+        return NULL;
+    }
+    if (size != 4 || memcmp(text, ZM_PROTO_SIGNATURE, 4) != 0) {
+        if (size > 3 && memcmp(text, "ZMP", 3) == 0)
+            s_fail(error, ZM_STATUS_BAD_VERSION, "unsupported protocol version, this is ZMP1");
+        else
+            s_fail(error, ZM_STATUS_MALFORMED, "signature is not ZMP1");
+        return NULL;
+    }
+    const s_shape_t *shape = NULL;
+    if (zm_reader_str(reader, &text, &size))
+        shape = s_shape_named(text, size);
+    if (!shape)
+        s_fail(error, ZM_STATUS_MALFORMED, "unknown command");
+    else if (*fields_p < shape->min_fields || *fields_p > shape->max_fields) {
+        s_fail(error, ZM_STATUS_MALFORMED, "wrong number of header fields for the command");
+        shape = NULL;
+    }
+    return shape;
+}
+
+static bool
+s_check_body(zframe_t *body, const zm_proto_limits_t *limits, zm_proto_error_t *error)
+{
+    size_t max_body = limits && limits->max_body ? limits->max_body : ZM_BODY_MAX_DEFAULT;
+    if (zframe_size(body) > max_body)
+        return s_fail(error, ZM_STATUS_TOO_BIG, "body is over the size limit");
+    if (limits && limits->check_body
+        && zm_pack_check(zframe_data(body), zframe_size(body), limits->max_depth) != ZMESH_OK)
+        return s_fail(error, ZM_STATUS_MALFORMED,
+                      "body is not exactly one msgpack object within the depth limit");
+    return true;
+}
+
+bool
+zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
+                zm_proto_error_t *error)
+{
+    assert(self);
+    assert(msg);
+    assert(error);
+    zm_proto_reset(self);
+    memset(error, 0, sizeof *error);
+    size_t frames = zmsg_size(msg);
+    zframe_t *delimiter = zmsg_first(msg);
+    if (!delimiter || zframe_size(delimiter) != 0)
+        return s_fail(error, ZM_STATUS_MALFORMED, "first frame is not the empty delimiter");
+    zframe_t *header = zmsg_next(msg);
+    if (!header)
+        return s_fail(error, ZM_STATUS_MALFORMED, "no header frame");
+    if (zframe_size(header) > ZM_HEADER_MAX)
+        return s_fail(error, ZM_STATUS_TOO_BIG, "header frame is over 512 bytes");
+    zm_reader_t reader;
+    zm_reader_init(&reader, zframe_data(header), zframe_size(header));
+    uint32_t fields;
+    const s_shape_t *shape = s_decode_head(&reader, &fields, error);
+    if (!shape)
+        return false;
+    self->cmd = shape->cmd;
+    if (!s_decode_fields(self, &reader, fields, error))
+        return false;
+    if (!zm_reader_done(&reader))
+        return s_fail(error, ZM_STATUS_MALFORMED, "bytes after the header array");
+    if (frames != (shape->has_body ? 3u : 2u))
+        return s_fail(error, ZM_STATUS_MALFORMED, "wrong number of frames for the command");
+    if (shape->has_body) {
+        zframe_t *body = zmsg_next(msg);
+        if (!s_check_body(body, limits, error))
+            return false;
+        zmsg_remove(msg, body);
+        self->body = body;
+    }
+    return true;
+}
+
+zmsg_t *
+zm_proto_encode(zm_proto_t *self)
+{
+    assert(self);
+    const s_shape_t *shape = s_shape_of(self->cmd);
+    assert(shape);
+    uint8_t buffer[ZM_HEADER_MAX];
+    zm_writer_t writer;
+    zm_writer_init(&writer, buffer, sizeof buffer);
+    bool with_timeout = self->cmd == ZM_CMD_REQUEST || self->timeout_ms > 0;
+    zm_writer_array(&writer, self->cmd == ZM_CMD_CALL && !with_timeout ? 4 : shape->max_fields);
+    zm_writer_str(&writer, ZM_PROTO_SIGNATURE, 4);
+    zm_writer_str(&writer, shape->name, strlen(shape->name));
+    switch (self->cmd) {
+    case ZM_CMD_CALL:
+    case ZM_CMD_REQUEST:
+        zm_writer_uint(&writer, self->id);
+        zm_writer_str(&writer, self->service, strlen(self->service));
+        if (with_timeout)
+            zm_writer_uint(&writer, self->timeout_ms);
+        break;
+    case ZM_CMD_REPLY:
+        zm_writer_uint(&writer, self->id);
+        zm_writer_uint(&writer, self->status);
+        break;
+    case ZM_CMD_READY:
+        zm_writer_str(&writer, self->service, strlen(self->service));
+        zm_writer_uint(&writer, self->slots);
+        zm_writer_uint(&writer, self->heartbeat_ms);
+        zm_writer_uint(&writer, self->liveness);
+        break;
+    case ZM_CMD_HEARTBEAT:
+        break;
+    case ZM_CMD_DISCONNECT:
+        zm_writer_uint(&writer, self->status);
+        zm_writer_str(&writer, self->reason, strlen(self->reason));
+        break;
+    }
+    assert(writer.ok);      //  names and reasons are bounded: always fits
+    zmsg_t *msg = zmsg_new();
+    zframe_t *frame = zframe_new_empty();
+    zmsg_append(msg, &frame);
+    frame = zframe_new(buffer, writer.size);
+    zmsg_append(msg, &frame);
+    if (shape->has_body) {
+        if (!self->body)
+            self->body = zframe_new("\xc0", 1);
+        zmsg_append(msg, &self->body);
+    }
+    zframe_destroy(&self->body);
+    return msg;
+}
+
+zframe_t *
+zm_proto_reason_frame(const char *reason)
+{
+    uint8_t buffer[ZM_REASON_MAX + 8];
+    zm_writer_t writer;
+    zm_writer_init(&writer, buffer, sizeof buffer);
+    size_t size = strlen(reason);
+    zm_writer_str(&writer, reason, size > ZM_REASON_MAX ? ZM_REASON_MAX : size);
+    return zframe_new(buffer, writer.size);
+}
+
+int
+zm_proto_status_error(uint32_t status)
+{
+    switch (status) {
+    case ZM_STATUS_OK: return ZMESH_OK;
+    case ZM_STATUS_MALFORMED: return ZMESH_EINVAL;
+    case ZM_STATUS_NO_SERVICE: return ZMESH_ENOSERVICE;
+    case ZM_STATUS_EXPIRED: return ZMESH_ETIMEDOUT;
+    case ZM_STATUS_TOO_BIG: return ZMESH_ETOOBIG;
+    case ZM_STATUS_HANDLER_ERROR: return ZMESH_EHANDLER;
+    case ZM_STATUS_WORKER_LOST: return ZMESH_EWORKERLOST;
+    case ZM_STATUS_BUSY: return ZMESH_EAGAIN;
+    }
+    return ZMESH_EPROTO;    //  BAD_VERSION, DENIED (until authorization lands), unknown
+}
+
+const char *
+zm_proto_cmd_name(zm_cmd_t cmd)
+{
+    const s_shape_t *shape = s_shape_of(cmd);
+    return shape ? shape->name : "UNKNOWN";
+}
+
+const char *
+zm_proto_status_name(uint32_t status)
+{
+    switch (status) {
+    case ZM_STATUS_OK: return "OK";
+    case ZM_STATUS_MALFORMED: return "MALFORMED";
+    case ZM_STATUS_DENIED: return "DENIED";
+    case ZM_STATUS_NO_SERVICE: return "NO_SERVICE";
+    case ZM_STATUS_EXPIRED: return "EXPIRED";
+    case ZM_STATUS_TOO_BIG: return "TOO_BIG";
+    case ZM_STATUS_HANDLER_ERROR: return "HANDLER_ERROR";
+    case ZM_STATUS_WORKER_LOST: return "WORKER_LOST";
+    case ZM_STATUS_BUSY: return "BUSY";
+    case ZM_STATUS_BAD_VERSION: return "BAD_VERSION";
+    }
+    return "UNKNOWN";
+}

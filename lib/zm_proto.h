@@ -1,0 +1,107 @@
+//  zm_proto - the ZMP/1 wire codec (schemas/ZMP.md): a zmsg_t to a typed
+//  command and back. It checks every untrusted byte (frame count, sizes,
+//  header fields, payload shape) and never asserts on them. No sockets, no
+//  globals, no policy: the broker and the library decide what to do with a
+//  command or a decode failure.
+#ifndef ZM_PROTO_H_INCLUDED
+#define ZM_PROTO_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ZM_PROTO_SIGNATURE "ZMP1"
+#define ZM_NAME_MAX 255               //  service name bytes
+#define ZM_REASON_MAX 255             //  DISCONNECT reason bytes
+#define ZM_HEADER_MAX 512             //  header frame bytes
+#define ZM_BODY_MAX_DEFAULT (1u << 20)
+#define ZM_SLOTS_MAX 1024
+#define ZM_HEARTBEAT_MIN 100
+#define ZM_HEARTBEAT_MAX 60000
+#define ZM_LIVENESS_MIN 2
+#define ZM_LIVENESS_MAX 100
+
+//  Commands, named as in ZMP.md.
+typedef enum {
+    ZM_CMD_CALL = 1,
+    ZM_CMD_REPLY,
+    ZM_CMD_READY,
+    ZM_CMD_REQUEST,
+    ZM_CMD_HEARTBEAT,
+    ZM_CMD_DISCONNECT,
+} zm_cmd_t;
+
+//  Wire status codes (ZMP.md, "Status codes"); stable across versions.
+typedef enum {
+    ZM_STATUS_OK = 200,
+    ZM_STATUS_MALFORMED = 400,
+    ZM_STATUS_DENIED = 403,
+    ZM_STATUS_NO_SERVICE = 404,
+    ZM_STATUS_EXPIRED = 408,
+    ZM_STATUS_TOO_BIG = 413,
+    ZM_STATUS_HANDLER_ERROR = 500,
+    ZM_STATUS_WORKER_LOST = 502,
+    ZM_STATUS_BUSY = 503,
+    ZM_STATUS_BAD_VERSION = 505,
+} zm_status_t;
+
+//  One decoded command. Which fields hold data depends on cmd (see ZMP.md).
+typedef struct {
+    zm_cmd_t cmd;
+    uint64_t id;                      //  CALL, REPLY: request id; REQUEST, worker REPLY: ticket
+    uint32_t status;                  //  REPLY, DISCONNECT
+    uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
+    uint32_t slots;                   //  READY
+    uint32_t heartbeat_ms;            //  READY
+    uint32_t liveness;                //  READY
+    char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; NUL-terminated
+    char reason[ZM_REASON_MAX + 1];   //  DISCONNECT; NUL-terminated
+    zframe_t *body;                   //  owned; CALL, REQUEST, REPLY
+} zm_proto_t;
+
+//  What the decoder enforces on bodies.
+typedef struct {
+    size_t max_body;                  //  bytes; 0 = ZM_BODY_MAX_DEFAULT
+    bool check_body;                  //  require exactly one msgpack object
+    int max_depth;                    //  nesting bound when checking (<= 0: default)
+} zm_proto_limits_t;
+
+//  The outcome of a failed decode, for the error reply or the drop log.
+typedef struct {
+    zm_status_t status;               //  MALFORMED, TOO_BIG or BAD_VERSION
+    const char *reason;               //  static text
+    bool have_id;                     //  true if self->id was read before the failure
+} zm_proto_error_t;
+
+//  Initialises self to an empty command (no body).
+void zm_proto_init(zm_proto_t *self);
+
+//  Destroys the body, if any, and empties self.
+void zm_proto_reset(zm_proto_t *self);
+
+//  Decodes msg, which starts at the empty delimiter: [empty][header][body?].
+//  Returns true and fills self (taking the body frame out of msg) on success.
+//  Returns false and fills *error on any malformed input. msg stays the
+//  caller's either way. limits may be NULL for the defaults.
+bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
+                     zm_proto_error_t *error);
+
+//  Encodes self as [empty][header][body?]. Takes self->body (NULL after);
+//  a command that needs a body but has none gets an empty one (msgpack nil).
+zmsg_t *zm_proto_encode(zm_proto_t *self);
+
+//  Builds a body frame holding a msgpack str (for error reasons).
+zframe_t *zm_proto_reason_frame(const char *reason);
+
+//  True if name is a valid service name: 1..255 bytes of 0x21..0x7e.
+bool zm_proto_valid_name(const char *name, size_t size);
+
+//  Maps a wire status to the public error code the caller sees (the one
+//  table between the two); ZMESH_EPROTO for codes ZMP/1 does not define.
+int zm_proto_status_error(uint32_t status);
+
+//  Log names.
+const char *zm_proto_cmd_name(zm_cmd_t cmd);
+const char *zm_proto_status_name(uint32_t status);
+
+#endif
