@@ -14,6 +14,8 @@ typedef struct zm_call {
     zframe_t *body;             //  owned while queued; NULL once sent
     int64_t queued_at;          //  ms
     int64_t deadline;           //  ms; 0 = the caller set no timeout
+    bool answered;              //  in flight but already answered 408: the
+                                //  worker's slot stays taken until it replies
     struct zm_worker *worker;   //  borrowed: who holds it while in flight
     void *worker_handle;        //  its place in worker->inflight
 } zm_call_t;

@@ -157,15 +157,18 @@ s_retire(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
 {
     size_t lost = 0;
     zm_call_t *call;
+    size_t held = zlistx_size(worker->inflight);
     while ((call = zlistx_detach(worker->inflight, NULL))) {
-        s_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
-                      "the worker holding the call was lost");
+        if (!call->answered) {
+            s_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
+                          "the worker holding the call was lost");
+            lost++;
+        }
         zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));    //  frees call
-        lost++;
     }
     self->counters.worker_lost += lost;
     zm_service_t *service = worker->service;
-    service->inflight -= lost;
+    service->inflight -= held;
     zm_service_detach(service, worker, now);
     zm_log_info("broker: worker gone id=%s service=%s why=%s lost=%zu", worker->id,
                 service->name, why, lost);
@@ -265,7 +268,7 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
 {
     if (strncmp(command->service, "zmesh.", 6) == 0) {
         s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "service names zmesh.* are reserved");
-        self->counters.workers_kicked++;
+        self->counters.rejected_malformed++;
         return;
     }
     zm_service_t *service = s_service_require(self, command->service, now);
@@ -301,11 +304,15 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
     zm_worker_on_event(worker, ZM_WORKER_REPLY, now);
     zm_service_requeue_worker(worker->service, worker, false);
     worker->service->inflight--;
-    if (command->status == ZM_STATUS_OK)
-        self->counters.replies++;
-    else
-        self->counters.handler_errors++;
-    s_reply(self, call->client, call->request_id, command->status, &command->body);
+    if (call->answered)                         //  the caller already got 408
+        self->counters.dropped_late_reply++;
+    else {
+        if (command->status == ZM_STATUS_OK)
+            self->counters.replies++;
+        else
+            self->counters.handler_errors++;
+        s_reply(self, call->client, call->request_id, command->status, &command->body);
+    }
     zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
     s_dispatch(self, worker->service, now);
 }
@@ -386,19 +393,17 @@ s_on_malformed(zm_engine_t *self, zframe_t *routing, const char *id, zmsg_t *msg
         s_retire(self, worker, "malformed", now);
         return;
     }
-    if (command->cmd == ZM_CMD_READY) {
-        //  A would-be worker: it reads DISCONNECT, not REPLY.
-        s_disconnect(self, routing, error->status, error->reason);
-        self->counters.workers_kicked++;
-        return;
-    }
     if (error->status == ZM_STATUS_TOO_BIG)
         self->counters.rejected_too_big++;
     else if (error->status == ZM_STATUS_BAD_VERSION)
         self->counters.rejected_bad_version++;
     else
         self->counters.rejected_malformed++;
-    s_reply_error(self, routing, error->have_id ? command->id : 0, error->status, error->reason);
+    if (command->cmd == ZM_CMD_READY)       //  a would-be worker reads DISCONNECT, not REPLY
+        s_disconnect(self, routing, error->status, error->reason);
+    else
+        s_reply_error(self, routing, error->have_id ? command->id : 0, error->status,
+                      error->reason);
 }
 
 void
@@ -504,10 +509,27 @@ s_tick_services(zm_engine_t *self, int64_t now)
     zlistx_destroy(&expired);
 }
 
+//  Answers 408 for calls held by workers past their deadline. The call
+//  stays in the table, so the worker's late REPLY still frees its slot.
+static void
+s_tick_calls(zm_engine_t *self, int64_t now)
+{
+    for (zm_call_t *call = zhashx_first(self->calls); call; call = zhashx_next(self->calls)) {
+        if (call->answered || !call->deadline || now < call->deadline)
+            continue;
+        s_reply_error(self, call->client, call->request_id, ZM_STATUS_EXPIRED,
+                      "the call's timeout passed while a worker held it");
+        zframe_destroy(&call->client);
+        call->answered = true;
+        self->counters.expired++;
+    }
+}
+
 void
 zm_engine_on_tick(zm_engine_t *self, int64_t now)
 {
     assert(self);
     s_tick_workers(self, now);
+    s_tick_calls(self, now);
     s_tick_services(self, now);
 }

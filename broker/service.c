@@ -76,10 +76,13 @@ zm_service_expire(zm_service_t *self, int64_t now, int64_t grace_ms, zlistx_t *e
         uint64_t status = 0;
         int64_t waiting_since = call->queued_at > self->empty_since ? call->queued_at
                                                                      : self->empty_since;
-        if (self->workers == 0 && now - waiting_since >= grace_ms)
-            status = ZM_STATUS_NO_SERVICE;
-        else if (call->deadline && now >= call->deadline)
+        int64_t grace_end = waiting_since + grace_ms;
+        bool deadline_first = call->deadline && call->deadline <= grace_end;
+        //  Whichever end comes first decides the answer, even when one tick sees both.
+        if (call->deadline && now >= call->deadline && (deadline_first || self->workers > 0))
             status = ZM_STATUS_EXPIRED;
+        else if (self->workers == 0 && now >= grace_end)
+            status = ZM_STATUS_NO_SERVICE;
         if (status) {
             self->queued_bytes -= zframe_size(call->body);
             zlistx_detach(self->queue, handle);

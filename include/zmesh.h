@@ -164,7 +164,9 @@ void zmesh_worker_set_heartbeat(zmesh_worker_t *self, int interval_ms, int liven
 //  Connects, registers and serves requests until zmesh_worker_stop() or
 //  SIGINT/SIGTERM; reconnects and re-registers when the broker goes silent.
 //  Returns ZMESH_OK when stopped, ZMESH_EPROTO if the broker refused it
-//  (zmesh_worker_error() tells why), ZMESH_ESYS if a socket failed.
+//  (zmesh_worker_error() tells why), ZMESH_EINVAL if the endpoint is not one
+//  libzmq can connect to, ZMESH_ESYS if a socket failed. Calls still running
+//  when it stops are not waited for: the broker answers them WORKER_LOST.
 int zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg);
 
 //  Asks a running zmesh_worker_run to return. Safe to call from any

@@ -276,8 +276,11 @@ s_on_broker(s_engine_t *self, zmsg_t *msg)
         zmesh_worker_t *worker = self->worker;
         snprintf(worker->error, sizeof worker->error, "%s", command.reason);
         zsock_destroy(&self->sock);
-        if (command.status == ZM_STATUS_MALFORMED) {
-            //  Usually "not registered" after a broker restart: register again.
+        bool final = command.status == ZM_STATUS_DENIED || command.status == ZM_STATUS_TOO_BIG
+                     || command.status == ZM_STATUS_BAD_VERSION;
+        if (!final) {
+            //  Usually "not registered" after a broker restart: register again,
+            //  backing off so a refused READY is not repeated in a tight loop.
             zm_log_notice("worker: broker disconnected us reason=\"%s\" retry_ms=%d",
                           command.reason, self->backoff);
             self->reconnect_at = zclock_mono() + self->backoff + (int) (random() % 100);

@@ -1,0 +1,64 @@
+//  cli.h - what the parts of the `zmesh` program share: the parsed command line, the exit codes
+//  of README.md ("Exit codes"), the mapping from zmesh_err_t to them,
+//  and the subcommand entry points. Everything here reads argv or prints; nothing talks to the
+//  network except the subcommands through the public zmesh.h API.
+#ifndef ZM_CLI_H_INCLUDED
+#define ZM_CLI_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "zmesh.h"
+
+//  Process exit codes, stable for scripts.
+enum {
+    ZM_CLI_EXIT_OK = 0,
+    ZM_CLI_EXIT_FAILED = 1,     //  handler error, worker lost, protocol, anything else
+    ZM_CLI_EXIT_USAGE = 2,      //  bad flag, bad argument, bad JSON, request too big
+    ZM_CLI_EXIT_TIMEOUT = 3,    //  no reply in time (also: broker unreachable)
+    ZM_CLI_EXIT_NOSERVICE = 4,  //  no worker offered the service within the broker's grace
+    ZM_CLI_EXIT_BUSY = 5,       //  the service's queue was full
+};
+
+//  Default --timeout of every subcommand, in milliseconds.
+#define ZM_CLI_TIMEOUT_DEFAULT 5000
+
+//  The parsed command line. All strings are borrowed from argv or the environment.
+typedef struct {
+    const char *command;        //  "call" or "status"; NULL if none was given
+    const char *broker;         //  --broker, else $ZMESH_BROKER, else ZMESH_DEFAULT_ENDPOINT
+    int timeout_ms;             //  --timeout, > 0
+    bool json;                  //  --json (status only)
+    const char *args[2];        //  positional arguments after the command
+    int arg_count;              //  how many of args are set
+} zm_cli_t;
+
+//  Maps a zmesh_err_t (ZMESH_OK included) to the process exit code.
+int zm_cli_exit_code(int err);
+
+//  Returns "zmesh: WHAT: <strerror>: <detail>" (without ": <detail>" when detail is NULL or
+//  empty), malloc'ed, without a newline: the one error line format of every subcommand.
+char *zm_cli_error_text(const char *what, int err, const char *detail);
+
+//  Prints zm_cli_error_text() and a newline to stderr and returns the exit code for err.
+int zm_cli_fail(const char *what, int err, const char *detail);
+
+//  Prints a reply payload as one compact JSON line on stdout and flushes it, so a script that
+//  reads our output line by line sees each reply at once. Returns the exit code: ZM_CLI_EXIT_OK,
+//  or ZM_CLI_EXIT_FAILED (reported as "zmesh: WHAT: ...") if the payload has no JSON form.
+int zm_cli_print_reply(const char *what, const zmesh_msg_t *reply);
+
+//  Creates a client of cli->broker. On failure reports it as "zmesh: WHAT: ...", sets
+//  *exit_code_p and returns NULL.
+zmesh_client_t *zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p);
+
+//  Writes the detail of an error outcome of client into buffer: zmesh_client_error(), and for
+//  a timeout also the timeout and the broker endpoint (an unreachable broker looks the same).
+void zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer,
+                   size_t size);
+
+//  Subcommands: each returns the process exit code and prints its own errors.
+int zm_cli_call(const zm_cli_t *cli);
+int zm_cli_status(const zm_cli_t *cli);
+
+#endif

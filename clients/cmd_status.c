@@ -1,0 +1,211 @@
+//  cmd_status.c - `zmesh status`: calls the broker's reserved service "zmesh.status" and prints
+//  its reply, as one JSON line (--json) or as tables of services, workers and every counter.
+//  The reply comes from the network: a missing or odd field prints as "-", control bytes in
+//  strings print as '?', and nothing in it is asserted.
+#define _GNU_SOURCE                 //  asprintf, vasprintf
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "zm_alloc.h"
+#include "zm_json.h"
+
+#define S_COLUMNS_MAX 8
+
+//  One column of a table: which field of each row object it shows.
+typedef struct {
+    const char *key;            //  field name in the row object
+    const char *title;          //  column header
+    bool number;                //  right-aligned
+} s_column_t;
+
+static const s_column_t s_service_columns[] = {
+    {"name", "NAME", false},        {"workers", "WORKERS", true}, {"slots", "SLOTS", true},
+    {"inflight", "INFLIGHT", true}, {"queued", "QUEUED", true},   {"calls", "CALLS", true},
+};
+
+static const s_column_t s_worker_columns[] = {
+    {"id", "ID", false},          {"service", "SERVICE", false},  {"slots", "SLOTS", true},
+    {"inflight", "INFLIGHT", true}, {"served", "SERVED", true}, {"silent_ms", "SILENT_MS", true},
+};
+
+//  The text of one value in a table cell, malloc'ed.
+static char *
+s_cell(const json_t *value)
+{
+    char *text = NULL;
+    if (json_is_string(value)) {
+        text = zm_strdup(json_string_value(value));
+        for (char *byte = text; *byte; byte++) {
+            if ((unsigned char) *byte < 0x20 || *byte == 0x7f)
+                *byte = '?';    //  a broker's string must not drive our terminal
+        }
+        return text;
+    }
+    int size = 0;
+    if (json_is_integer(value))
+        size = asprintf(&text, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+    else if (json_is_real(value))
+        size = asprintf(&text, "%g", json_real_value(value));
+    else if (json_is_boolean(value))
+        size = asprintf(&text, "%s", json_is_true(value) ? "true" : "false");
+    else
+        size = asprintf(&text, "-");
+    if (size < 0)
+        abort();                //  out of memory aborts, as zm_alloc does
+    return text;
+}
+
+//  Prints one line of a table from its cells, two spaces between columns.
+static void
+s_print_row(char **cells, const s_column_t *columns, const size_t *widths, size_t column_count)
+{
+    fputs("  ", stdout);
+    for (size_t column = 0; column < column_count; column++) {
+        bool last = column + 1 == column_count;
+        const char *gap = last ? "\n" : "  ";
+        if (columns[column].number)
+            printf("%*s%s", (int) widths[column], cells[column], gap);
+        else if (last)
+            printf("%s%s", cells[column], gap);     //  no trailing blanks
+        else
+            printf("%-*s%s", (int) widths[column], cells[column], gap);
+    }
+}
+
+//  Prints a titled table with one row per object of the JSON array rows.
+static void
+s_print_table(const char *title, const json_t *rows, const s_column_t *columns,
+              size_t column_count)
+{
+    size_t row_count = json_is_array(rows) ? json_array_size(rows) : 0;
+    char **cells = zm_alloc((row_count + 1) * column_count * sizeof *cells);
+    size_t widths[S_COLUMNS_MAX] = {0};
+    for (size_t row = 0; row <= row_count; row++) {
+        const json_t *object = row ? json_array_get(rows, row - 1) : NULL;
+        for (size_t column = 0; column < column_count; column++) {
+            char **cell = &cells[row * column_count + column];
+            *cell = row ? s_cell(json_object_get(object, columns[column].key))
+                        : zm_strdup(columns[column].title);
+            size_t width = strlen(*cell);
+            widths[column] = width > widths[column] ? width : widths[column];
+        }
+    }
+    printf("%s\n", title);
+    for (size_t row = 0; row <= row_count; row++)
+        s_print_row(&cells[row * column_count], columns, widths, column_count);
+    if (row_count == 0)
+        puts("  (none)");
+    for (size_t index = 0; index < (row_count + 1) * column_count; index++)
+        free(cells[index]);
+    free(cells);
+}
+
+//  Prints every counter, in the broker's order, names aligned.
+static void
+s_print_counters(const json_t *counters)
+{
+    puts("COUNTERS");
+    int width = 0;
+    const char *name;
+    json_t *value;
+    json_object_foreach((json_t *) counters, name, value) {
+        int length = (int) strlen(name);
+        width = length > width ? length : width;
+    }
+    json_object_foreach((json_t *) counters, name, value) {
+        char *text = s_cell(value);
+        printf("  %-*s  %s\n", width, name, text);
+        free(text);
+    }
+    if (json_object_size(counters) == 0)
+        puts("  (none)");
+}
+
+//  Formats milliseconds as "3d 04h 05m 06s", shortest first unit that is not zero.
+static void
+s_format_uptime(const json_t *value, char *buffer, size_t size)
+{
+    if (!json_is_integer(value) || json_integer_value(value) < 0) {
+        snprintf(buffer, size, "-");
+        return;
+    }
+    long long seconds = (long long) (json_integer_value(value) / 1000);
+    long long days = seconds / 86400;
+    int hours = (int) (seconds / 3600 % 24);
+    int minutes = (int) (seconds / 60 % 60);
+    int rest = (int) (seconds % 60);
+    if (days > 0)
+        snprintf(buffer, size, "%lldd %02dh %02dm %02ds", days, hours, minutes, rest);
+    else if (hours > 0)
+        snprintf(buffer, size, "%dh %02dm %02ds", hours, minutes, rest);
+    else if (minutes > 0)
+        snprintf(buffer, size, "%dm %02ds", minutes, rest);
+    else
+        snprintf(buffer, size, "%ds", rest);
+}
+
+//  Prints the status reply as tables. Returns the exit code.
+static int
+s_print_status(const zm_cli_t *cli, const zmesh_msg_t *reply)
+{
+    char *text = NULL;
+    char error[ZM_JSON_ERROR_MAX] = "";
+    if (zm_msgpack_to_json(zmesh_msg_data(reply), zmesh_msg_size(reply), &text, error,
+                           sizeof error) != ZMESH_OK) {
+        fprintf(stderr, "zmesh: status: the reply has no JSON form: %s\n", error);
+        return ZM_CLI_EXIT_FAILED;
+    }
+    json_error_t json_error;
+    json_t *status = json_loads(text, 0, &json_error);
+    free(text);
+    if (!json_is_object(status)) {
+        fprintf(stderr, "zmesh: status: the reply is not a map\n");
+        json_decref(status);
+        return ZM_CLI_EXIT_FAILED;
+    }
+    char *version = s_cell(json_object_get(status, "version"));
+    char uptime[64];
+    s_format_uptime(json_object_get(status, "uptime_ms"), uptime, sizeof uptime);
+    printf("zmesh broker at %s: version %s, uptime %s\n\n", cli->broker, version, uptime);
+    free(version);
+    s_print_table("SERVICES", json_object_get(status, "services"), s_service_columns,
+                  sizeof s_service_columns / sizeof s_service_columns[0]);
+    putchar('\n');
+    s_print_table("WORKERS", json_object_get(status, "workers"), s_worker_columns,
+                  sizeof s_worker_columns / sizeof s_worker_columns[0]);
+    putchar('\n');
+    s_print_counters(json_object_get(status, "counters"));
+    json_decref(status);
+    if (fflush(stdout) == EOF || ferror(stdout)) {
+        fprintf(stderr, "zmesh: status: cannot write to stdout\n");
+        return ZM_CLI_EXIT_FAILED;
+    }
+    return ZM_CLI_EXIT_OK;
+}
+
+int
+zm_cli_status(const zm_cli_t *cli)
+{
+    int exit_code = ZM_CLI_EXIT_OK;
+    zmesh_client_t *client = zm_cli_connect(cli, "status", &exit_code);
+    if (!client)
+        return exit_code;
+    static const unsigned char nil = 0xc0;  //  MessagePack nil: the status call takes no request
+    zmesh_msg_t *reply = NULL;
+    int rc = zmesh_client_call(client, "zmesh.status", &nil, 1, cli->timeout_ms, &reply);
+    if (rc != ZMESH_OK) {
+        char detail[512];
+        zm_cli_detail(cli, client, rc, detail, sizeof detail);
+        exit_code = zm_cli_fail("status", rc, detail);
+    }
+    else if (cli->json)
+        exit_code = zm_cli_print_reply("status", reply);
+    else
+        exit_code = s_print_status(cli, reply);
+    zmesh_msg_destroy(&reply);
+    zmesh_client_destroy(&client);
+    return exit_code;
+}

@@ -1,0 +1,234 @@
+//  test-worker - a worker program for the integration tests, built on the
+//  public library only (zmesh.h): it serves one service in one of a few
+//  modes whose behaviour the tests can predict: echo, tag (wraps the
+//  request with a tag naming this worker), fail (handler error), slow
+//  (sleeps the requested ms, then echoes) and hang (blocks until stopped).
+//  SIGINT/SIGTERM stop it cleanly (exit 0) and wake sleeping handlers. It
+//  must stay trivial: it is a fixture, not code under test.
+#include "zmesh.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <msgpack.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_EXIT_USAGE 2
+
+typedef struct {
+    const char *broker;         //  borrowed from argv
+    const char *service;        //  borrowed from argv
+    const char *mode;           //  borrowed from argv
+    const char *tag;            //  borrowed from argv; mode tag
+    int threads;
+    int heartbeat_ms;
+    int liveness;
+} s_args_t;
+
+static zmesh_worker_t *volatile s_worker;     //  for the signal handler
+static volatile sig_atomic_t s_stopping;
+static int s_stop_pipe[2] = {-1, -1};         //  readable once stopping: wakes handlers
+
+static void
+s_on_signal(int signal_number)
+{
+    (void) signal_number;
+    int saved = errno;
+    s_stopping = 1;
+    if (s_worker)
+        zmesh_worker_stop(s_worker);
+    ssize_t rc = write(s_stop_pipe[1], "x", 1);  //  never read: stays readable
+    (void) rc;
+    errno = saved;
+}
+
+//  Waits up to timeout_ms (-1: forever) or until the worker is stopping.
+//  True if it is stopping.
+static bool
+s_wait_stop(int timeout_ms)
+{
+    struct pollfd item = {.fd = s_stop_pipe[0], .events = POLLIN};
+    while (poll(&item, 1, timeout_ms) < 0 && errno == EINTR)
+        ;
+    return s_stopping;
+}
+
+static int
+s_echo(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    (void) arg;
+    *reply_p = zmesh_msg_new(zmesh_msg_data(request), zmesh_msg_size(request));
+    return ZMESH_OK;
+}
+
+//  {"tag": TEXT, "req": <request>}: the request bytes are appended verbatim.
+static int
+s_tag(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    const s_args_t *args = arg;
+    zmesh_pack_t *pack = zmesh_pack_new();
+    zmesh_pack_map(pack, 2);
+    zmesh_pack_str(pack, "tag");
+    zmesh_pack_str(pack, args->tag);
+    zmesh_pack_str(pack, "req");
+    size_t head = zmesh_pack_size(pack), size = head + zmesh_msg_size(request);
+    char *bytes = malloc(size);
+    if (!bytes)
+        abort();
+    memcpy(bytes, zmesh_pack_data(pack), head);
+    memcpy(bytes + head, zmesh_msg_data(request), zmesh_msg_size(request));
+    *reply_p = zmesh_msg_new(bytes, size);
+    free(bytes);
+    zmesh_pack_destroy(&pack);
+    return ZMESH_OK;
+}
+
+//  Sets *reply_p to a msgpack str with the reason and returns a failure.
+static int
+s_failure(zmesh_msg_t **reply_p, const char *reason)
+{
+    zmesh_pack_t *pack = zmesh_pack_new();
+    zmesh_pack_str(pack, reason);
+    *reply_p = zmesh_msg_new(zmesh_pack_data(pack), zmesh_pack_size(pack));
+    zmesh_pack_destroy(&pack);
+    return ZMESH_EHANDLER;
+}
+
+static int
+s_fail(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    (void) request;
+    (void) arg;
+    return s_failure(reply_p, "failed on purpose");
+}
+
+//  The request is a msgpack uint: sleep that many ms (woken by a stop), echo.
+static int
+s_slow(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t offset = 0;
+    bool ok = msgpack_unpack_next(&result, zmesh_msg_data(request), zmesh_msg_size(request),
+                                  &offset) == MSGPACK_UNPACK_SUCCESS
+              && result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER
+              && result.data.via.u64 <= 600000;
+    int sleep_ms = ok ? (int) result.data.via.u64 : 0;
+    msgpack_unpacked_destroy(&result);
+    if (!ok)
+        return s_failure(reply_p, "slow wants a uint of at most 600000 ms");
+    s_wait_stop(sleep_ms);
+    return s_echo(request, reply_p, arg);
+}
+
+static int
+s_hang(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    (void) request;
+    (void) arg;
+    s_wait_stop(-1);
+    return s_failure(reply_p, "stopped while hanging");
+}
+
+static zmesh_handler_fn *
+s_handler_of(const char *mode)
+{
+    static const struct {
+        const char *name;
+        zmesh_handler_fn *handler;
+    } modes[] = {
+        {"echo", s_echo}, {"tag", s_tag}, {"fail", s_fail}, {"slow", s_slow}, {"hang", s_hang},
+    };
+    for (size_t i = 0; mode && i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(mode, modes[i].name) == 0)
+            return modes[i].handler;
+    return NULL;
+}
+
+static int
+s_usage(void)
+{
+    fprintf(stderr, "usage: test-worker --broker EP --service NAME --mode echo|tag|fail|slow|hang\n"
+                    "                   [--threads N] [--tag TEXT] [--heartbeat-ms N]"
+                    " [--liveness N]\n");
+    return S_EXIT_USAGE;
+}
+
+//  Parses a whole number in [min, max]; false on anything else.
+static bool
+s_number(const char *text, int min, int max, int *value_p)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value < min || value > max)
+        return false;
+    *value_p = (int) value;
+    return true;
+}
+
+static bool
+s_parse(int argc, char **argv, s_args_t *args)
+{
+    static const struct option options[] = {
+        {"broker", required_argument, NULL, 'b'},    {"service", required_argument, NULL, 's'},
+        {"mode", required_argument, NULL, 'm'},      {"threads", required_argument, NULL, 't'},
+        {"tag", required_argument, NULL, 'g'},       {"heartbeat-ms", required_argument, NULL, 'h'},
+        {"liveness", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0},
+    };
+    bool ok = true;
+    int option;
+    while (ok && (option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (option) {
+        case 'b': args->broker = optarg; break;
+        case 's': args->service = optarg; break;
+        case 'm': args->mode = optarg; break;
+        case 'g': args->tag = optarg; break;
+        case 't': ok = s_number(optarg, 1, 1024, &args->threads); break;
+        case 'h': ok = s_number(optarg, 100, 60000, &args->heartbeat_ms); break;
+        case 'l': ok = s_number(optarg, 2, 100, &args->liveness); break;
+        default: ok = false; break;
+        }
+    }
+    return ok && optind == argc && args->broker && args->service && s_handler_of(args->mode);
+}
+
+int
+main(int argc, char **argv)
+{
+    //  We own SIGINT/SIGTERM (they must reach zmesh_worker_stop), and CZMQ's
+    //  log lines belong on stderr, the harness's log file.
+    setenv("ZSYS_SIGHANDLER", "false", 1);
+    setenv("ZSYS_LOGSTREAM", "stderr", 1);
+    s_args_t args = {.tag = "", .threads = 1, .heartbeat_ms = 1000, .liveness = 3};
+    if (!s_parse(argc, argv, &args))
+        return s_usage();
+    if (pipe(s_stop_pipe) != 0)
+        return 1;
+    struct sigaction action = {.sa_handler = s_on_signal};
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    int rc;
+    zmesh_worker_t *worker = zmesh_worker_new(args.broker, args.service, &rc);
+    if (!worker) {
+        fprintf(stderr, "test-worker: %s\n", zmesh_strerror(rc));
+        return S_EXIT_USAGE;
+    }
+    zmesh_worker_set_threads(worker, args.threads);
+    zmesh_worker_set_heartbeat(worker, args.heartbeat_ms, args.liveness);
+    s_worker = worker;
+    rc = s_stopping ? ZMESH_OK : zmesh_worker_run(worker, s_handler_of(args.mode), &args);
+    s_worker = NULL;
+    if (rc != ZMESH_OK)
+        fprintf(stderr, "test-worker: run failed: %s (%s)\n", zmesh_strerror(rc),
+                zmesh_worker_error(worker));
+    zmesh_worker_destroy(&worker);
+    close(s_stop_pipe[0]);
+    close(s_stop_pipe[1]);
+    return rc == ZMESH_OK ? 0 : 1;
+}

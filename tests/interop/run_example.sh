@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+#  run_example.sh - runs the Python examples of schemas/ZMP.md (pyzmq + msgpack,
+#  a plain REQ socket) against the real zmesh-broker and an echo zmesh-worker,
+#  and checks their output. It proves the spec's client side is enough to call
+#  a service from another binding. It must not skip: a missing Python module
+#  is a failure, because then nothing was proven.
+#
+#  Usage: run_example.sh ZMESH-BROKER ZMESH-WORKER ZMESH ZMP.md
+set -euo pipefail
+
+if [ "$#" -ne 4 ]; then
+    echo "usage: $0 zmesh-broker zmesh-worker zmesh ZMP.md" >&2
+    exit 2
+fi
+broker_bin=$1
+worker_bin=$2
+cli_bin=$3
+spec=$4
+
+#  The python3 on PATH may be a private build without Debian's modules.
+python=/usr/bin/python3
+
+fail() {
+    echo "interop: FAIL: $*" >&2
+    exit 1
+}
+
+now_ms() {
+    echo $(($(date +%s%N) / 1000000))
+}
+
+if ! [ -x "$python" ]; then
+    fail "$python not found: install python3 python3-zmq python3-msgpack"
+fi
+if ! "$python" -c 'import zmq, msgpack' 2>/dev/null; then
+    fail "$python cannot import zmq and msgpack: install python3-zmq python3-msgpack"
+fi
+for bin in "$broker_bin" "$worker_bin" "$cli_bin"; do
+    [ -x "$bin" ] || fail "not an executable: $bin"
+done
+[ -r "$spec" ] || fail "cannot read $spec"
+
+tmp=$(mktemp -d)
+broker_pid=""
+worker_pid=""
+
+#  Stops what we started and removes the directory, on success and failure
+#  alike. On failure the programs' logs are shown first: they say why.
+cleanup() {
+    local rc=$?
+    if [ -n "$worker_pid" ]; then
+        kill "$worker_pid" 2>/dev/null || true
+        wait "$worker_pid" 2>/dev/null || true
+    fi
+    if [ -n "$broker_pid" ]; then
+        kill "$broker_pid" 2>/dev/null || true
+        wait "$broker_pid" 2>/dev/null || true
+    fi
+    if [ "$rc" -ne 0 ]; then
+        for log in broker.log worker.log; do
+            if [ -s "$tmp/$log" ]; then
+                echo "---- $log" >&2
+                tail -n 50 "$tmp/$log" >&2
+            fi
+        done
+    fi
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+#  Writes the fenced ```python block that immediately follows the line
+#  "<!-- example: NAME -->" in the spec to FILE.
+extract() {
+    local name=$1 file=$2
+    awk -v tag="<!-- example: $name -->" '
+        $0 == tag { state = 1; next }
+        state == 1 && $0 == "```python" { state = 2; next }
+        state == 1 { exit 1 }
+        state == 2 && $0 == "```" { found = 1; exit }
+        state == 2 { print }
+        END { exit !found }
+    ' "$spec" >"$file" || fail "no \`\`\`python block right after <!-- example: $name --> in $spec"
+    [ -s "$file" ] || fail "the example '$name' in $spec is empty"
+}
+
+extract call "$tmp/call.py"
+extract errors "$tmp/errors.py"
+
+endpoint="ipc://$tmp/broker.ipc"
+
+"$broker_bin" --bind "$endpoint" --grace-ms 300 >"$tmp/broker.log" 2>&1 &
+broker_pid=$!
+"$worker_bin" --service echo --broker "$endpoint" >"$tmp/worker.log" 2>&1 &
+worker_pid=$!
+
+#  Waits until the broker lists an echo worker, so that the call below does
+#  not depend on the grace period.
+has_echo='
+import json, sys
+status = json.load(sys.stdin)
+sys.exit(0 if any(w.get("service") == "echo" for w in status.get("workers", [])) else 1)
+'
+deadline=$(($(now_ms) + 10000))
+while :; do
+    kill -0 "$broker_pid" 2>/dev/null || fail "zmesh-broker exited early"
+    kill -0 "$worker_pid" 2>/dev/null || fail "zmesh-worker exited early"
+    if timeout 5 "$cli_bin" status --json --broker "$endpoint" >"$tmp/status.json" 2>/dev/null &&
+        "$python" -c "$has_echo" <"$tmp/status.json" 2>/dev/null; then
+        break
+    fi
+    if [ "$(now_ms)" -ge "$deadline" ]; then
+        fail "no echo worker in 'zmesh status --json' after 10 s; last output: $(cat "$tmp/status.json")"
+    fi
+    sleep 0.05
+done
+
+#  The call example must print the echoed body as compact JSON, nothing else.
+rc=0
+out=$(ZMESH_BROKER="$endpoint" "$python" "$tmp/call.py") || rc=$?
+[ "$rc" -eq 0 ] || fail "the call example exited with status $rc; stdout: '$out'"
+expected='{"x":[1,2,3]}'
+[ "$out" = "$expected" ] || fail "the call example printed '$out', expected '$expected'"
+
+#  The errors example must see 404 once the 300 ms grace has passed.
+rc=0
+out=$(ZMESH_BROKER="$endpoint" "$python" "$tmp/errors.py") || rc=$?
+[ "$rc" -eq 0 ] || fail "the errors example exited with status $rc; stdout: '$out'"
+case "$out" in
+"404 "*) ;;
+*) fail "the errors example printed '$out', expected '404 <reason>'" ;;
+esac
+
+echo "interop: ok"

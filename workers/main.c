@@ -1,0 +1,350 @@
+//  main.c - zmesh-worker: serves one service through a zmesh broker with the built-in echo
+//  handler or an --exec program. It parses flags (with ZMESH_* environment fallbacks), owns
+//  SIGINT/SIGTERM (they stop the worker; a second one during shutdown kills the process), runs
+//  the library's worker loop and cleans up the children. It never asserts on argv or the
+//  environment: a bad value is a usage message and exit code 2.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "echo.h"
+#include "exec.h"
+#include "zm_log.h"
+#include "zm_proto.h"
+#include "zmesh.h"
+
+//  Exit codes, as README.md gives them for all zmesh programs.
+enum { S_EXIT_OK = 0, S_EXIT_FAILED = 1, S_EXIT_USAGE = 2 };
+
+static const char s_usage[] =
+    "usage: zmesh-worker --service NAME [--builtin echo | --exec CMD] [--threads N]\n"
+    "                    [--heartbeat-ms N] [--liveness N] [--broker EP] [--verbose]\n"
+    "\n"
+    "Serves the service NAME through a zmesh broker.\n"
+    "\n"
+    "Options:\n"
+    "  --service NAME     the service to serve (default: $ZMESH_SERVICE)\n"
+    "  --builtin echo     reply with the request, byte for byte (the default handler)\n"
+    "  --exec CMD         run `/bin/sh -c CMD`, one child per request in progress, kept\n"
+    "                     running across requests; each request is written to its stdin\n"
+    "                     as one JSON line and its next stdout line (JSON) is the reply.\n"
+    "                     A child that exits or writes a line that is not JSON fails that\n"
+    "                     request and is restarted. Its stderr is ours.\n"
+    "  --threads N        requests handled at once, 1..1024 (default: $ZMESH_THREADS, else 1)\n"
+    "  --heartbeat-ms N   heartbeat interval, 100..60000 (default 1000)\n"
+    "  --liveness N       silent intervals before the broker counts as dead, 2..100 (default 3)\n"
+    "  --broker EP        broker endpoint (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT
+    ")\n"
+    "  --verbose          log every request\n"
+    "  --help             show this help\n"
+    "\n"
+    "SIGINT or SIGTERM stops the worker (exit 0). Exit codes: 0 stopped, 1 failed (for example\n"
+    "refused by the broker), 2 usage.\n";
+
+//  The command line, after the environment fallbacks. Strings are borrowed from argv or environ.
+typedef struct {
+    const char *service;        //  --service, else $ZMESH_SERVICE; NULL if neither
+    const char *broker;         //  --broker, else $ZMESH_BROKER, else the default endpoint
+    const char *builtin;        //  --builtin NAME; NULL if not given
+    const char *exec;           //  --exec CMD; NULL if not given
+    int threads;                //  1..1024
+    int heartbeat_ms;           //  0: the library's default
+    int liveness;               //  0: the library's default
+    bool verbose;               //  --verbose
+    bool help;                  //  --help or -h
+    char error[256];            //  the first usage error; "" if none
+} s_args_t;
+
+//  What the signal handler needs. Set before the handlers are installed, cleared after they
+//  are removed.
+static zmesh_worker_t *volatile s_worker;
+static zw_exec_t *volatile s_exec;
+static volatile sig_atomic_t s_signal;      //  the signal that stopped us; 0 if none
+
+static void
+s_set_error(s_args_t *args, const char *format, const char *value)
+{
+    if (args->error[0] == '\0')             //  the first error is the one worth reporting
+        snprintf(args->error, sizeof args->error, format, value);
+}
+
+//  Parses an integer in [min, max]: an optional sign, digits, nothing after them.
+static bool
+s_parse_int(const char *text, int min, int max, int *value_p)
+{
+    errno = 0;
+    char *end = NULL;
+    long value = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno != 0 || value < min || value > max)
+        return false;
+    *value_p = (int) value;
+    return true;
+}
+
+//  A service a worker may register: a valid ZMP name outside the broker's own
+//  "zmesh." prefix. Checked here so a typo is a usage error, not a refusal.
+static bool
+s_service_valid(const char *service)
+{
+    return zm_proto_valid_name(service, strlen(service)) && strncmp(service, "zmesh.", 6) != 0;
+}
+
+//  Applies one option that takes a value.
+static void
+s_apply(s_args_t *args, const char *name, const char *value)
+{
+    if (strcmp(name, "--service") == 0)
+        args->service = value;
+    else if (strcmp(name, "--broker") == 0 && value[0] == '\0')
+        s_set_error(args, "option %s needs a non-empty endpoint", name);
+    else if (strcmp(name, "--broker") == 0)
+        args->broker = value;
+    else if (strcmp(name, "--builtin") == 0)
+        args->builtin = value;
+    else if (strcmp(name, "--exec") == 0)
+        args->exec = value;
+    else if (strcmp(name, "--threads") == 0) {
+        if (!s_parse_int(value, 1, 1024, &args->threads))
+            s_set_error(args, "--threads wants 1..1024, not '%s'", value);
+    }
+    else if (strcmp(name, "--heartbeat-ms") == 0) {
+        if (!s_parse_int(value, 100, 60000, &args->heartbeat_ms))
+            s_set_error(args, "--heartbeat-ms wants 100..60000, not '%s'", value);
+    }
+    else if (!s_parse_int(value, 2, 100, &args->liveness))  //  --liveness, the last one
+        s_set_error(args, "--liveness wants 2..100, not '%s'", value);
+}
+
+static bool
+s_takes_value(const char *name)
+{
+    static const char *names[] = {"--service", "--broker",       "--builtin", "--exec",
+                                  "--threads", "--heartbeat-ms", "--liveness"};
+    for (size_t index = 0; index < sizeof names / sizeof names[0]; index++) {
+        if (strcmp(name, names[index]) == 0)
+            return true;
+    }
+    return false;
+}
+
+//  Parses options as `--name value` or `--name=value`. No positional arguments exist.
+static void
+s_parse_args(int argc, char **argv, s_args_t *args)
+{
+    for (int index = 1; index < argc; index++) {
+        const char *arg = argv[index];
+        const char *equals = strchr(arg, '=');
+        size_t name_size = equals ? (size_t) (equals - arg) : strlen(arg);
+        char name[32];
+        if (arg[0] != '-' || name_size >= sizeof name) {
+            s_set_error(args, arg[0] == '-' ? "unknown option %s" : "unexpected argument '%s'",
+                        arg);
+            continue;
+        }
+        memcpy(name, arg, name_size);
+        name[name_size] = '\0';
+        const char *value = equals ? equals + 1 : NULL;
+        bool flag = strcmp(name, "--verbose") == 0 || strcmp(name, "--help") == 0
+                 || strcmp(name, "-h") == 0;
+        if (flag && value)
+            s_set_error(args, "option %s takes no value", name);
+        else if (flag && strcmp(name, "--verbose") == 0)
+            args->verbose = true;
+        else if (flag)
+            args->help = true;
+        else if (!s_takes_value(name))
+            s_set_error(args, "unknown option %s", name);
+        else if (!value && index + 1 >= argc)
+            s_set_error(args, "option %s needs a value", name);
+        else
+            s_apply(args, name, value ? value : argv[++index]);
+    }
+}
+
+//  Fills in the environment fallbacks and checks what only the whole command line can tell.
+static void
+s_check_args(s_args_t *args)
+{
+    const char *threads = getenv("ZMESH_THREADS");
+    if (args->threads == 0 && threads && threads[0]
+        && !s_parse_int(threads, 1, 1024, &args->threads))
+        s_set_error(args, "ZMESH_THREADS wants 1..1024, not '%s'", threads);
+    if (args->threads == 0)
+        args->threads = 1;
+    if (!args->service)
+        s_set_error(args, "%s", "missing --service NAME (or ZMESH_SERVICE)");
+    else if (!s_service_valid(args->service))
+        s_set_error(args, "bad service name '%s' (1 to 255 printable ASCII bytes, no space, "
+                          "not starting with zmesh.)", args->service);
+    if (args->builtin && args->exec)
+        s_set_error(args, "%s", "--builtin and --exec exclude each other");
+    if (args->builtin && strcmp(args->builtin, "echo") != 0)
+        s_set_error(args, "unknown --builtin '%s' (there is: echo)", args->builtin);
+    if (args->exec && args->exec[0] == '\0')
+        s_set_error(args, "%s", "--exec needs a command");
+}
+
+static void
+s_on_signal(int signal_number)
+{
+    if (s_signal != 0) {
+        //  A second signal while stopping: the user insists, die the default way.
+        signal(signal_number, SIG_DFL);
+        raise(signal_number);
+        return;
+    }
+    int saved_errno = errno;
+    s_signal = signal_number;
+    if (s_exec)
+        zw_exec_stop(s_exec);
+    if (s_worker)
+        zmesh_worker_stop(s_worker);
+    errno = saved_errno;
+}
+
+static void
+s_handle_signals(void (*handler)(int))
+{
+    struct sigaction action = {.sa_handler = handler};
+    sigemptyset(&action.sa_mask);
+    //  No SA_RESTART: a blocking poll in the worker loop should wake up and see the stop.
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+}
+
+//  Opens /dev/null on any of fds 0..2 that is closed, so that a pipe made later cannot land on
+//  them: a child's stdin pipe numbered 0 would lose its dup2 and close-on-exec at once.
+static void
+s_ensure_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDWR) != fd)
+            exit(S_EXIT_FAILED);
+    }
+}
+
+//  Writes text as a log value: in double quotes, with '"' and '\' escaped, control bytes as
+//  '?', cut at the buffer's size, so one value can never break a log line into two.
+static const char *
+s_quote(const char *text, char *buffer, size_t size)
+{
+    size_t used = 0;
+    buffer[used++] = '"';
+    for (; *text && used + 4 < size; text++) {
+        unsigned char byte = (unsigned char) *text;
+        if (byte == '"' || byte == '\\')
+            buffer[used++] = '\\';
+        buffer[used++] = byte < 0x20 || byte == 0x7f ? '?' : (char) byte;
+    }
+    buffer[used++] = '"';
+    buffer[used] = '\0';
+    return buffer;
+}
+
+//  The handler the library calls: the chosen one, plus a debug line per request.
+typedef struct {
+    zmesh_handler_fn *handler;  //  zw_echo_handler or zw_exec_handler
+    void *arg;                  //  borrowed: its argument
+} s_dispatch_t;
+
+static int
+s_handle(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    const s_dispatch_t *dispatch = arg;
+    int rc = dispatch->handler(request, reply_p, dispatch->arg);
+    zm_log_debug("zmesh-worker: request bytes=%zu reply_bytes=%zu ok=%s",
+                 zmesh_msg_size(request), *reply_p ? zmesh_msg_size(*reply_p) : 0,
+                 rc == ZMESH_OK ? "yes" : "no");
+    return rc;
+}
+
+static void
+s_log_outcome(const s_args_t *args, zmesh_worker_t *worker, int rc)
+{
+    if (rc == ZMESH_OK) {
+        const char *how = s_signal == SIGINT ? "SIGINT" : s_signal == SIGTERM ? "SIGTERM" : "stop";
+        zm_log_info("zmesh-worker: stopped service=%s by=%s", args->service, how);
+        return;
+    }
+    char detail[300];
+    zm_log_error("zmesh-worker: failed service=%s broker=%s error=\"%s\" detail=%s",
+                 args->service, args->broker, zmesh_strerror(rc),
+                 s_quote(zmesh_worker_error(worker), detail, sizeof detail));
+}
+
+//  Creates the worker, serves until stopped, and cleans up. Returns the exit code.
+static int
+s_serve(const s_args_t *args)
+{
+    int err = ZMESH_OK;
+    zmesh_worker_t *worker = zmesh_worker_new(args->broker, args->service, &err);
+    if (!worker) {
+        zm_log_error("zmesh-worker: failed service=%s broker=%s error=\"%s\"", args->service,
+                     args->broker, zmesh_strerror(err));
+        return err == ZMESH_EINVAL ? S_EXIT_USAGE : S_EXIT_FAILED;
+    }
+    zmesh_worker_set_threads(worker, args->threads);
+    if (args->heartbeat_ms || args->liveness)
+        zmesh_worker_set_heartbeat(worker, args->heartbeat_ms ? args->heartbeat_ms : 1000,
+                                   args->liveness ? args->liveness : 3);
+    zw_exec_t *bridge = args->exec ? zw_exec_new(args->exec) : NULL;
+    s_dispatch_t dispatch = {bridge ? zw_exec_handler : zw_echo_handler, bridge};
+    s_worker = worker;
+    s_exec = bridge;
+    s_handle_signals(s_on_signal);
+    char command[300] = "";
+    if (bridge)
+        s_quote(args->exec, command, sizeof command);
+    zm_log_info("zmesh-worker: started service=%s threads=%d broker=%s handler=%s%s%s",
+                args->service, args->threads, args->broker, bridge ? "exec" : "echo",
+                bridge ? " command=" : "", command);
+    int rc = zmesh_worker_run(worker, s_handle, &dispatch);
+    s_handle_signals(SIG_DFL);      //  from here on, a signal ends the cleanup at once
+    if (bridge)
+        zw_exec_stop(bridge);       //  also when run failed: no handler may wait on a child
+    s_worker = NULL;
+    s_exec = NULL;
+    s_log_outcome(args, worker, rc);
+    zmesh_worker_destroy(&worker);  //  first: no handler may run while the children go
+    zw_exec_destroy(&bridge);
+    if (rc == ZMESH_EINVAL)
+        return S_EXIT_USAGE;        //  the library could not use --broker
+    return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
+}
+
+int
+main(int argc, char **argv)
+{
+    //  We own SIGINT/SIGTERM: they must reach zmesh_worker_stop and the --exec bridge, and
+    //  CZMQ would otherwise install handlers of its own that only set a flag of its own.
+    bool sighandler_set = getenv("ZSYS_SIGHANDLER") != NULL;
+    setenv("ZSYS_SIGHANDLER", "false", 0);
+    s_args_t args = {.broker = ZMESH_DEFAULT_ENDPOINT};
+    const char *env_broker = getenv("ZMESH_BROKER");
+    const char *env_service = getenv("ZMESH_SERVICE");
+    if (env_broker && env_broker[0])
+        args.broker = env_broker;
+    if (env_service && env_service[0])
+        args.service = env_service;
+    s_parse_args(argc, argv, &args);
+    if (args.help) {
+        fputs(s_usage, stdout);
+        return S_EXIT_OK;
+    }
+    s_check_args(&args);
+    if (args.error[0]) {
+        fprintf(stderr, "zmesh-worker: %s\n\n%s", args.error, s_usage);
+        return S_EXIT_USAGE;
+    }
+    signal(SIGPIPE, SIG_IGN);       //  a dead child's pipe is an EPIPE we report, not our death
+    s_ensure_std_fds();
+    zm_log_init("zmesh-worker", args.verbose);  //  runs zsys_init, the one reader of it
+    if (!sighandler_set)
+        unsetenv("ZSYS_SIGHANDLER");    //  not for our --exec children to inherit
+    return s_serve(&args);
+}
