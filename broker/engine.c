@@ -192,6 +192,14 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
     zm_worker_t *worker;
     while (zm_service_queued(service) > 0 && (worker = zm_service_next_worker(service))) {
         zm_call_t *call = zm_service_dequeue(service);
+        if (call->deadline && now >= call->deadline) {
+            //  Expired since the last tick: never hand a worker a call nobody waits for.
+            s_reply_error(self, call->client, call->request_id, ZM_STATUS_EXPIRED,
+                          "the call's timeout passed before a worker took it");
+            self->counters.expired++;
+            zm_call_destroy(&call);
+            continue;
+        }
         call->ticket = ++self->next_ticket;
         call->worker = worker;
         call->worker_handle = zlistx_add_end(worker->inflight, call);
@@ -274,6 +282,7 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
     zm_service_t *service = s_service_require(self, command->service, now);
     if (!service) {
         s_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many services");
+        self->counters.rejected_busy++;
         return;
     }
     zm_worker_t *worker = zm_worker_new(routing_p, id, service, command, now);
@@ -292,7 +301,7 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
         s_kick(self, worker, "a worker REPLY status must be 200 or 500", now);
         return;
     }
-    zm_call_t *call = zhashx_lookup(self->calls, ZM_HASH_KEY(command->id));
+    zm_call_t *call = zm_hash_lookup(self->calls, command->id);
     if (!call || call->worker != worker) {
         //  Late (its call was already answered) or not this worker's: drop, count.
         zm_worker_on_event(worker, ZM_WORKER_STRAY, now);

@@ -6,9 +6,17 @@
 #include <czmq.h>
 #include <stdint.h>
 
-//  Returns an empty table; look keys up with ZM_HASH_KEY(id), id != 0.
+//  Returns an empty table; insert with ZM_HASH_KEY(id), id != 0.
 zhashx_t *zm_hash_new_u64(void);
 
 #define ZM_HASH_KEY(id) ((const void *) (uintptr_t) (id))
+
+//  Looks id up. An id of 0 is never stored, and CZMQ asserts on a NULL key,
+//  so 0 is answered here: ids come off the wire, where 0 is a legal value.
+static inline void *
+zm_hash_lookup(zhashx_t *self, uint64_t id)
+{
+    return id ? zhashx_lookup(self, ZM_HASH_KEY(id)) : NULL;
+}
 
 #endif

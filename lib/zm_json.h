@@ -17,11 +17,12 @@
 //  MessagePack -> JSON (compact: no spaces, map keys in the bytes' order):
 //      nil, bool             null, true/false
 //      int/uint (any width)  integer; a uint above INT64_MAX becomes a real
-//      float32/float64       real, written with up to 17 significant digits so
-//                            the value survives exactly (0.1 prints as
-//                            0.10000000000000001, 1.0 as 1.0); NaN and infinity
-//                            are errors because JSON cannot hold them
-//      str                   string; invalid UTF-8 is an error
+//      float32/float64       real, in jansson's %.17g form so the double
+//                            survives exactly (0.1 prints as
+//                            0.10000000000000001, 1.0 as 1.0, 1e20 as 1e20);
+//                            NaN and infinity are errors: JSON has no form
+//                            for them
+//      str                   string (NUL as \u0000); invalid UTF-8 is an error
 //      bin                   {"$bin":"<base64>"}
 //      ext                   {"$ext":<type>,"$bin":"<base64>"}
 //      array                 array
@@ -35,7 +36,8 @@
 //  the broker's own limit. The "$bin"/"$ext" objects are one-way: that JSON
 //  goes back as a map with those str keys, not as bin or ext. Non-str keys,
 //  uints above INT64_MAX and map keys holding NUL bytes do not come back
-//  either (jansson refuses "\u0000" in object keys).
+//  either (jansson refuses "\u0000" in object keys). Allocation failure
+//  aborts, as everywhere in zmesh.
 #ifndef ZM_JSON_H_INCLUDED
 #define ZM_JSON_H_INCLUDED
 
@@ -52,6 +54,7 @@ extern "C" {
 //  MessagePack. On ZMESH_OK *data_p is a malloc'ed buffer of *size_p bytes the
 //  caller frees. On ZMESH_EINVAL, error (may be NULL) gets a one-line reason
 //  such as "bad JSON at line 1 column 5: ..." and *data_p is untouched.
+//  On ZMESH_OK a non-NULL error is set to "".
 int zm_json_to_msgpack(const char *text, size_t length, char **data_p, size_t *size_p, char *error,
                        size_t error_size);
 
@@ -59,6 +62,8 @@ int zm_json_to_msgpack(const char *text, size_t length, char **data_p, size_t *s
 //  (no spaces, keys in the object's order), malloc'ed and NUL-terminated.
 //  ZMESH_EINVAL with a reason if the bytes are not exactly one well-formed
 //  object (truncated, trailing bytes, nesting over 64); *text_p is untouched.
+//  The reason reads "bad MessagePack at byte <offset>: <what>", the offset
+//  being where the offending item starts.
 int zm_msgpack_to_json(const void *data, size_t size, char **text_p, char *error,
                        size_t error_size);
 

@@ -154,12 +154,17 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
     return s_fail(error, ZM_STATUS_MALFORMED, "unknown command");
 }
 
-//  Reads the signature and command name; picks the command's shape.
+//  Reads the signature and command name and picks the command's shape.
+//  Returns NULL on failure; even then *seen_p is the command whose name was
+//  read, when there was one, so a refused READY can still be answered with
+//  DISCONNECT rather than REPLY.
 static const s_shape_t *
-s_decode_head(zm_reader_t *reader, uint32_t *fields_p, zm_proto_error_t *error)
+s_decode_head(zm_reader_t *reader, uint32_t *fields_p, const s_shape_t **seen_p,
+              zm_proto_error_t *error)
 {
     const char *text;
     size_t size;
+    *seen_p = NULL;
     if (!zm_reader_array(reader, fields_p) || *fields_p < 2) {
         s_fail(error, ZM_STATUS_MALFORMED, "header is not a msgpack array of 2 or more items");
         return NULL;
@@ -168,16 +173,16 @@ s_decode_head(zm_reader_t *reader, uint32_t *fields_p, zm_proto_error_t *error)
         s_fail(error, ZM_STATUS_MALFORMED, "header does not start with a signature string");
         return NULL;
     }
-    if (size != 4 || memcmp(text, ZM_PROTO_SIGNATURE, 4) != 0) {
-        if (size > 3 && memcmp(text, "ZMP", 3) == 0)
-            s_fail(error, ZM_STATUS_BAD_VERSION, "unsupported protocol version, this is ZMP1");
-        else
-            s_fail(error, ZM_STATUS_MALFORMED, "signature is not ZMP1");
-        return NULL;
-    }
-    const s_shape_t *shape = NULL;
+    bool signed_ok = size == 4 && memcmp(text, ZM_PROTO_SIGNATURE, 4) == 0;
+    if (!signed_ok && size > 3 && memcmp(text, "ZMP", 3) == 0)
+        s_fail(error, ZM_STATUS_BAD_VERSION, "unsupported protocol version, this is ZMP1");
+    else if (!signed_ok)
+        s_fail(error, ZM_STATUS_MALFORMED, "signature is not ZMP1");
     if (zm_reader_str(reader, &text, &size))
-        shape = s_shape_named(text, size);
+        *seen_p = s_shape_named(text, size);
+    if (!signed_ok)
+        return NULL;
+    const s_shape_t *shape = *seen_p;
     if (!shape)
         s_fail(error, ZM_STATUS_MALFORMED, "unknown command");
     else if (*fields_p < shape->min_fields || *fields_p > shape->max_fields) {
@@ -216,15 +221,19 @@ zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
     zframe_t *header = zmsg_next(msg);
     if (!header)
         return s_fail(error, ZM_STATUS_MALFORMED, "no header frame");
-    if (zframe_size(header) > ZM_HEADER_MAX)
-        return s_fail(error, ZM_STATUS_TOO_BIG, "header frame is over 512 bytes");
+    //  The reader is bounded, so reading the head of an oversized header is
+    //  safe, and tells who to answer and how.
     zm_reader_t reader;
     zm_reader_init(&reader, zframe_data(header), zframe_size(header));
     uint32_t fields;
-    const s_shape_t *shape = s_decode_head(&reader, &fields, error);
+    const s_shape_t *seen;
+    const s_shape_t *shape = s_decode_head(&reader, &fields, &seen, error);
+    if (seen)
+        self->cmd = seen->cmd;
+    if (zframe_size(header) > ZM_HEADER_MAX)
+        return s_fail(error, ZM_STATUS_TOO_BIG, "header frame is over 512 bytes");
     if (!shape)
         return false;
-    self->cmd = shape->cmd;
     if (!s_decode_fields(self, &reader, fields, error))
         return false;
     if (!zm_reader_done(&reader))

@@ -81,8 +81,10 @@ void zm_proto_reset(zm_proto_t *self);
 
 //  Decodes msg, which starts at the empty delimiter: [empty][header][body?].
 //  Returns true and fills self (taking the body frame out of msg) on success.
-//  Returns false and fills *error on any malformed input. msg stays the
-//  caller's either way. limits may be NULL for the defaults.
+//  Returns false and fills *error on any malformed input; self->cmd then
+//  names the command if its name could be read (0 if not), so the caller
+//  knows whether a would-be worker or a client is to be answered. msg stays
+//  the caller's either way. limits may be NULL for the defaults.
 bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
                      zm_proto_error_t *error);
 

@@ -186,7 +186,7 @@ s_read_reply(zmesh_client_t *self)
     zm_proto_limits_t limits = {.max_body = S_REPLY_MAX, .check_body = false};
     s_done_t *done = NULL;
     if (zm_proto_decode(&reply, msg, &limits, &error) && reply.cmd == ZM_CMD_REPLY) {
-        s_call_t *call = zhashx_lookup(self->pending, ZM_HASH_KEY(reply.id));
+        s_call_t *call = zm_hash_lookup(self->pending, reply.id);
         if (call) {
             char text[ZM_REASON_MAX + 1] = "";
             int rc = zm_proto_status_error(reply.status);
@@ -277,7 +277,7 @@ zmesh_client_call(zmesh_client_t *self, const char *service, const void *request
         s_done_t *done = s_next_completion(self, INT64_MAX);
         if (!done) {
             //  Interrupted (SIGINT): give the call up rather than hang.
-            s_call_t *call = zhashx_lookup(self->pending, ZM_HASH_KEY(id));
+            s_call_t *call = zm_hash_lookup(self->pending, id);
             if (call) {
                 s_done_t *given_up = s_complete(self, call, ZMESH_ECLOSED, NULL, NULL);
                 s_done_destroy((void **) &given_up);
