@@ -57,7 +57,7 @@ const void *zmesh_msg_data(const zmesh_msg_t *self);
 size_t zmesh_msg_size(const zmesh_msg_t *self);
 
 //  Checks that data holds exactly one well-formed MessagePack object with
-//  at most max_depth levels of nesting (0 means the library default, 64).
+//  at most max_depth levels of nesting (0, or more than 64, means 64).
 //  Returns ZMESH_OK or ZMESH_EINVAL. Allocates nothing; safe on any bytes.
 int zmesh_msgpack_check(const void *data, size_t size, int max_depth);
 

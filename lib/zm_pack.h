@@ -12,7 +12,8 @@
 #define ZM_PACK_DEPTH_MAX 64          //  default nesting bound of payloads
 
 //  Returns ZMESH_OK if data holds exactly one well-formed object nested at
-//  most max_depth deep (<= 0 means ZM_PACK_DEPTH_MAX), ZMESH_EINVAL otherwise.
+//  most max_depth deep, ZMESH_EINVAL otherwise. max_depth <= 0 or over
+//  ZM_PACK_DEPTH_MAX means ZM_PACK_DEPTH_MAX: the walk's stack is that deep.
 //  Counts are checked against the bytes left, so hostile headers cost nothing.
 int zm_pack_check(const void *data, size_t size, int max_depth);
 

@@ -154,6 +154,19 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
     return s_fail(error, ZM_STATUS_MALFORMED, "unknown command");
 }
 
+//  True for "ZMP" followed by a version number: another version of ZMP,
+//  answered 505, rather than garbage, answered 400.
+static bool
+s_other_version(const char *text, size_t size)
+{
+    if (size < 4 || memcmp(text, "ZMP", 3) != 0)
+        return false;
+    for (size_t i = 3; i < size; i++)
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+    return true;
+}
+
 //  Reads the signature and command name and picks the command's shape.
 //  Returns NULL on failure; even then *seen_p is the command whose name was
 //  read, when there was one, so a refused READY can still be answered with
@@ -174,7 +187,7 @@ s_decode_head(zm_reader_t *reader, uint32_t *fields_p, const s_shape_t **seen_p,
         return NULL;
     }
     bool signed_ok = size == 4 && memcmp(text, ZM_PROTO_SIGNATURE, 4) == 0;
-    if (!signed_ok && size > 3 && memcmp(text, "ZMP", 3) == 0)
+    if (!signed_ok && s_other_version(text, size))
         s_fail(error, ZM_STATUS_BAD_VERSION, "unsupported protocol version, this is ZMP1");
     else if (!signed_ok)
         s_fail(error, ZM_STATUS_MALFORMED, "signature is not ZMP1");

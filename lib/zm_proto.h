@@ -84,7 +84,8 @@ void zm_proto_reset(zm_proto_t *self);
 //  Returns false and fills *error on any malformed input; self->cmd then
 //  names the command if its name could be read (0 if not), so the caller
 //  knows whether a would-be worker or a client is to be answered. msg stays
-//  the caller's either way. limits may be NULL for the defaults.
+//  the caller's either way. limits NULL means a body of at most
+//  ZM_BODY_MAX_DEFAULT bytes, not checked as MessagePack.
 bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
                      zm_proto_error_t *error);
 
