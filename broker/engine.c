@@ -452,16 +452,19 @@ zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_
     assert(routing);
     char id[S_ID_MAX];
     zm_worker_t *worker = zhashx_lookup(self->workers, s_hex(id, routing));
+    if (worker) {
+        //  Its calls are answered 502 and counted there; the worker is counted
+        //  once, not the heartbeat or request that found it gone.
+        self->counters.workers_unreachable++;
+        zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
+        s_retire(self, worker, full ? "queue full" : "unreachable", now);
+        return;
+    }
     if (full)
         self->counters.dropped_peer_full++;
     else
         self->counters.dropped_unroutable++;
-    if (worker) {
-        zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
-        s_retire(self, worker, full ? "queue full" : "unroutable", now);
-    }
-    else
-        zm_log_debug("broker: undeliverable peer=%s reason=%s", id, full ? "full" : "gone");
+    zm_log_debug("broker: undeliverable peer=%s reason=%s", id, full ? "full" : "gone");
 }
 
 static void

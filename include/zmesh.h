@@ -113,7 +113,8 @@ int zmesh_client_call(zmesh_client_t *self, const char *service, const void *req
 
 //  Sends a call without waiting; *request_id_p (may be NULL) gets its id.
 //  The broker and zmesh_client_recv give up on it after timeout_ms (> 0).
-//  Returns ZMESH_OK, ZMESH_EINVAL (bad service name) or ZMESH_ETOOBIG.
+//  Returns ZMESH_OK, ZMESH_EINVAL (bad service name, or the request is not
+//  one MessagePack object), ZMESH_ETOOBIG or ZMESH_ESYS.
 int zmesh_client_send(zmesh_client_t *self, const char *service, const void *request,
                       size_t size, int timeout_ms, uint64_t *request_id_p);
 
@@ -165,8 +166,9 @@ void zmesh_worker_set_heartbeat(zmesh_worker_t *self, int interval_ms, int liven
 //  SIGINT/SIGTERM; reconnects and re-registers when the broker goes silent.
 //  Returns ZMESH_OK when stopped, ZMESH_EPROTO if the broker refused it
 //  (zmesh_worker_error() tells why), ZMESH_EINVAL if the endpoint is not one
-//  libzmq can connect to, ZMESH_ESYS if a socket failed. Calls still running
-//  when it stops are not waited for: the broker answers them WORKER_LOST.
+//  libzmq can connect to, ZMESH_ESYS if a socket failed. On a stop it sends
+//  DISCONNECT first, so the broker answers calls still running WORKER_LOST at
+//  once; it then returns when every running handler has returned.
 int zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg);
 
 //  Asks a running zmesh_worker_run to return. Safe to call from any

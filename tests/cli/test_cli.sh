@@ -207,7 +207,7 @@ run "$zmesh_bin" status
 expect "status" 0
 for text in SERVICES WORKERS COUNTERS echo upper garbled calls replies rejected_malformed \
     rejected_too_big rejected_bad_version rejected_busy rejected_no_service expired \
-    worker_lost workers_expired workers_kicked dropped_unroutable dropped_late_reply; do
+    worker_lost workers_expired workers_kicked workers_unreachable dropped_unroutable dropped_late_reply; do
     expect_in "status table shows $text" "$tmp/out" "$text"
 done
 

@@ -40,9 +40,14 @@ struct zm_proc {
 };
 
 struct zm_harness {
-    char dir[PATH_MAX];               //  mkdtemp directory, removed by destroy
+    char dir[256];                    //  mkdtemp directory, removed by destroy
     zm_proc_t *procs[ZM_HARNESS_PROCS_MAX];    //  owned, in start order
     size_t proc_count;
+    struct {
+        void *object;                 //  owned
+        zm_destroy_fn *destroy;
+    } objects[ZM_HARNESS_OBJECTS_MAX];
+    size_t object_count;
 };
 
 static const char *s_broker_bin;      //  borrowed from argv
@@ -104,7 +109,10 @@ zm_harness_new(void)
     zm_harness_t *self = calloc(1, sizeof *self);
     assert(self);
     const char *tmp = getenv("TMPDIR");
-    snprintf(self->dir, sizeof self->dir, "%s/zmesh-it-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    //  ipc:// paths in it must stay well under the 107 bytes of sun_path.
+    int length = snprintf(self->dir, sizeof self->dir, "%s/zmesh-it-XXXXXX",
+                          tmp && *tmp && strlen(tmp) < 64 ? tmp : "/tmp");
+    assert(length > 0 && (size_t) length < sizeof self->dir);
     char *made = mkdtemp(self->dir);
     assert(made);
     return self;
@@ -115,6 +123,35 @@ zm_harness_dir(const zm_harness_t *self)
 {
     assert(self);
     return self->dir;
+}
+
+void
+zm_harness_adopt(zm_harness_t *self, void *object, zm_destroy_fn *destroy)
+{
+    assert(self);
+    assert(object);
+    assert(destroy);
+    assert(self->object_count < ZM_HARNESS_OBJECTS_MAX);
+    self->objects[self->object_count].object = object;
+    self->objects[self->object_count].destroy = destroy;
+    self->object_count++;
+}
+
+static void
+s_client_destroy(void **client_p)
+{
+    zmesh_client_destroy((zmesh_client_t **) client_p);
+}
+
+zmesh_client_t *
+zm_harness_client(zm_harness_t *self, const char *endpoint)
+{
+    assert(self);
+    assert(endpoint);
+    zmesh_client_t *client = zmesh_client_new(endpoint, NULL);
+    if (client)
+        zm_harness_adopt(self, client, s_client_destroy);
+    return client;
 }
 
 pid_t
@@ -414,6 +451,10 @@ zm_harness_destroy(zm_harness_t **self_p)
     zm_harness_t *self = *self_p;
     if (!self)
         return 0;
+    while (self->object_count > 0) {
+        self->object_count--;
+        self->objects[self->object_count].destroy(&self->objects[self->object_count].object);
+    }
     for (size_t i = 0; i < self->proc_count; i++)
         zm_harness_kill(self->procs[i], SIGTERM);
     if (!zm_harness_wait_until(s_all_reaped, self, ZM_HARNESS_STOP_MS))
@@ -443,6 +484,24 @@ zm_harness_destroy(zm_harness_t **self_p)
     free(self);
     *self_p = NULL;
     return failed;
+}
+
+int
+zm_harness_setup(void **state)
+{
+    *state = zm_harness_new();
+    return 0;
+}
+
+int
+zm_harness_teardown(void **state)
+{
+    zm_harness_t *self = *state;
+    int failed = zm_harness_destroy(&self);
+    *state = NULL;
+    if (failed)
+        fprintf(stderr, "harness: %d child(ren) did not exit cleanly after SIGTERM\n", failed);
+    return failed ? -1 : 0;
 }
 
 //  ---------------------------------------------------------------------

@@ -15,7 +15,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "zmesh.h"
+
 #define ZM_HARNESS_PROCS_MAX 32       //  processes per harness
+#define ZM_HARNESS_OBJECTS_MAX 32     //  adopted objects per harness
 #define ZM_HARNESS_COUNTERS_MAX 32    //  counters kept from one status reply
 #define ZM_HARNESS_START_MS 10000     //  how long a broker may take to print its endpoint
 #define ZM_HARNESS_STOP_MS 10000      //  SIGTERM to SIGKILL (ASan's leak check takes time)
@@ -47,14 +50,27 @@ void zm_harness_init(int argc, char **argv);
 //  Creates a harness with a fresh mkdtemp directory. Never NULL (aborts).
 zm_harness_t *zm_harness_new(void);
 
-//  Sends SIGTERM to every child still running, waits ZM_HARNESS_STOP_MS,
-//  then SIGKILLs and reaps the rest; removes the directory (kept if
+//  Destroys the adopted objects, then sends SIGTERM to every child still
+//  running, waits ZM_HARNESS_STOP_MS, then SIGKILLs and reaps the rest; removes the directory (kept if
 //  ZMESH_IT_KEEP is set). Returns how many children it stopped did not exit
 //  0, and prints their logs. Sets *self_p to NULL.
 int zm_harness_destroy(zm_harness_t **self_p);
 
+//  cmocka fixtures: *state becomes a new harness; teardown destroys it and
+//  fails (-1) if a child it stopped did not exit cleanly.
+int zm_harness_setup(void **state);
+int zm_harness_teardown(void **state);
+
 //  The temporary directory, borrowed.
 const char *zm_harness_dir(const zm_harness_t *self);
+
+//  Destroys an object in teardown, so that a failed assert (which leaves the
+//  test function at once) leaks nothing. The test must not destroy it itself.
+typedef void(zm_destroy_fn)(void **object_p);
+void zm_harness_adopt(zm_harness_t *self, void *object, zm_destroy_fn *destroy);
+
+//  A new client of endpoint, owned by the harness (see adopt). NULL on failure.
+zmesh_client_t *zm_harness_client(zm_harness_t *self, const char *endpoint);
 
 //  Starts argv[0] with argv. stdout goes to a pipe read by
 //  zm_harness_read_line if pipe_stdout, else to the log; stderr always goes

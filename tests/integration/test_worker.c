@@ -3,7 +3,7 @@
 //  modes whose behaviour the tests can predict: echo, tag (wraps the
 //  request with a tag naming this worker), fail (handler error), slow
 //  (sleeps the requested ms, then echoes) and hang (blocks until stopped).
-//  SIGINT/SIGTERM stop it cleanly (exit 0) and wake sleeping handlers. It
+//  SIGINT/SIGTERM stop it cleanly (exit 0) and wake hanging handlers. It
 //  must stay trivial: it is a fixture, not code under test.
 #include "zmesh.h"
 
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_EXIT_USAGE 2
@@ -46,15 +47,13 @@ s_on_signal(int signal_number)
     errno = saved;
 }
 
-//  Waits up to timeout_ms (-1: forever) or until the worker is stopping.
-//  True if it is stopping.
-static bool
-s_wait_stop(int timeout_ms)
+//  Blocks until the worker is stopping.
+static void
+s_wait_stop(void)
 {
     struct pollfd item = {.fd = s_stop_pipe[0], .events = POLLIN};
-    while (poll(&item, 1, timeout_ms) < 0 && errno == EINTR)
+    while (poll(&item, 1, -1) < 0 && errno == EINTR)
         ;
-    return s_stopping;
 }
 
 static int
@@ -106,7 +105,7 @@ s_fail(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
     return s_failure(reply_p, "failed on purpose");
 }
 
-//  The request is a msgpack uint: sleep that many ms (woken by a stop), echo.
+//  The request is a msgpack uint: sleep that many ms, then echo.
 static int
 s_slow(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
 {
@@ -121,7 +120,11 @@ s_slow(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
     msgpack_unpacked_destroy(&result);
     if (!ok)
         return s_failure(reply_p, "slow wants a uint of at most 600000 ms");
-    s_wait_stop(sleep_ms);
+    //  A plain sleep, deaf to stop requests: a stopping worker must leave the
+    //  call to the broker (WORKER_LOST), not answer it early.
+    struct timespec left = {sleep_ms / 1000, (long) (sleep_ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
     return s_echo(request, reply_p, arg);
 }
 
@@ -130,7 +133,7 @@ s_hang(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
 {
     (void) request;
     (void) arg;
-    s_wait_stop(-1);
+    s_wait_stop();
     return s_failure(reply_p, "stopped while hanging");
 }
 
@@ -223,12 +226,14 @@ main(int argc, char **argv)
     zmesh_worker_set_heartbeat(worker, args.heartbeat_ms, args.liveness);
     s_worker = worker;
     rc = s_stopping ? ZMESH_OK : zmesh_worker_run(worker, s_handler_of(args.mode), &args);
+    //  From here a signal changes nothing: ignore it rather than touch a freed worker.
+    action.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
     s_worker = NULL;
     if (rc != ZMESH_OK)
         fprintf(stderr, "test-worker: run failed: %s (%s)\n", zmesh_strerror(rc),
                 zmesh_worker_error(worker));
     zmesh_worker_destroy(&worker);
-    close(s_stop_pipe[0]);
-    close(s_stop_pipe[1]);
     return rc == ZMESH_OK ? 0 : 1;
 }

@@ -1485,12 +1485,12 @@ test_engine_send_failure_retires_worker(void **state)
     s_send_failed(engine, "W1", false, S_T0 + 10);
     s_expect_error(engine, "C1", 1, ZM_STATUS_WORKER_LOST, NULL);
     s_expect_empty(engine);                     //  nothing more to a peer that is gone
-    S_COUNTERS(.calls = 2, .worker_lost = 1, .dropped_unroutable = 1);
+    S_COUNTERS(.calls = 2, .worker_lost = 1, .workers_unreachable = 1);
 
     s_send_failed(engine, "W2", true, S_T0 + 11);
     s_expect_error(engine, "C2", 2, ZM_STATUS_WORKER_LOST, NULL);
     s_expect_empty(engine);
-    S_COUNTERS(.calls = 2, .worker_lost = 2, .dropped_unroutable = 1, .dropped_peer_full = 1);
+    S_COUNTERS(.calls = 2, .worker_lost = 2, .workers_unreachable = 2);
     s_call(engine, "C1", 3, "echo", 0, S_BODY, S_T0 + 12);      //  no worker left: queued
     s_expect_empty(engine);
 }
