@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "line_reader.h"
 #include "zm_json.h"
+#include "zm_line.h"
 #include "zm_proto.h"
 
 #define S_WINDOW 32                 //  calls in flight at most, in stdin mode
@@ -156,7 +156,8 @@ s_read_lines(s_pipeline_t *self, zm_line_reader_t *reader)
     while (self->count < S_WINDOW && !self->failed) {
         char *line = NULL;
         size_t length = 0;
-        zm_line_status_t status = zm_line_reader_next(reader, self->count == 0, &line, &length);
+        int timeout_ms = self->count == 0 ? -1 : 0;
+        zm_line_status_t status = zm_line_reader_next(reader, timeout_ms, &line, &length);
         if (status == ZM_LINE_NONE)
             return false;
         if (status == ZM_LINE_EOF)

@@ -29,12 +29,12 @@
 
 #include "zm_alloc.h"
 #include "zm_json.h"
+#include "zm_line.h"
 #include "zm_log.h"
 
 extern char **environ;
 
 #define S_LINE_MAX (64u << 20)      //  longest reply line accepted from a child, in bytes
-#define S_BUFFER_INITIAL 65536      //  first size of a child's read buffer
 #define S_SLICE_MS 100              //  poll slice between two looks at the stop flag
 #define S_STOP_GRACE_MS 2000        //  how long a child may still answer once we are stopping
 #define S_EXIT_GRACE_MS 1000        //  from SIGTERM to SIGKILL when the bridge is destroyed
@@ -43,16 +43,12 @@ extern char **environ;
 //  zw_exec_stop runs in signal handlers: the flag must be a lock-free atomic.
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic int must be lock-free for signal handlers");
 
-//  One child process and the bytes read from it.
+//  One child process and the lines read from it.
 typedef struct {
     pid_t pid;                  //  the child's pid and process group; 0 when none runs
     int to_child;               //  write end of its stdin, non-blocking; -1 when none
     int from_child;             //  read end of its stdout, non-blocking; -1 when none
-    char *buffer;               //  owned: bytes of its stdout not yet consumed
-    size_t capacity;            //  size of buffer
-    size_t start;               //  first unconsumed byte
-    size_t end;                 //  one past the last byte read
-    size_t scanned;             //  bytes after start known to hold no '\n'
+    zm_line_reader_t *reader;   //  owned: reads from_child; NULL when none runs
     bool busy;                  //  a handler holds it; guarded by the bridge's lock
 } s_child_t;
 
@@ -101,10 +97,11 @@ s_describe_status(int status, char *buffer, size_t size)
         snprintf(buffer, size, "status=%d", status);
 }
 
-//  Closes the pipes and forgets the child, which the caller has reaped.
+//  Closes the pipes, drops what was read and forgets the child, which the caller has reaped.
 static void
 s_child_reset(s_child_t *child)
 {
+    zm_line_reader_destroy(&child->reader);
     if (child->to_child >= 0)
         close(child->to_child);
     if (child->from_child >= 0)
@@ -112,7 +109,6 @@ s_child_reset(s_child_t *child)
     child->to_child = -1;
     child->from_child = -1;
     child->pid = 0;
-    child->start = child->end = child->scanned = 0;
 }
 
 //  Kills the child's whole process group (the shell may have forked the command) and reaps it.
@@ -222,29 +218,43 @@ s_child_start(zw_exec_t *self, s_child_t *child, char *reason, size_t size)
     child->pid = pid;
     child->to_child = to_child[1];
     child->from_child = from_child[0];
-    child->start = child->end = child->scanned = 0;
+    child->reader = zm_line_reader_new(child->from_child, S_LINE_MAX);
     zm_log_info("zmesh-worker: child started pid=%d", (int) pid);
     return 0;
 }
 
-//  Waits until fd is ready for events, in slices, looking at the stop flag in between. Returns
-//  0 when ready (or broken: the next read or write says how), -1 with a reason when the worker
-//  is stopping and the grace that started at *give_up_at_p (0: not yet) has passed.
+//  Says how long the next wait may last: a slice, so that the stop flag is looked at between
+//  two, cut short when the worker is stopping and the grace that started at *give_up_at_p (0:
+//  not yet) is running out. Returns 0 with *timeout_ms_p, or -1 with a reason once it has run out.
+static int
+s_slice(zw_exec_t *self, int64_t *give_up_at_p, int *timeout_ms_p, char *reason, size_t size)
+{
+    *timeout_ms_p = S_SLICE_MS;
+    if (!atomic_load(&self->stopping))
+        return 0;
+    int64_t now = s_now_ms();
+    if (*give_up_at_p == 0)
+        *give_up_at_p = now + S_STOP_GRACE_MS;
+    if (now >= *give_up_at_p) {
+        snprintf(reason, size, "the worker is stopping and the command did not answer");
+        return -1;
+    }
+    if (*give_up_at_p - now < S_SLICE_MS)
+        *timeout_ms_p = (int) (*give_up_at_p - now);
+    return 0;
+}
+
+//  Waits until fd is ready for events, in slices (see s_slice). Returns 0 when ready (or
+//  broken: the next write says how), -1 with a reason when the stop grace has run out.
 static int
 s_wait(zw_exec_t *self, int fd, short events, int64_t *give_up_at_p, char *reason, size_t size)
 {
     while (true) {
-        if (atomic_load(&self->stopping)) {
-            int64_t now = s_now_ms();
-            if (*give_up_at_p == 0)
-                *give_up_at_p = now + S_STOP_GRACE_MS;
-            if (now >= *give_up_at_p) {
-                snprintf(reason, size, "the worker is stopping and the command did not answer");
-                return -1;
-            }
-        }
+        int timeout_ms = 0;
+        if (s_slice(self, give_up_at_p, &timeout_ms, reason, size) != 0)
+            return -1;
         struct pollfd item = {.fd = fd, .events = events};
-        int ready = poll(&item, 1, S_SLICE_MS);
+        int ready = poll(&item, 1, timeout_ms);
         if (ready > 0)
             return 0;
         if (ready < 0 && errno != EINTR) {
@@ -281,65 +291,31 @@ s_write_all(zw_exec_t *self, s_child_t *child, const char *data, size_t size,
     return 0;
 }
 
-//  Makes room to read more of the child's stdout: moves unread bytes to the front, then grows.
-static void
-s_make_room(s_child_t *child)
-{
-    if (child->start > 0) {
-        memmove(child->buffer, child->buffer + child->start, child->end - child->start);
-        child->end -= child->start;
-        child->start = 0;
-    }
-    if (child->buffer && child->end < child->capacity)
-        return;
-    size_t capacity = child->capacity ? child->capacity * 2 : S_BUFFER_INITIAL;
-    if (capacity > S_LINE_MAX + 1)
-        capacity = S_LINE_MAX + 1;  //  the caller refuses more than S_LINE_MAX unread bytes
-    char *buffer = realloc(child->buffer, capacity);
-    if (!buffer)
-        abort();                    //  out of memory aborts, as zm_alloc does
-    child->buffer = buffer;
-    child->capacity = capacity;
-}
-
-//  Reads one line from the child's stdout into *line_p (NUL-terminated, without its "\n",
-//  borrowed until the next read). Returns 0, or -1 with a reason.
+//  Reads one line from the child's stdout into *line_p (NUL-terminated, without its "\n" or
+//  "\r\n", borrowed until the next read), in slices (see s_slice). A last line that the end of
+//  its stdout cuts off is no reply: the child died mid-line. Returns 0, or -1 with a reason.
 static int
 s_read_line(zw_exec_t *self, s_child_t *child, int64_t *give_up_at_p, char **line_p,
             size_t *length_p, char *reason, size_t size)
 {
     while (true) {
-        char *from = child->buffer + child->start + child->scanned;
-        char *newline = child->buffer ? memchr(from, '\n', child->end - child->start
-                                                               - child->scanned)
-                                      : NULL;
-        if (newline) {
-            *newline = '\0';
-            *line_p = child->buffer + child->start;
-            *length_p = (size_t) (newline - *line_p);
-            child->start = (size_t) (newline - child->buffer) + 1;
-            child->scanned = 0;
-            return 0;
-        }
-        child->scanned = child->end - child->start;
-        if (child->end - child->start > S_LINE_MAX) {
-            snprintf(reason, size, "the command wrote a line over %u bytes", S_LINE_MAX);
+        int timeout_ms = 0;
+        if (s_slice(self, give_up_at_p, &timeout_ms, reason, size) != 0)
             return -1;
-        }
-        s_make_room(child);
-        ssize_t got = read(child->from_child, child->buffer + child->end,
-                           child->capacity - child->end);
-        if (got > 0)
-            child->end += (size_t) got;
-        else if (got == 0) {
+        zm_line_status_t status = zm_line_reader_next(child->reader, timeout_ms, line_p, length_p);
+        if (status == ZM_LINE_OK && zm_line_reader_terminated(child->reader))
+            return 0;
+        switch (status) {
+        case ZM_LINE_OK:            //  a last line with no "\n": no reply
+        case ZM_LINE_EOF:
             snprintf(reason, size, "the command closed its stdout or exited");
             return -1;
-        }
-        else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (s_wait(self, child->from_child, POLLIN, give_up_at_p, reason, size) != 0)
-                return -1;
-        }
-        else if (errno != EINTR) {
+        case ZM_LINE_NONE:
+            break;                  //  not yet, or a signal: look at the stop flag again
+        case ZM_LINE_TOOLONG:
+            snprintf(reason, size, "the command wrote a line over %u bytes", S_LINE_MAX);
+            return -1;
+        case ZM_LINE_ERROR:
             snprintf(reason, size, "cannot read from the command: %s", strerror(errno));
             return -1;
         }
@@ -504,10 +480,8 @@ zw_exec_destroy(zw_exec_t **self_p)
             kill(-child->pid, SIGTERM);
     }
     s_reap_all(self);
-    for (size_t index = 0; index < self->count; index++) {
-        free(self->children[index]->buffer);
-        free(self->children[index]);
-    }
+    for (size_t index = 0; index < self->count; index++)
+        free(self->children[index]);    //  reaped above: pipes and reader already gone
     free(self->children);
     pthread_mutex_destroy(&self->lock);
     free(self->command);
