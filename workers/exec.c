@@ -10,6 +10,7 @@
 
 #include "exec.h"
 
+#include <czmq.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -76,14 +77,6 @@ zw_exec_stop(zw_exec_t *self)
 {
     assert(self);
     atomic_store(&self->stopping, 1);
-}
-
-static int64_t
-s_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 static void
@@ -232,7 +225,7 @@ s_slice(zw_exec_t *self, int64_t *give_up_at_p, int *timeout_ms_p, char *reason,
     *timeout_ms_p = S_SLICE_MS;
     if (!atomic_load(&self->stopping))
         return 0;
-    int64_t now = s_now_ms();
+    int64_t now = zclock_mono();
     if (*give_up_at_p == 0)
         *give_up_at_p = now + S_STOP_GRACE_MS;
     if (now >= *give_up_at_p) {
@@ -440,7 +433,7 @@ zw_exec_handler(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
 static void
 s_reap_all(zw_exec_t *self)
 {
-    int64_t deadline = s_now_ms() + S_EXIT_GRACE_MS;
+    int64_t deadline = zclock_mono() + S_EXIT_GRACE_MS;
     size_t running = self->count;
     while (running > 0) {
         running = 0;
@@ -455,7 +448,7 @@ s_reap_all(zw_exec_t *self)
             }
             running += child->pid > 0;
         }
-        if (running > 0 && s_now_ms() >= deadline)
+        if (running > 0 && zclock_mono() >= deadline)
             break;
         if (running > 0)
             nanosleep(&(struct timespec){.tv_nsec = 10 * 1000000}, NULL);
