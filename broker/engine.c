@@ -104,14 +104,21 @@ s_hex(char *buffer, zframe_t *routing)
     return buffer;
 }
 
-//  Queues command for routing (a copy of the frame is made when keep).
+//  Queues command for the peer *routing_p, taking the routing frame.
+static void
+s_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command)
+{
+    zmsg_t *msg = zm_proto_encode(command);
+    zmsg_prepend(msg, routing_p);
+    zlistx_add_end(self->outbox, msg);
+}
+
+//  Queues command for routing, which the caller keeps.
 static void
 s_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command)
 {
-    zmsg_t *msg = zm_proto_encode(command);
     zframe_t *copy = zframe_dup(routing);
-    zmsg_prepend(msg, &copy);
-    zlistx_add_end(self->outbox, msg);
+    s_emit(self, &copy, command);
 }
 
 //  Answers a caller. Takes *body_p when given.
@@ -320,7 +327,15 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
             self->counters.replies++;
         else
             self->counters.handler_errors++;
-        s_reply(self, call->client, call->request_id, command->status, &command->body);
+        //  The hot path: header rewritten, body and routing frame moved, nothing copied.
+        zm_proto_t reply;
+        zm_proto_init(&reply);
+        reply.cmd = ZM_CMD_REPLY;
+        reply.id = call->request_id;
+        reply.status = command->status;
+        reply.body = command->body;
+        command->body = NULL;
+        s_emit(self, &call->client, &reply);
     }
     zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
     s_dispatch(self, worker->service, now);
