@@ -4,14 +4,106 @@
 //  failure visible here, so it is counted instead of lost in libzmq.
 #include "broker.h"
 
+#include "zm_alloc.h"
 #include "zm_log.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #define S_BATCH 512             //  messages read per wake-up
 
 typedef struct {
     zsock_t *router;            //  owned
     zm_engine_t *engine;        //  owned
+    zlistx_t *kicks;            //  owned s_kick_t: connections to close on the next tick
 } s_broker_t;
+
+//  A connection to close. libzmq offers no way to drop one ROUTER peer, so
+//  the broker shuts its socket down (never closes it: libzmq owns the fd and
+//  sees EOF). It waits a tick so the peer's last error reply can leave, and
+//  checks the inode so a descriptor number reused meanwhile is left alone.
+typedef struct {
+    int fd;
+    ino_t inode;
+    int64_t due;                //  ms
+} s_kick_t;
+
+//  Moves a raw libzmq message part into a new frame (a copy: used only for
+//  the routing id and the frame after it, normally the empty delimiter).
+static zframe_t *
+s_frame_from(zmq_msg_t *part)
+{
+    zframe_t *frame = zframe_new(zmq_msg_data(part), zmq_msg_size(part));
+    zmq_msg_close(part);
+    return frame;
+}
+
+//  Receives one message; *fd_p gets the descriptor of the connection it came
+//  on, -1 if unknown. libzmq tells it (ZMQ_SRCFD) only on parts that came off
+//  the wire, not on the routing id the ROUTER adds, so the first two parts
+//  are read raw; the rest, payload included, through CZMQ without a copy.
+static zmsg_t *
+s_recv(zsock_t *router, int *fd_p)
+{
+    void *handle = zsock_resolve(router);
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&part);
+        return NULL;
+    }
+    zmsg_t *msg = zmsg_new();
+    bool more = zmq_msg_more(&part);
+    zframe_t *frame = s_frame_from(&part);
+    zmsg_append(msg, &frame);
+    if (more) {
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, handle, 0) >= 0) {
+            *fd_p = zmq_msg_get(&part, ZMQ_SRCFD);
+            more = zmq_msg_more(&part);
+            frame = s_frame_from(&part);
+            zmsg_append(msg, &frame);
+        }
+        else {
+            zmq_msg_close(&part);
+            more = false;
+        }
+    }
+    while (more && (frame = zframe_recv(router))) {
+        more = zframe_more(frame);
+        zmsg_append(msg, &frame);
+    }
+    return msg;
+}
+
+static void
+s_kick_later(s_broker_t *self, int fd, int64_t now)
+{
+    struct stat info;
+    if (fd < 0 || fstat(fd, &info) != 0) {
+        zm_log_warning("broker: cannot kick fd=%d", fd);
+        return;
+    }
+    s_kick_t *kick = zm_alloc(sizeof *kick);
+    kick->fd = fd;
+    kick->inode = info.st_ino;
+    kick->due = now + ZM_ENGINE_TICK_MS;
+    zlistx_add_end(self->kicks, kick);
+}
+
+static void
+s_kick_due(s_broker_t *self, int64_t now)
+{
+    s_kick_t *kick;
+    while ((kick = zlistx_first(self->kicks)) && kick->due <= now) {
+        struct stat info;
+        if (fstat(kick->fd, &info) == 0 && info.st_ino == kick->inode) {
+            int rc = shutdown(kick->fd, SHUT_RDWR);
+            zm_log_debug("broker: shutdown fd=%d rc=%d", kick->fd, rc);
+        }
+        free(zlistx_detach(self->kicks, NULL));
+    }
+}
 
 //  Sends one outbox message. The routing frame goes first with REUSE so
 //  that on failure we still hold it and can tell the engine who was missed.
@@ -42,10 +134,13 @@ s_on_router(zloop_t *loop, zsock_t *router, void *arg)
     s_broker_t *self = arg;
     int64_t now = zclock_mono();
     for (int i = 0; i < S_BATCH && (zsock_events(router) & ZMQ_POLLIN); i++) {
-        zmsg_t *msg = zmsg_recv(router);
+        int fd = -1;
+        zmsg_t *msg = s_recv(router, &fd);
         if (!msg)
             break;
         zm_engine_on_message(self->engine, &msg, now);
+        if (zm_engine_take_kick(self->engine))
+            s_kick_later(self, fd, now);
         if (zlistx_size(self->engine->outbox) >= S_BATCH)
             s_flush(self, now);
     }
@@ -62,6 +157,7 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
     int64_t now = zclock_mono();
     zm_engine_on_tick(self->engine, now);
     s_flush(self, now);
+    s_kick_due(self, now);
     return 0;
 }
 
@@ -102,6 +198,7 @@ zm_broker_run(const zm_broker_config_t *config)
         fflush(stdout);
     }
     self.engine = zm_engine_new(&config->engine, zclock_mono());
+    self.kicks = zlistx_new();
     zloop_t *loop = zloop_new();
     zloop_reader(loop, self.router, s_on_router, &self);
     zloop_timer(loop, ZM_ENGINE_TICK_MS, 0, s_on_tick, &self);
@@ -109,6 +206,9 @@ zm_broker_run(const zm_broker_config_t *config)
     zm_log_info("broker: stopping calls=%" PRIu64 " replies=%" PRIu64,
                 self.engine->counters.calls, self.engine->counters.replies);
     zloop_destroy(&loop);
+    while (zlistx_size(self.kicks))
+        free(zlistx_detach(self.kicks, NULL));
+    zlistx_destroy(&self.kicks);
     zm_engine_destroy(&self.engine);
     zsock_destroy(&self.router);
     return 0;

@@ -19,6 +19,7 @@
     X(workers_expired)      /*  workers silent past heartbeat x liveness          */              \
     X(workers_kicked)       /*  workers disconnected for a protocol violation     */              \
     X(workers_unreachable)  /*  workers gone without DISCONNECT, seen on a send   */              \
+    X(peers_kicked)         /*  connections closed for sending garbage            */              \
     X(dropped_unroutable)   /*  messages to a peer that is gone                   */              \
     X(dropped_peer_full)    /*  messages to a peer whose queue is full            */              \
     X(dropped_late_reply)   /*  worker REPLYs for an unknown or foreign ticket    */

@@ -12,6 +12,13 @@
 #include "zmesh.h"
 
 #define S_ID_MAX (2 * 255 + 1)      //  a routing id in hex
+#define S_GARBAGE_PEERS 10000       //  offenders tracked at once: the table is bounded too
+
+//  Recent malformed messages from one peer.
+typedef struct {
+    uint32_t count;                 //  within the window
+    int64_t since;                  //  ms: start of the window
+} s_garbage_t;
 
 static void
 s_service_destroy(void **item_p)
@@ -32,6 +39,13 @@ s_call_destroy(void **item_p)
 }
 
 static void
+s_free(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
+
+static void
 s_msg_destroy(void **item_p)
 {
     zmsg_destroy((zmsg_t **) item_p);
@@ -45,6 +59,8 @@ zm_engine_config_defaults(zm_engine_config_t *config)
     config->max_queue = 1024;
     config->max_queue_bytes = (size_t) 64 << 20;
     config->max_services = 10000;
+    config->max_garbage = 16;
+    config->garbage_window_ms = 10000;
     config->limits.max_body = ZM_BODY_MAX_DEFAULT;
     config->limits.check_body = true;
     config->limits.max_depth = 64;
@@ -62,6 +78,8 @@ zm_engine_new(const zm_engine_config_t *config, int64_t now)
     zhashx_set_destructor(self->workers, s_worker_destroy);
     self->calls = zm_hash_new_u64();
     zhashx_set_destructor(self->calls, s_call_destroy);
+    self->garbage = zhashx_new();
+    zhashx_set_destructor(self->garbage, s_free);
     self->outbox = zlistx_new();
     zlistx_set_destructor(self->outbox, s_msg_destroy);
     self->started_at = now;
@@ -76,6 +94,7 @@ zm_engine_destroy(zm_engine_t **self_p)
     if (!self)
         return;
     zlistx_destroy(&self->outbox);
+    zhashx_destroy(&self->garbage);
     zhashx_destroy(&self->calls);
     zhashx_destroy(&self->workers);              //  workers borrow services: first
     zhashx_destroy(&self->services);
@@ -395,6 +414,34 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
     }
 }
 
+//  Counts one malformed message from a peer that is not a worker; at
+//  max_garbage within the window, asks the transport to disconnect it: a
+//  peer that keeps sending garbage costs the broker a reply each time.
+static void
+s_count_garbage(zm_engine_t *self, const char *id, int64_t now)
+{
+    if (self->config.max_garbage == 0)
+        return;
+    s_garbage_t *entry = zhashx_lookup(self->garbage, id);
+    if (!entry) {
+        if (zhashx_size(self->garbage) >= S_GARBAGE_PEERS)
+            return;                         //  full of offenders: answer, don't track
+        entry = zm_alloc(sizeof *entry);
+        entry->since = now;
+        zhashx_insert(self->garbage, id, entry);
+    }
+    if (now - entry->since >= self->config.garbage_window_ms) {
+        entry->count = 0;
+        entry->since = now;
+    }
+    if (++entry->count >= self->config.max_garbage) {
+        zm_log_notice("broker: peer kicked id=%s garbage=%u", id, entry->count);
+        self->counters.peers_kicked++;
+        self->kick = true;
+        zhashx_delete(self->garbage, id);
+    }
+}
+
 //  Input that did not decode: answer a client, kick a worker.
 static void
 s_on_malformed(zm_engine_t *self, zframe_t *routing, const char *id, zmsg_t *msg,
@@ -417,6 +464,7 @@ s_on_malformed(zm_engine_t *self, zframe_t *routing, const char *id, zmsg_t *msg
         s_retire(self, worker, "malformed", now);
         return;
     }
+    s_count_garbage(self, id, now);
     if (error->status == ZM_STATUS_TOO_BIG)
         self->counters.rejected_too_big++;
     else if (error->status == ZM_STATUS_BAD_VERSION)
@@ -458,6 +506,15 @@ zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
     zm_proto_reset(&command);
     zframe_destroy(&routing);                   //  no-op if a call or worker took it
     zmsg_destroy(msg_p);
+}
+
+bool
+zm_engine_take_kick(zm_engine_t *self)
+{
+    assert(self);
+    bool kick = self->kick;
+    self->kick = false;
+    return kick;
 }
 
 void
@@ -552,10 +609,25 @@ s_tick_calls(zm_engine_t *self, int64_t now)
     }
 }
 
+//  Forgets offenders whose window has passed.
+static void
+s_tick_garbage(zm_engine_t *self, int64_t now)
+{
+    zlistx_t *stale = zlistx_new();             //  borrowed keys
+    for (s_garbage_t *entry = zhashx_first(self->garbage); entry;
+         entry = zhashx_next(self->garbage))
+        if (now - entry->since >= self->config.garbage_window_ms)
+            zlistx_add_end(stale, (void *) zhashx_cursor(self->garbage));
+    for (const char *id = zlistx_first(stale); id; id = zlistx_next(stale))
+        zhashx_delete(self->garbage, id);
+    zlistx_destroy(&stale);
+}
+
 void
 zm_engine_on_tick(zm_engine_t *self, int64_t now)
 {
     assert(self);
+    s_tick_garbage(self, now);
     s_tick_workers(self, now);
     s_tick_calls(self, now);
     s_tick_services(self, now);

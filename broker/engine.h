@@ -16,6 +16,8 @@ typedef struct {
     size_t max_queue;           //  queued calls per service
     size_t max_queue_bytes;     //  queued body bytes per service
     size_t max_services;        //  services (known names) at once
+    uint32_t max_garbage;       //  malformed messages per window before a kick; 0 = never
+    int64_t garbage_window_ms;  //  the window
     zm_proto_limits_t limits;   //  body size, payload check, depth
 } zm_engine_config_t;
 
@@ -24,6 +26,8 @@ typedef struct zm_engine {
     zhashx_t *services;         //  name -> owned zm_service_t
     zhashx_t *workers;          //  hex routing id -> owned zm_worker_t
     zhashx_t *calls;            //  ticket -> owned zm_call_t, calls in flight
+    zhashx_t *garbage;          //  hex routing id -> owned s_garbage_t, recent offenders
+    bool kick;                  //  the last message's sender is to be disconnected
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]
     uint64_t next_ticket;       //  last ticket given
     int64_t started_at;         //  ms
@@ -49,6 +53,11 @@ void zm_engine_on_tick(zm_engine_t *self, int64_t now);
 //  The transport could not deliver a message to routing (the peer is gone,
 //  or its queue is full when full is true). A worker there is lost.
 void zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_t now);
+
+//  True if the sender of the message just fed to zm_engine_on_message has sent
+//  max_garbage malformed messages within the window and must be disconnected
+//  (ROUTER cannot do that: the transport closes the connection). Clears the flag.
+bool zm_engine_take_kick(zm_engine_t *self);
 
 //  The next message to send, owned by the caller; NULL when the outbox is empty.
 zmsg_t *zm_engine_outbox_pop(zm_engine_t *self);

@@ -20,6 +20,10 @@ s_usage(FILE *out)
             "  --max-queue N        queued calls per service before 503 busy\n"
             "                       (env ZMESH_MAX_QUEUE; default 1024)\n"
             "  --max-body BYTES     largest payload (env ZMESH_MAX_BODY; default 1048576)\n"
+            "  --max-depth N        deepest payload nesting, 1..64 (env ZMESH_MAX_DEPTH; default 64)\n"
+            "  --max-garbage N      malformed messages from one peer within 10 s before its\n"
+            "                       connection is closed; 0 = never (env ZMESH_MAX_GARBAGE;\n"
+            "                       default 16)\n"
             "  --no-check-payloads  do not check that payloads are one MessagePack object\n"
             "  --print-endpoint     print the bound endpoint on stdout once listening\n"
             "  --verbose            log debug lines (env ZMESH_VERBOSE=1)\n"
@@ -67,6 +71,8 @@ main(int argc, char *argv[])
     bool verbose = env_verbose && strcmp(env_verbose, "1") == 0;
     long long grace = config.engine.grace_ms, queue = (long long) config.engine.max_queue;
     long long body = (long long) config.engine.limits.max_body;
+    long long depth = config.engine.limits.max_depth;
+    long long garbage = config.engine.max_garbage;
     bool ok = true;
     const char *env;
     if ((env = getenv("ZMESH_GRACE_MS")))
@@ -75,12 +81,18 @@ main(int argc, char *argv[])
         ok = ok && s_set_number("ZMESH_MAX_QUEUE", env, 1, 10000000, &queue);
     if ((env = getenv("ZMESH_MAX_BODY")))
         ok = ok && s_set_number("ZMESH_MAX_BODY", env, 16, 256LL << 20, &body);
+    if ((env = getenv("ZMESH_MAX_DEPTH")))
+        ok = ok && s_set_number("ZMESH_MAX_DEPTH", env, 1, 64, &depth);
+    if ((env = getenv("ZMESH_MAX_GARBAGE")))
+        ok = ok && s_set_number("ZMESH_MAX_GARBAGE", env, 0, 1000000, &garbage);
 
     static const struct option options[] = {
         {"bind", required_argument, NULL, 'b'},
         {"grace-ms", required_argument, NULL, 'g'},
         {"max-queue", required_argument, NULL, 'q'},
         {"max-body", required_argument, NULL, 'm'},
+        {"max-depth", required_argument, NULL, 'd'},
+        {"max-garbage", required_argument, NULL, 'x'},
         {"no-check-payloads", no_argument, NULL, 'n'},
         {"print-endpoint", no_argument, NULL, 'p'},
         {"verbose", no_argument, NULL, 'v'},
@@ -94,6 +106,8 @@ main(int argc, char *argv[])
         case 'g': ok = s_set_number("--grace-ms", optarg, 0, 3600000, &grace); break;
         case 'q': ok = s_set_number("--max-queue", optarg, 1, 10000000, &queue); break;
         case 'm': ok = s_set_number("--max-body", optarg, 16, 256LL << 20, &body); break;
+        case 'd': ok = s_set_number("--max-depth", optarg, 1, 64, &depth); break;
+        case 'x': ok = s_set_number("--max-garbage", optarg, 0, 1000000, &garbage); break;
         case 'n': config.engine.limits.check_body = false; break;
         case 'p': config.print_endpoint = true; break;
         case 'v': verbose = true; break;
@@ -112,6 +126,8 @@ main(int argc, char *argv[])
     config.engine.grace_ms = grace;
     config.engine.max_queue = (size_t) queue;
     config.engine.limits.max_body = (size_t) body;
+    config.engine.limits.max_depth = (int) depth;
+    config.engine.max_garbage = (uint32_t) garbage;
     zm_log_init("zmesh-broker", verbose);
     return zm_broker_run(&config);
 }

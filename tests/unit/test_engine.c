@@ -1571,6 +1571,78 @@ test_engine_max_services_rejects_new_names(void **state)
     S_COUNTERS(.calls = 6, .replies = 1, .rejected_busy = 2, .rejected_no_service = 3);
 }
 
+//  ---------------------------------------------------------------------------
+//  Peers that keep sending garbage
+
+//  Sends one message the codec refuses (0xc1 is never valid msgpack).
+static void
+s_garbage(zm_engine_t *engine, const char *peer, int64_t now)
+{
+    const s_bytes_t frames[] = {S_EMPTY, S_BYTES("\xc1")};
+    s_feed_raw(engine, peer, frames, 2, now);
+    s_expect_error(engine, peer, 0, ZM_STATUS_MALFORMED, NULL);
+}
+
+static void
+test_engine_kicks_peer_after_max_garbage(void **state)
+{
+    zm_engine_t *engine = *state;
+    for (uint32_t i = 1; i < 16; i++) {
+        s_garbage(engine, "C1", S_T0 + i);
+        assert_false(zm_engine_take_kick(engine));
+    }
+    s_garbage(engine, "C1", S_T0 + 16);                 //  the 16th: answered, then kicked
+    assert_true(zm_engine_take_kick(engine));
+    assert_false(zm_engine_take_kick(engine));          //  taking it clears it
+    S_COUNTERS(.rejected_malformed = 16, .peers_kicked = 1);
+    const s_status_t *status = s_status_fetch(engine, S_T0 + 17);  //  others never notice
+    assert_int_equal(s_status_count(status, "services"), 0);
+    assert_false(zm_engine_take_kick(engine));
+}
+
+static void
+test_engine_garbage_window_starts_again(void **state)
+{
+    zm_engine_t *engine = *state;
+    for (uint32_t i = 0; i < 15; i++)
+        s_garbage(engine, "C1", S_T0 + i);
+    //  Ten seconds on, the count starts again: 15 more are still not a kick.
+    for (uint32_t i = 0; i < 15; i++) {
+        s_garbage(engine, "C1", S_T0 + 10000 + i);
+        assert_false(zm_engine_take_kick(engine));
+    }
+    zm_engine_on_tick(engine, S_T0 + 20100);            //  the entry is forgotten
+    assert_int_equal(zhashx_size(engine->garbage), 0);
+    S_COUNTERS(.rejected_malformed = 30);
+}
+
+static void
+test_engine_garbage_counts_per_peer(void **state)
+{
+    zm_engine_t *engine = *state;
+    for (uint32_t i = 0; i < 15; i++) {
+        s_garbage(engine, "C1", S_T0 + i);
+        s_garbage(engine, "C2", S_T0 + i);
+    }
+    assert_false(zm_engine_take_kick(engine));
+    s_garbage(engine, "C2", S_T0 + 20);
+    assert_true(zm_engine_take_kick(engine));
+    S_COUNTERS(.rejected_malformed = 31, .peers_kicked = 1);
+}
+
+static void
+test_engine_max_garbage_zero_never_kicks(void **state)
+{
+    zm_engine_t *engine = *state;
+    engine->config.max_garbage = 0;
+    for (uint32_t i = 0; i < 50; i++) {
+        s_garbage(engine, "C1", S_T0 + i);
+        assert_false(zm_engine_take_kick(engine));
+    }
+    S_COUNTERS(.rejected_malformed = 50);
+}
+
+
 int
 main(void)
 {
@@ -1626,6 +1698,10 @@ main(void)
         S_TEST(test_engine_status_reports_services_workers_counters),
         S_TEST(test_engine_other_reserved_name_gets_404_at_once),
         S_TEST(test_engine_send_failure_retires_worker),
+        S_TEST(test_engine_kicks_peer_after_max_garbage),
+        S_TEST(test_engine_garbage_window_starts_again),
+        S_TEST(test_engine_garbage_counts_per_peer),
+        S_TEST(test_engine_max_garbage_zero_never_kicks),
         S_TEST(test_engine_send_failure_to_unknown_peer_is_counted),
         S_TEST(test_engine_forgets_idle_services),
         cmocka_unit_test_setup_teardown(test_engine_max_services_rejects_new_names,
