@@ -18,6 +18,7 @@
 typedef struct {
     uint32_t count;                 //  within the window
     int64_t since;                  //  ms: start of the window
+    bool kicked;                    //  its connection is being closed: count no more
 } s_garbage_t;
 
 static void
@@ -211,6 +212,8 @@ s_kick(zm_engine_t *self, zm_worker_t *worker, const char *reason, int64_t now)
     s_retire(self, worker, "violation", now);
 }
 
+static void s_count_garbage(zm_engine_t *self, const char *id, int64_t now);
+
 //  Sends queued calls to workers with free slots, least recently used first.
 static void
 s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
@@ -303,6 +306,7 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
     if (strncmp(command->service, "zmesh.", 6) == 0) {
         s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "service names zmesh.* are reserved");
         self->counters.rejected_malformed++;
+        s_count_garbage(self, id, now);
         return;
     }
     zm_service_t *service = s_service_require(self, command->service, now);
@@ -410,6 +414,7 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
         s_reply_error(self, *routing_p, command->id, ZM_STATUS_MALFORMED,
                       "REQUEST is sent by the broker only");
         self->counters.rejected_malformed++;
+        s_count_garbage(self, id, now);
         return;
     }
 }
@@ -430,6 +435,8 @@ s_count_garbage(zm_engine_t *self, const char *id, int64_t now)
         entry->since = now;
         zhashx_insert(self->garbage, id, entry);
     }
+    if (entry->kicked)
+        return;         //  more of a burst that arrived before the connection closed
     if (now - entry->since >= self->config.garbage_window_ms) {
         entry->count = 0;
         entry->since = now;
@@ -438,7 +445,7 @@ s_count_garbage(zm_engine_t *self, const char *id, int64_t now)
         zm_log_notice("broker: peer kicked id=%s garbage=%u", id, entry->count);
         self->counters.peers_kicked++;
         self->kick = true;
-        zhashx_delete(self->garbage, id);
+        entry->kicked = true;       //  kept until its window passes, then swept
     }
 }
 

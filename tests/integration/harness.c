@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ struct zm_harness {
         zm_destroy_fn *destroy;
     } objects[ZM_HARNESS_OBJECTS_MAX];
     size_t object_count;
+    size_t address_limit;             //  RLIMIT_AS of children spawned from now on; 0 = inherit
 };
 
 static const char *s_broker_bin;      //  borrowed from argv
@@ -161,19 +163,37 @@ zm_proc_pid(const zm_proc_t *proc)
     return proc->pid;
 }
 
+const char *
+zm_proc_log_path(const zm_proc_t *proc)
+{
+    assert(proc);
+    return proc->log_path;
+}
+
+void
+zm_harness_set_address_limit(zm_harness_t *self, size_t bytes)
+{
+    assert(self);
+    self->address_limit = bytes;
+}
+
 bool
 zm_harness_exited_ok(int status)
 {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-//  In the child, between fork and execv: async-signal-safe calls only.
+//  In the child, between fork and execv: async-signal-safe calls only
+//  (setrlimit is a plain system call).
 static void
-s_exec_child(char *const argv[], int out, int log, pid_t parent)
+s_exec_child(char *const argv[], int out, int log, pid_t parent, size_t address_limit)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(127);                   //  the parent died before prctl
+    struct rlimit limit = {.rlim_cur = address_limit, .rlim_max = address_limit};
+    if (address_limit > 0 && setrlimit(RLIMIT_AS, &limit) != 0)
+        _exit(127);
     int null = open("/dev/null", O_RDONLY);
     if (null < 0 || dup2(null, 0) < 0 || dup2(out >= 0 ? out : log, 1) < 0 || dup2(log, 2) < 0)
         _exit(127);
@@ -212,7 +232,7 @@ zm_harness_spawn(zm_harness_t *self, const char *name, char *const argv[], bool 
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        s_exec_child(argv, out[1], log, parent);
+        s_exec_child(argv, out[1], log, parent, self->address_limit);
     close(log);
     if (out[1] >= 0)
         close(out[1]);
@@ -373,7 +393,7 @@ zm_harness_stop(zm_proc_t *proc, int deadline_ms)
 {
     assert(proc);
     zm_harness_kill(proc, SIGTERM);
-    int status;
+    int status = -1;                  //  stays -1 if even SIGKILL left it unreaped
     if (!zm_harness_reap(proc, deadline_ms, &status)) {
         fprintf(stderr, "harness: %s pid=%d ignored SIGTERM for %d ms, killing it\n", proc->name,
                 (int) proc->pid, deadline_ms);

@@ -1,12 +1,12 @@
 //  harness - runs real zmesh processes for the integration tests: spawns a
 //  program with fork/execv (stdout piped or logged, stderr to a log file in
-//  the test's mkdtemp directory), reads its stdout line by line against a
-//  deadline, starts brokers and test workers, waits for conditions by
-//  deadline-bounded polling (never a bare sleep), asks the broker's
-//  zmesh.status and decodes it, and kills and reaps everything in teardown,
-//  with an atexit handler and PR_SET_PDEATHSIG so that no child outlives a
-//  test. It must not hide a failure: a child that did not exit cleanly after
-//  SIGTERM is counted and its log is shown.
+//  the test's mkdtemp directory, optionally under an address-space limit),
+//  reads its stdout line by line against a deadline, starts brokers and test
+//  workers, waits for conditions by deadline-bounded polling (never a bare
+//  sleep), asks the broker's zmesh.status and decodes it, and kills and
+//  reaps everything in teardown, with an atexit handler and PR_SET_PDEATHSIG
+//  so that no child outlives a test. It must not hide a failure: a child
+//  that did not exit cleanly after SIGTERM is counted and its log is shown.
 #ifndef ZM_HARNESS_H_INCLUDED
 #define ZM_HARNESS_H_INCLUDED
 
@@ -111,6 +111,15 @@ int zm_harness_stop(zm_proc_t *proc, int deadline_ms);
 bool zm_harness_exited_ok(int status);
 
 pid_t zm_proc_pid(const zm_proc_t *proc);
+
+//  The file that holds the child's stderr (its log), borrowed.
+const char *zm_proc_log_path(const zm_proc_t *proc);
+
+//  Children spawned from now on start with an address-space limit
+//  (RLIMIT_AS, set between fork and execv) of bytes; 0 means they inherit
+//  the test's limit, as before. A child whose limit cannot be set exits 127.
+//  Not for sanitizer builds: ASan reserves terabytes of virtual memory.
+void zm_harness_set_address_limit(zm_harness_t *self, size_t bytes);
 
 //  Polls predicate every few milliseconds until it holds (true) or
 //  deadline_ms from now have passed (false). The predicate runs at least once.

@@ -210,7 +210,9 @@ zm_wire_start(zm_harness_t *harness, char *endpoint, size_t size)
 {
     char max_body[32];
     snprintf(max_body, sizeof max_body, "%d", ZM_WIRE_MAX_BODY);
-    const char *flags[] = {"--max-body", max_body, NULL};
+    //  These tests send many malformed messages from one peer on purpose:
+    //  kicking garbage peers is tested on its own (test_hostile_kick).
+    const char *flags[] = {"--max-body", max_body, "--max-garbage", "0", NULL};
     return zm_harness_broker(harness, "tcp://127.0.0.1:*", flags, endpoint, size)
            && zm_harness_worker(harness, endpoint, "echo", "echo", NULL)
            && zm_harness_wait_workers(endpoint, "echo", 1, 10000);
