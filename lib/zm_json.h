@@ -36,7 +36,8 @@
 //  the broker's own limit. The "$bin"/"$ext" objects are one-way: that JSON
 //  goes back as a map with those str keys, not as bin or ext. Non-str keys,
 //  uints above INT64_MAX and map keys holding NUL bytes do not come back
-//  either (jansson refuses "\u0000" in object keys). Allocation failure
+//  either (jansson refuses "\u0000" in object keys), nor does a bin or ext
+//  nested 64 deep: its "$bin" object is one level deeper. Allocation failure
 //  aborts, as everywhere in zmesh.
 #ifndef ZM_JSON_H_INCLUDED
 #define ZM_JSON_H_INCLUDED

@@ -1,0 +1,387 @@
+//  fuzz_engine - fuzzes the broker's routing logic (broker/engine.c with its
+//  services, worker sessions and calls) as broker.c drives it, without
+//  sockets. The input is two config bytes, then a script of operations:
+//  a well-formed command from one of four peers (routing ids 0 to 3) built
+//  from a few field bytes, a REPLY to a ticket the broker handed out, raw
+//  frames, a clock step with or without a tick, and a failed send. After
+//  each one the outbox is drained and every message in it must go to a peer
+//  that spoke, decode under the broker's own limits, and be a command the
+//  broker may send (tickets only grow); and the engine's bookkeeping must
+//  add up (slots, calls in flight, queues, ready lists; no call waits while
+//  its service has a free slot). At the end the clock jumps past every
+//  heartbeat, grace period and window: then no worker, call, service or
+//  offender may be left, and every CALL the broker took must have been
+//  answered exactly once by its counters, before the engine is destroyed
+//  (LeakSanitizer checks that too). The engine's log lines go nowhere.
+#include "engine.h"
+#include "fuzz_common.h"
+#include "zm_hash.h"
+#include "zmesh.h"
+
+#include <string.h>
+
+#define S_PEERS 4
+#define S_TICKETS 8                     //  recent tickets kept to answer
+#define S_STEPS_MAX 256
+#define S_T0 1000000                    //  ms: when the engine starts
+#define S_DRAIN_MS 10000000             //  past any heartbeat x liveness (60 s x 100)
+#define S_OUT_BODY_MAX (16u << 20)      //  any body the broker sends (status grows)
+
+static const char *const s_services[] = {"echo", "kv", "echo.2", "zmesh.status", "zmesh.none"};
+static const int64_t s_deltas[] = {0, 1, 50, 99, 100, 400, 1000, 2999, 5000, 60000};
+static const uint32_t s_timeouts[] = {0, 0, 1, 50, 100, 1000, 5000, UINT32_MAX};
+static const uint32_t s_statuses[] = {200, 500, 200, 500, 404, 999};
+static const uint32_t s_heartbeats[] = {100, 250, 1000, 60000};
+static const int64_t s_graces[] = {0, 100, 500, 2000};
+#define S_COUNT(array) (sizeof(array) / sizeof((array)[0]))
+
+//  One run of the script.
+typedef struct {
+    zm_engine_t *engine;                //  owned
+    zm_engine_config_t config;          //  what the engine was made with
+    zm_fuzz_cursor_t input;             //  the script
+    int64_t now;                        //  ms
+    bool heard[S_PEERS];                //  peers that sent something: the only ones answered
+    uint64_t tickets[S_TICKETS];        //  recent REQUEST tickets, a ring; 0 = none yet
+    uint8_t holders[S_TICKETS];         //  the peer each ticket went to
+    size_t next_slot;                   //  next slot of the ring
+    uint64_t last_ticket;               //  highest ticket seen: tickets only grow
+    uint64_t busy_readies;              //  READYs refused 503: counted as rejected_busy too
+} s_run_t;
+
+static void
+s_configure(zm_engine_config_t *config, zm_fuzz_cursor_t *input)
+{
+    zm_engine_config_defaults(config);
+    uint8_t a = zm_fuzz_byte(input);
+    uint8_t b = zm_fuzz_byte(input);
+    config->max_queue = 1 + (a & 3);
+    config->max_services = 1 + (a >> 2 & 3);
+    config->limits.check_body = !(a & 0x10);
+    config->grace_ms = s_graces[a >> 5 & 3];
+    config->limits.max_body = a & 0x80 ? 256 : 65536;
+    if (b & 1)
+        config->max_queue_bytes = 300;
+    config->limits.max_depth = b & 2 ? 8 : 64;
+    if (b & 4)
+        config->max_garbage = 2;
+}
+
+static bool
+s_known_status(uint32_t status)
+{
+    static const uint32_t known[] = {200, 400, 403, 404, 408, 413, 500, 502, 503, 505};
+    for (size_t i = 0; i < S_COUNT(known); i++)
+        if (status == known[i])
+            return true;
+    return false;
+}
+
+//  Checks one message the broker sends: [routing][empty][header][body?].
+static void
+s_check_out(s_run_t *run, zmsg_t *msg)
+{
+    zframe_t *routing = zmsg_pop(msg);
+    ZM_FUZZ_CHECK(routing && zframe_size(routing) == 1);
+    uint8_t peer = zframe_data(routing)[0];
+    zframe_destroy(&routing);
+    ZM_FUZZ_CHECK(peer < S_PEERS && run->heard[peer]);
+    zm_proto_limits_t limits = run->config.limits;
+    limits.max_body = S_OUT_BODY_MAX;
+    zm_proto_t command;
+    zm_proto_error_t error;
+    zm_proto_init(&command);
+    ZM_FUZZ_CHECK(zm_proto_decode(&command, msg, &limits, &error));
+    ZM_FUZZ_CHECK(command.cmd != ZM_CMD_CALL && command.cmd != ZM_CMD_READY);
+    switch (command.cmd) {
+    case ZM_CMD_REPLY:
+        ZM_FUZZ_CHECK(s_known_status(command.status));
+        break;
+    case ZM_CMD_DISCONNECT:
+        ZM_FUZZ_CHECK(s_known_status(command.status));
+        if (command.status == ZM_STATUS_BUSY)
+            run->busy_readies++;
+        break;
+    case ZM_CMD_REQUEST:
+        ZM_FUZZ_CHECK(command.id > run->last_ticket);
+        ZM_FUZZ_CHECK(strncmp(command.service, "zmesh.", 6) != 0);
+        run->last_ticket = command.id;
+        run->tickets[run->next_slot] = command.id;
+        run->holders[run->next_slot] = peer;
+        run->next_slot = (run->next_slot + 1) % S_TICKETS;
+        break;
+    case ZM_CMD_HEARTBEAT:
+    case ZM_CMD_CALL:                               //  refused above
+    case ZM_CMD_READY:
+        break;
+    }
+    zm_proto_reset(&command);
+}
+
+static void
+s_drain(s_run_t *run)
+{
+    zmsg_t *msg;
+    while ((msg = zm_engine_outbox_pop(run->engine))) {
+        s_check_out(run, msg);
+        zmsg_destroy(&msg);
+    }
+}
+
+//  Recounts each worker's calls: within its slots, in the call table, and
+//  its state and place in the ready list agree with its free slots.
+static void
+s_check_workers(zm_engine_t *engine)
+{
+    size_t held = 0;
+    for (zm_worker_t *worker = zhashx_first(engine->workers); worker;
+         worker = zhashx_next(engine->workers)) {
+        size_t inflight = zlistx_size(worker->inflight);
+        bool free_slot = inflight < worker->slots;
+        ZM_FUZZ_CHECK(inflight <= worker->slots);
+        ZM_FUZZ_CHECK(worker->state == (free_slot ? ZM_WORKER_READY : ZM_WORKER_BUSY));
+        ZM_FUZZ_CHECK((worker->ready_handle != NULL) == free_slot);
+        ZM_FUZZ_CHECK(zhashx_lookup(engine->services, worker->service->name) == worker->service);
+        for (zm_call_t *call = zlistx_first(worker->inflight); call;
+             call = zlistx_next(worker->inflight)) {
+            ZM_FUZZ_CHECK(call->worker == worker && call->body == NULL);
+            ZM_FUZZ_CHECK(zm_hash_lookup(engine->calls, call->ticket) == call);
+        }
+        held += inflight;
+    }
+    ZM_FUZZ_CHECK(zhashx_size(engine->calls) == held);
+}
+
+//  Recounts each service from its workers and its queue.
+static void
+s_check_services(zm_engine_t *engine)
+{
+    for (zm_service_t *service = zhashx_first(engine->services); service;
+         service = zhashx_next(engine->services)) {
+        size_t workers = 0, slots = 0, inflight = 0, ready = 0, bytes = 0;
+        for (zm_worker_t *worker = zhashx_first(engine->workers); worker;
+             worker = zhashx_next(engine->workers)) {
+            if (worker->service != service)
+                continue;
+            workers++;
+            slots += worker->slots;
+            inflight += zlistx_size(worker->inflight);
+            ready += worker->ready_handle != NULL;
+        }
+        for (zm_call_t *call = zlistx_first(service->queue); call;
+             call = zlistx_next(service->queue))
+            bytes += zframe_size(call->body);
+        ZM_FUZZ_CHECK(service->workers == workers && service->slots == slots);
+        ZM_FUZZ_CHECK(service->inflight == inflight);
+        ZM_FUZZ_CHECK(zlistx_size(service->ready) == ready);
+        ZM_FUZZ_CHECK(service->queued_bytes == bytes);
+        ZM_FUZZ_CHECK(zm_service_queued(service) <= service->max_queue);
+        //  Dispatch is eager: a call never waits while a worker has a free slot.
+        ZM_FUZZ_CHECK(zm_service_queued(service) == 0 || ready == 0);
+    }
+    ZM_FUZZ_CHECK(zhashx_size(engine->services) <= engine->config.max_services);
+}
+
+//  Hands msg to the engine as the ROUTER would, from peer.
+static void
+s_deliver(s_run_t *run, uint8_t peer, zmsg_t *msg)
+{
+    zframe_t *routing = zframe_new(&peer, 1);
+    zmsg_prepend(msg, &routing);
+    run->heard[peer] = true;
+    zm_engine_on_message(run->engine, &msg, run->now);
+    ZM_FUZZ_CHECK(msg == NULL);
+    //  The transport would close a kicked peer's connection; here the peer may
+    //  speak again, as a reconnected one would. Taking the flag clears it.
+    if (zm_engine_take_kick(run->engine))
+        ZM_FUZZ_CHECK(!zm_engine_take_kick(run->engine));
+}
+
+//  A body frame: a small int, raw input bytes, nesting around the depth
+//  limit, or a bin sized around the body limit.
+static zframe_t *
+s_body(s_run_t *run)
+{
+    uint8_t kind = zm_fuzz_byte(&run->input);
+    uint8_t x = zm_fuzz_byte(&run->input);
+    if (kind % 4 == 0) {
+        uint8_t fixint = x & 0x7f;
+        return zframe_new(&fixint, 1);
+    }
+    if (kind % 4 == 1)
+        return zm_fuzz_frame(&run->input, x);
+    if (kind % 4 == 2) {
+        uint8_t nested[72];
+        size_t depth = x % 70;
+        memset(nested, 0x91, depth);                //  [[[...nil...]]]
+        nested[depth] = 0xc0;
+        return zframe_new(nested, depth + 1);
+    }
+    size_t size = run->config.limits.max_body - 1 + x % 3;
+    zframe_t *frame = zframe_new(NULL, size);
+    uint8_t *data = zframe_data(frame);
+    memset(data, 0, size);
+    uint32_t length = (uint32_t) (size - 5);
+    data[0] = 0xc6;                                 //  bin 32
+    for (int i = 0; i < 4; i++)
+        data[1 + i] = (uint8_t) (length >> (24 - 8 * i));
+    return frame;
+}
+
+//  Encodes command, with a body when it takes one, and delivers it.
+static void
+s_send_command(s_run_t *run, uint8_t peer, zm_proto_t *command)
+{
+    if (command->cmd == ZM_CMD_CALL || command->cmd == ZM_CMD_REQUEST
+        || command->cmd == ZM_CMD_REPLY)
+        command->body = s_body(run);
+    s_deliver(run, peer, zm_proto_encode(command));
+}
+
+//  A well-formed command of any kind, from three field bytes.
+static void
+s_op_command(s_run_t *run, uint8_t peer)
+{
+    uint8_t kind = zm_fuzz_byte(&run->input);
+    uint8_t a = zm_fuzz_byte(&run->input);
+    uint8_t b = zm_fuzz_byte(&run->input);
+    uint8_t c = zm_fuzz_byte(&run->input);
+    zm_proto_t command;
+    zm_proto_init(&command);
+    const zm_cmd_t kinds[] = {ZM_CMD_CALL, ZM_CMD_READY, ZM_CMD_HEARTBEAT, ZM_CMD_CALL,
+                              ZM_CMD_DISCONNECT, ZM_CMD_REQUEST, ZM_CMD_REPLY};
+    command.cmd = kinds[kind % S_COUNT(kinds)];
+    if (command.cmd == ZM_CMD_CALL || command.cmd == ZM_CMD_READY
+        || command.cmd == ZM_CMD_REQUEST)
+        snprintf(command.service, sizeof command.service, "%s",
+                 s_services[a % S_COUNT(s_services)]);
+    if (command.cmd == ZM_CMD_READY) {
+        command.slots = 1 + b % 3;
+        command.heartbeat_ms = s_heartbeats[c % S_COUNT(s_heartbeats)];
+        command.liveness = 2 + c / 16 % 3;
+    }
+    else {
+        command.id = b;
+        command.timeout_ms = s_timeouts[c % S_COUNT(s_timeouts)];
+        command.status = s_statuses[a % S_COUNT(s_statuses)];
+    }
+    if (command.cmd == ZM_CMD_DISCONNECT)
+        snprintf(command.reason, sizeof command.reason, "%s", "bye");
+    if (command.cmd != ZM_CMD_CALL && command.cmd != ZM_CMD_REQUEST)
+        command.timeout_ms = 0;
+    s_send_command(run, peer, &command);
+}
+
+//  A worker REPLY to a ticket the broker handed out, usually from its holder.
+static void
+s_op_reply(s_run_t *run, uint8_t peer)
+{
+    uint8_t slot = zm_fuzz_byte(&run->input) % S_TICKETS;
+    uint8_t a = zm_fuzz_byte(&run->input);
+    zm_proto_t command;
+    zm_proto_init(&command);
+    command.cmd = ZM_CMD_REPLY;
+    command.id = run->tickets[slot];
+    command.status = s_statuses[a % S_COUNT(s_statuses)];
+    if (a & 0x80 && run->tickets[slot])
+        peer = run->holders[slot];
+    s_send_command(run, peer, &command);
+}
+
+//  Raw frames: a count, then each frame's length (255: two more bytes) and bytes.
+static void
+s_op_raw(s_run_t *run, uint8_t peer)
+{
+    zmsg_t *msg = zmsg_new();
+    size_t frames = zm_fuzz_byte(&run->input) % 5;
+    for (size_t i = 0; i < frames; i++) {
+        size_t length = zm_fuzz_byte(&run->input);
+        if (length == 255)
+            length = zm_fuzz_u16(&run->input);
+        zframe_t *frame = zm_fuzz_frame(&run->input, length);
+        zmsg_append(msg, &frame);
+    }
+    s_deliver(run, peer, msg);
+}
+
+static void
+s_op_clock(s_run_t *run)
+{
+    uint8_t step = zm_fuzz_byte(&run->input);
+    run->now += s_deltas[(step & 0x7f) % S_COUNT(s_deltas)];
+    if (!(step & 0x80))                             //  else time passes with no tick
+        zm_engine_on_tick(run->engine, run->now);
+}
+
+static void
+s_op_send_failed(s_run_t *run, uint8_t peer)
+{
+    bool full = zm_fuzz_byte(&run->input) & 1;
+    zframe_t *routing = zframe_new(&peer, 1);
+    zm_engine_on_send_failed(run->engine, routing, full, run->now);
+    zframe_destroy(&routing);
+}
+
+static void
+s_step(s_run_t *run)
+{
+    uint8_t op = zm_fuzz_byte(&run->input);
+    uint8_t peer = zm_fuzz_byte(&run->input) % S_PEERS;
+    switch (op % 8) {
+    case 0: case 1: case 2: s_op_command(run, peer); break;
+    case 3: s_op_reply(run, peer); break;
+    case 4: s_op_raw(run, peer); break;
+    case 5: case 6: s_op_clock(run); break;
+    default: s_op_send_failed(run, peer); break;
+    }
+    s_drain(run);
+    s_check_workers(run->engine);
+    s_check_services(run->engine);
+}
+
+//  Jumps past every deadline: workers expire first, then their services'
+//  grace runs out. Nothing may be left, and nothing lost.
+static void
+s_finish(s_run_t *run)
+{
+    for (int round = 0; round < 2; round++) {
+        run->now += S_DRAIN_MS;
+        zm_engine_on_tick(run->engine, run->now);
+        s_drain(run);
+    }
+    zm_engine_t *engine = run->engine;
+    ZM_FUZZ_CHECK(zhashx_size(engine->workers) == 0);
+    ZM_FUZZ_CHECK(zhashx_size(engine->calls) == 0);
+    ZM_FUZZ_CHECK(zhashx_size(engine->services) == 0);
+    ZM_FUZZ_CHECK(zhashx_size(engine->garbage) == 0);
+    //  Every CALL taken was answered once: by its worker, or with a reason.
+    const zm_counters_t *c = &engine->counters;
+    ZM_FUZZ_CHECK(c->rejected_busy >= run->busy_readies);
+    ZM_FUZZ_CHECK(c->calls == c->replies + c->handler_errors + c->rejected_busy - run->busy_readies
+                                  + c->rejected_no_service + c->expired + c->worker_lost);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+    zm_fuzz_quiet();
+    return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    s_run_t run;
+    memset(&run, 0, sizeof run);
+    zm_fuzz_cursor_init(&run.input, data, size);
+    s_configure(&run.config, &run.input);
+    run.now = S_T0;
+    run.engine = zm_engine_new(&run.config, run.now);
+    for (int steps = 0; steps < S_STEPS_MAX && zm_fuzz_left(&run.input) > 0; steps++)
+        s_step(&run);
+    s_finish(&run);
+    zm_engine_destroy(&run.engine);
+    return 0;
+}
