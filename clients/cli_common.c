@@ -18,6 +18,7 @@ zm_cli_exit_code(int err)
     case ZMESH_OK:
         return ZM_CLI_EXIT_OK;
     case ZMESH_ETIMEDOUT:
+    case ZMESH_EUNREACHABLE:
         return ZM_CLI_EXIT_TIMEOUT;
     case ZMESH_ENOSERVICE:
         return ZM_CLI_EXIT_NOSERVICE;
@@ -101,7 +102,7 @@ zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer
     const char *detail = zmesh_client_error(client);
     //  libzmq connects in the background, so an unreachable broker shows up as a timeout: say
     //  where we looked, since that is the usual cause.
-    if (err == ZMESH_ETIMEDOUT)
+    if (err == ZMESH_ETIMEDOUT || err == ZMESH_EUNREACHABLE)
         snprintf(buffer, size, "%s%s(timeout %d ms, broker %s)", detail, detail[0] ? " " : "",
                  cli->timeout_ms, cli->broker);
     else

@@ -1,7 +1,10 @@
-//  zmesh_client - calls services through a broker over one DEALER socket.
-//  Each call gets a request id and a deadline; replies are matched by id, so
-//  many calls can be in flight, and a reply that arrives after its call gave
-//  up is recognised and discarded. The client never blocks past a deadline.
+//  zmesh_client - calls services through a broker over one DEALER socket,
+//  connected to one broker or to a list of them (calls go to brokers that
+//  are up). Each call gets a request id and a deadline; replies are matched
+//  by id, so many calls can be in flight, and a reply that arrives after its
+//  call gave up is recognised and discarded. A call may be sent again with
+//  the same id when an attempt goes unanswered (Lazy Pirate); PROGRESS from
+//  a handler moves its deadline. The client never blocks past a deadline.
 #include "zm_alloc.h"
 #include "zm_hash.h"
 #include "zm_msg.h"
@@ -16,8 +19,13 @@
 //  A call in flight.
 typedef struct {
     uint64_t id;
-    int64_t deadline;           //  zclock_mono() ms
+    int64_t deadline;           //  zclock_mono() ms: this attempt's end
+    int64_t final;              //  ms: the call's own end (progress moves both)
     void *handle;               //  its place in by_deadline
+    int retries_left;           //  attempts still allowed after this one
+    int attempt_ms;             //  length of one attempt
+    zmsg_t *resend;             //  owned copy of the CALL for a retry; NULL without retries
+    bool unsent;                //  the last attempt found no broker to take it
 } s_call_t;
 
 //  A completed call not yet returned by zmesh_client_recv.
@@ -29,8 +37,9 @@ typedef struct {
 } s_done_t;
 
 struct zmesh_client {
-    zsock_t *sock;              //  owned DEALER to the broker
+    zsock_t *sock;              //  owned DEALER to the broker(s)
     uint64_t next_id;           //  last request id used
+    int retries;                //  resends of an unanswered call (zmesh_client_set_retries)
     zhashx_t *pending;          //  id -> owned s_call_t
     zlistx_t *by_deadline;      //  borrowed s_call_t, earliest deadline first
     zlistx_t *done;             //  owned s_done_t, oldest first
@@ -40,7 +49,10 @@ struct zmesh_client {
 static void
 s_call_destroy(void **item_p)
 {
-    free(*item_p);
+    s_call_t *call = *item_p;
+    if (call)
+        zmsg_destroy(&call->resend);
+    free(call);
     *item_p = NULL;
 }
 
@@ -61,6 +73,20 @@ s_deadline_compare(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+//  Sends a CALL, waiting at most wait_ms for a broker to take it. With
+//  ZMQ_IMMEDIATE, libzmq keeps a message only for a connected broker, so a
+//  send that times out means that no broker is reachable. Takes *msg_p.
+static int
+s_send_call(zmesh_client_t *self, zmsg_t **msg_p, int wait_ms)
+{
+    zsock_set_sndtimeo(self->sock, wait_ms);
+    int rc = zmsg_send(msg_p, self->sock);
+    zmsg_destroy(msg_p);                        //  CZMQ frees it on failure too; be sure
+    if (rc == 0)
+        return ZMESH_OK;
+    return errno == EAGAIN ? ZMESH_EUNREACHABLE : ZMESH_ESYS;
+}
+
 zmesh_client_t *
 zmesh_client_new(const char *endpoint, int *err_p)
 {
@@ -71,8 +97,13 @@ zmesh_client_new(const char *endpoint, int *err_p)
     else if (!(sock = zsock_new(ZMQ_DEALER)))
         err = ZMESH_ESYS;
     else {
-        zsock_set_reconnect_ivl_max(sock, 2000);   //  back off while the broker is down
-        if (zsock_connect(sock, "%s", endpoint) != 0) {
+        //  libzmq reconnects with exponential backoff and jitter up to the
+        //  cap, resolving host names again on every attempt.
+        zsock_set_reconnect_ivl_max(sock, 2000);
+        //  Queue calls only on connections that are up, so that a broker that
+        //  is down does not swallow them, and "unreachable" can be told apart.
+        zsock_set_immediate(sock, 1);
+        if (zsock_attach(sock, endpoint, false) != 0) {     //  "ep1,ep2,..."
             zsock_destroy(&sock);
             err = ZMESH_EINVAL;
         }
@@ -124,18 +155,29 @@ zmesh_client_send(zmesh_client_t *self, const char *service, const void *request
     zm_proto_t command;
     zm_proto_init(&command);
     command.cmd = ZM_CMD_CALL;
-    command.id = ++self->next_id;
+    command.id = self->next_id + 1;
     command.timeout_ms = (uint32_t) timeout_ms;
+    command.flags = ZM_CALL_PROGRESS;
     strcpy(command.service, service);
     command.body = zframe_new(request, size);
     zmsg_t *msg = zm_proto_encode(&command);
-    if (zmsg_send(&msg, self->sock) != 0) {
-        zmsg_destroy(&msg);
-        return ZMESH_ESYS;
-    }
+    int64_t now = zclock_mono();
     s_call_t *call = zm_alloc(sizeof *call);
     call->id = command.id;
-    call->deadline = zclock_mono() + timeout_ms;
+    call->final = now + timeout_ms;
+    call->retries_left = self->retries;
+    call->attempt_ms = timeout_ms / (self->retries + 1);
+    call->attempt_ms = call->attempt_ms > 0 ? call->attempt_ms : 1;
+    call->deadline = now + call->attempt_ms;
+    if (self->retries > 0)
+        call->resend = zmsg_dup(msg);
+    int rc = s_send_call(self, &msg, call->attempt_ms);
+    if (rc != ZMESH_OK && call->retries_left == 0) {
+        s_call_destroy((void **) &call);
+        return rc;                              //  no broker took it, and no retry will
+    }
+    call->unsent = rc != ZMESH_OK;
+    self->next_id++;
     zhashx_insert(self->pending, ZM_HASH_KEY(call->id), call);
     call->handle = zlistx_insert(self->by_deadline, call, false);    //  usually the tail
     if (request_id_p)
@@ -172,6 +214,41 @@ s_reason(zframe_t *body, char *text, size_t text_size)
         snprintf(text, text_size, "(the reply gave no reason)");
 }
 
+//  A handler needs extend_ms more for call id: both its deadlines move out.
+static void
+s_on_progress(zmesh_client_t *self, uint64_t id, uint32_t extend_ms)
+{
+    s_call_t *call = zm_hash_lookup(self->pending, id);
+    if (!call)
+        return;
+    int64_t until = zclock_mono() + extend_ms;
+    if (call->final < until)
+        call->final = until;
+    if (call->deadline < until) {
+        call->deadline = until;
+        zlistx_reorder(self->by_deadline, call->handle, false);
+    }
+}
+
+//  The attempt of call ended unanswered: sends it again with the same id,
+//  or ends it when no retry or time is left. Returns the completion, or NULL
+//  if the call goes on.
+static s_done_t *
+s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now)
+{
+    if (call->retries_left == 0 || call->final <= now)
+        return call->unsent
+                   ? s_complete(self, call, ZMESH_EUNREACHABLE, NULL, "no broker was reachable")
+                   : s_complete(self, call, ZMESH_ETIMEDOUT, NULL, "no reply before the deadline");
+    call->retries_left--;
+    int64_t end = now + call->attempt_ms < call->final ? now + call->attempt_ms : call->final;
+    zmsg_t *copy = zmsg_dup(call->resend);
+    call->unsent = s_send_call(self, &copy, (int) (end - now)) != ZMESH_OK;
+    call->deadline = end > zclock_mono() ? end : zclock_mono();
+    zlistx_reorder(self->by_deadline, call->handle, false);
+    return NULL;
+}
+
 //  Reads one message from the broker; returns the call it completes, or
 //  NULL for a late, unknown or malformed reply (discarded).
 static s_done_t *
@@ -185,7 +262,10 @@ s_read_reply(zmesh_client_t *self)
     zm_proto_error_t error;
     zm_proto_limits_t limits = {.max_body = S_REPLY_MAX, .check_body = false};
     s_done_t *done = NULL;
-    if (zm_proto_decode(&reply, msg, &limits, &error) && reply.cmd == ZM_CMD_REPLY) {
+    bool decoded = zm_proto_decode(&reply, msg, &limits, &error);
+    if (decoded && reply.cmd == ZM_CMD_PROGRESS)
+        s_on_progress(self, reply.id, reply.extend_ms);
+    else if (decoded && reply.cmd == ZM_CMD_REPLY) {
         s_call_t *call = zm_hash_lookup(self->pending, reply.id);
         if (call) {
             char text[ZM_REASON_MAX + 1] = "";
@@ -208,8 +288,12 @@ s_next_completion(zmesh_client_t *self, int64_t until)
     while (true) {
         int64_t now = zclock_mono();
         s_call_t *first = zlistx_first(self->by_deadline);
-        if (first && first->deadline <= now)
-            return s_complete(self, first, ZMESH_ETIMEDOUT, NULL, "no reply before the deadline");
+        if (first && first->deadline <= now) {
+            s_done_t *done = s_attempt_over(self, first, now);
+            if (done)
+                return done;
+            continue;
+        }
         if (!first || now >= until) {
             if (!(zsock_events(self->sock) & ZMQ_POLLIN))
                 return NULL;
@@ -288,6 +372,14 @@ zmesh_client_call(zmesh_client_t *self, const char *service, const void *request
             return s_deliver(self, done, NULL, reply_p);
         zlistx_add_end(self->done, done);
     }
+}
+
+void
+zmesh_client_set_retries(zmesh_client_t *self, int retries)
+{
+    assert(self);
+    assert(retries >= 0 && retries <= 100);
+    self->retries = retries;
 }
 
 size_t

@@ -19,8 +19,10 @@
 #define S_RECONNECT_MAX 5000    //  ms, cap of the exponential backoff
 
 struct zmesh_worker {
-    char *endpoint;             //  owned
+    char *endpoint;             //  owned: one endpoint, or a comma-separated list
+    zlistx_t *endpoints;        //  owned char *: the list, tried in turn on reconnects
     char *service;              //  owned
+    bool idempotent;            //  READY says so
     int threads;                //  handler threads = slots offered
     int heartbeat_ms;
     int liveness;
@@ -42,7 +44,12 @@ typedef struct {
     char backend[64];           //  inproc endpoint to connect to
     zmesh_handler_fn *handler;
     void *arg;
+    zsock_t *sock;              //  owned by the thread: its DEALER to the engine
+    s_tag_t tag;                //  the request it is handling
 } s_handler_t;
+
+//  The handler context of the calling thread, for zmesh_worker_progress.
+static __thread s_handler_t *s_current;
 
 //  State of one zmesh_worker_run.
 typedef struct {
@@ -58,6 +65,13 @@ typedef struct {
     int backoff;                //  ms: next wait after a refusal
     int rc;                     //  what run returns
 } s_engine_t;
+
+static void
+s_string_destroy(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
 
 zmesh_worker_t *
 zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
@@ -77,6 +91,12 @@ zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
         fcntl(wake[i], F_SETFL, fcntl(wake[i], F_GETFL) | O_NONBLOCK);
     zmesh_worker_t *self = zm_alloc(sizeof *self);
     self->endpoint = zm_strdup(endpoint);
+    self->endpoints = zlistx_new();
+    zlistx_set_destructor(self->endpoints, s_string_destroy);
+    char *list = zm_strdup(endpoint), *saveptr = NULL;
+    for (char *one = strtok_r(list, ",", &saveptr); one; one = strtok_r(NULL, ",", &saveptr))
+        zlistx_add_end(self->endpoints, zm_strdup(one));
+    free(list);
     self->service = zm_strdup(service);
     self->threads = 1;
     self->heartbeat_ms = 1000;
@@ -95,6 +115,7 @@ zmesh_worker_destroy(zmesh_worker_t **self_p)
         return;
     close(self->wake[0]);
     close(self->wake[1]);
+    zlistx_destroy(&self->endpoints);
     free(self->service);
     free(self->endpoint);
     free(self);
@@ -117,6 +138,30 @@ zmesh_worker_set_heartbeat(zmesh_worker_t *self, int interval_ms, int liveness)
     assert(liveness >= ZM_LIVENESS_MIN && liveness <= ZM_LIVENESS_MAX);
     self->heartbeat_ms = interval_ms;
     self->liveness = liveness;
+}
+
+void
+zmesh_worker_set_idempotent(zmesh_worker_t *self, bool idempotent)
+{
+    assert(self);
+    self->idempotent = idempotent;
+}
+
+int
+zmesh_worker_progress(int extend_ms)
+{
+    s_handler_t *self = s_current;
+    if (!self || extend_ms < 0)
+        return ZMESH_EINVAL;
+    //  Status 0 marks progress, not a reply: the engine forwards it as PROGRESS.
+    s_tag_t tag = self->tag;
+    tag.status = 0;
+    uint32_t extend = (uint32_t) extend_ms;
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, &tag, sizeof tag);
+    zmsg_addmem(msg, &extend, sizeof extend);
+    zmsg_send(&msg, self->sock);
+    return ZMESH_OK;
 }
 
 void
@@ -145,6 +190,8 @@ s_handler_main(void *args)
     assert(sock);
     int rc = zsock_connect(sock, "%s", self->backend);
     assert(rc == 0);
+    self->sock = sock;
+    s_current = self;
     zstr_send(sock, "HELLO");
     while (true) {
         zmsg_t *msg = zmsg_recv(sock);
@@ -157,6 +204,7 @@ s_handler_main(void *args)
         zmsg_destroy(&msg);
         s_tag_t tag;
         memcpy(&tag, zframe_data(tag_frame), sizeof tag);
+        self->tag = tag;
         zmesh_msg_t *request = zm_msg_adopt(&body);
         zmesh_msg_t *reply = NULL;
         int result = self->handler(request, &reply, self->arg);
@@ -173,6 +221,8 @@ s_handler_main(void *args)
         zmsg_append(msg, &reply_body);
         zmsg_send(&msg, sock);
     }
+    s_current = NULL;
+    self->sock = NULL;
     zsock_destroy(&sock);
     return NULL;
 }
@@ -213,8 +263,13 @@ s_connect(s_engine_t *self)
     zsock_set_sndtimeo(self->sock, 0);
     zsock_set_linger(self->sock, 500);          //  let DISCONNECT out on close
     zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
-    if (zsock_connect(self->sock, "%s", worker->endpoint) != 0) {
-        snprintf(worker->error, sizeof worker->error, "cannot connect to %s", worker->endpoint);
+    //  Each new connection goes to the next broker of the list (a new
+    //  socket also resolves the host name again: containers move).
+    const char *endpoint = zlistx_first(worker->endpoints);
+    for (uint32_t i = 0; i < self->session % zlistx_size(worker->endpoints); i++)
+        endpoint = zlistx_next(worker->endpoints);
+    if (zsock_connect(self->sock, "%s", endpoint) != 0) {
+        snprintf(worker->error, sizeof worker->error, "cannot connect to %s", endpoint);
         self->rc = ZMESH_EINVAL;
         return;
     }
@@ -226,10 +281,11 @@ s_connect(s_engine_t *self)
     ready.slots = (uint32_t) worker->threads;
     ready.heartbeat_ms = (uint32_t) worker->heartbeat_ms;
     ready.liveness = (uint32_t) worker->liveness;
+    ready.flags = worker->idempotent ? ZM_READY_IDEMPOTENT : 0;
     s_send(self, &ready);
     self->last_heard = zclock_mono();
-    zm_log_debug("worker: READY service=%s slots=%d session=%u", worker->service,
-                 worker->threads, self->session);
+    zm_log_debug("worker: READY service=%s slots=%d session=%u broker=%s", worker->service,
+                 worker->threads, self->session, endpoint);
 }
 
 //  Hands a REQUEST to an idle handler thread.
@@ -311,9 +367,24 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
     s_tag_t tag;
     memcpy(&tag, zframe_data(tag_frame), sizeof tag);
     zframe_destroy(&tag_frame);
-    zlistx_add_end(self->idle, thread);
+    bool progress = tag.status == 0;
+    if (progress)
+        zframe_destroy(&thread);                //  still busy with its request
+    else
+        zlistx_add_end(self->idle, thread);
     if (tag.session != self->session || !self->sock) {
         zm_log_debug("worker: dropped reply of an old connection ticket=%" PRIu64, tag.ticket);
+        return;
+    }
+    if (progress) {
+        zframe_t *extend = zmsg_pop(msg);
+        zm_proto_t report;
+        zm_proto_init(&report);
+        report.cmd = ZM_CMD_PROGRESS;
+        report.id = tag.ticket;
+        memcpy(&report.extend_ms, zframe_data(extend), sizeof report.extend_ms);
+        zframe_destroy(&extend);
+        s_send(self, &report);
         return;
     }
     zm_proto_t reply;

@@ -507,7 +507,8 @@ static const s_bad_t s_bad_head[] = {
 
 static const s_bad_t s_bad_call[] = {
     BAD("3 fields", "\x93" H_SIG H_CALL "\x07", true, 400, false),
-    BAD("6 fields", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\x00", true, 400, false),
+    BAD("7 fields", "\x97" H_SIG H_CALL "\x07" H_ECHO "\x00\x00\x00", true, 400, false),
+    BAD("flags not a uint", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xa1x", true, 400, true),
     BAD("id is a str", "\x94" H_SIG H_CALL "\xa1" "7" H_ECHO, true, 400, false),
     BAD("id is nil", "\x94" H_SIG H_CALL "\xc0" H_ECHO, true, 400, false),
     BAD("id is true", "\x94" H_SIG H_CALL "\xc3" H_ECHO, true, 400, false),
@@ -562,7 +563,8 @@ static const s_bad_t s_bad_reply[] = {
 
 static const s_bad_t s_bad_ready[] = {
     BAD("5 fields", "\x95" H_SIG H_READY H_ECHO "\x01" H_1000, false, 400, false),
-    BAD("7 fields", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00", false, 400, false),
+    BAD("8 fields", "\x98" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00\x00", false, 400, false),
+    BAD("flags not a uint", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\xa1x", false, 400, false),
     BAD("2 fields", "\x92" H_SIG H_READY, false, 400, false),
     BAD("service is a uint", "\x96" H_SIG H_READY "\x07\x01" H_1000 "\x03", false, 400, false),
     BAD("service is bin", "\x96" H_SIG H_READY "\xc4\x01" "e" "\x01" H_1000 "\x03", false, 400,
@@ -596,7 +598,8 @@ static const s_bad_t s_bad_ready[] = {
 
 static const s_bad_t s_bad_request[] = {
     BAD("4 fields, no timeout", "\x94" H_SIG H_REQUEST "\x07" H_ECHO, true, 400, false),
-    BAD("6 fields", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x00", true, 400, false),
+    BAD("7 fields", "\x97" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x01\x00", true, 400, false),
+    BAD("attempt 0", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x00", true, 400, true),
     BAD("3 fields", "\x93" H_SIG H_REQUEST "\x07", true, 400, false),
     BAD("ticket is a str", "\x95" H_SIG H_REQUEST "\xa1" "7" H_ECHO "\x00", true, 400, false),
     BAD("ticket is -1", "\x95" H_SIG H_REQUEST "\xff" H_ECHO "\x00", true, 400, false),
