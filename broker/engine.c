@@ -214,24 +214,37 @@ s_retire(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
     zm_call_t *call;
     zm_service_t *service = worker->service;
     service->inflight -= zlistx_size(worker->inflight);
+    zlistx_t *again = zlistx_new();             //  borrowed: calls to requeue, oldest first
     while ((call = zlistx_detach(worker->inflight, NULL))) {
         zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
         call->worker = NULL;
         call->worker_handle = NULL;
         if (s_may_retry(self, worker, call, now)) {
             call->ticket = 0;
-            zm_service_requeue_call(service, call);
-            requeued++;
+            zlistx_add_end(again, call);
             continue;
         }
         if (!call->answered) {
-            s_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
-                          "the worker holding the call was lost");
+            bool expired = call->deadline && now >= call->deadline;
+            s_reply_error(self, call->client, call->request_id,
+                          expired ? ZM_STATUS_EXPIRED : ZM_STATUS_WORKER_LOST,
+                          expired ? "the call's timeout passed while a worker held it"
+                                  : "the worker holding the call was lost");
+            if (expired)
+                self->counters.expired++;
+            else
+                lost++;
             s_settle(self, call);
-            lost++;
         }
         zm_call_destroy(&call);
     }
+    //  Newest first, each to the head of the queue: they go out again in
+    //  the order they came, before any call that came after them.
+    for (call = zlistx_last(again); call; call = zlistx_prev(again)) {
+        zm_service_requeue_call(service, call);
+        requeued++;
+    }
+    zlistx_destroy(&again);
     self->counters.worker_lost += lost;
     self->counters.requeued += requeued;
     zm_service_detach(service, worker, now);
@@ -284,7 +297,7 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
         snprintf(request.service, sizeof request.service, "%s", service->name);
         if (call->deadline)
             request.timeout_ms = call->deadline > now ? (uint32_t) (call->deadline - now) : 1;
-        request.attempt = call->attempts;
+        request.attempt = worker->reads_attempt ? call->attempts : 0;   //  0: not sent
         if (worker->idempotent)
             request.body = zframe_dup(call->body);  //  kept, to run again if the worker dies
         else {
@@ -647,8 +660,13 @@ s_tick_workers(zm_engine_t *self, int64_t now)
             worker->last_sent = now;
         }
     }
+    //  All of them leave the ready lists first, so that a call one of them
+    //  held is not requeued to another that is dying in the same tick.
     for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
         zm_worker_on_event(worker, ZM_WORKER_EXPIRED, now);
+        zm_service_requeue_worker(worker->service, worker, false);
+    }
+    for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
         self->counters.workers_expired++;
         s_retire(self, worker, "expired", now);
     }

@@ -263,6 +263,7 @@ zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
         return s_fail(error, ZM_STATUS_TOO_BIG, "header frame is over 512 bytes");
     if (!shape)
         return false;
+    self->fields = fields;
     if (!s_decode_fields(self, &reader, fields, error))
         return false;
     if (!zm_reader_done(&reader))
@@ -290,7 +291,7 @@ s_field_count(const zm_proto_t *self)
     case ZM_CMD_REQUEST:
         return self->attempt ? 6 : 5;
     case ZM_CMD_READY:
-        return self->flags ? 7 : 6;
+        return 7;           //  flags always: it tells the broker we read REQUEST's attempt
     case ZM_CMD_REPLY:
     case ZM_CMD_DISCONNECT:
     case ZM_CMD_PROGRESS:
@@ -336,8 +337,7 @@ zm_proto_encode(zm_proto_t *self)
         zm_writer_uint(&writer, self->slots);
         zm_writer_uint(&writer, self->heartbeat_ms);
         zm_writer_uint(&writer, self->liveness);
-        if (self->flags)
-            zm_writer_uint(&writer, self->flags);
+        zm_writer_uint(&writer, self->flags);
         break;
     case ZM_CMD_HEARTBEAT:
         break;

@@ -64,6 +64,7 @@ typedef struct {
     uint32_t flags;                   //  CALL, READY (optional field; 0 when absent)
     uint32_t attempt;                 //  REQUEST: 1 for the first dispatch (0 when absent)
     uint32_t extend_ms;               //  PROGRESS: how much longer the handler needs
+    uint32_t fields;                  //  decoded: header elements the sender wrote
     char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; NUL-terminated
     char reason[ZM_REASON_MAX + 1];   //  DISCONNECT; NUL-terminated
     zframe_t *body;                   //  owned; CALL, REQUEST, REPLY
