@@ -86,8 +86,10 @@ zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p)
 {
     int err = ZMESH_OK;
     zmesh_client_t *client = zmesh_client_new(cli->broker, &err);
-    if (client)
+    if (client) {
+        zmesh_client_set_retries(client, cli->retries);
         return client;
+    }
     char detail[300];
     snprintf(detail, sizeof detail, "cannot use broker endpoint '%s'", cli->broker);
     zm_cli_fail(what, err, detail);

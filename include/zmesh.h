@@ -95,18 +95,21 @@ void zmesh_pack_reset(zmesh_pack_t *self);
 
 typedef struct zmesh_client zmesh_client_t;
 
-//  Creates a client connected to endpoint (for example "tcp://host:5555"),
-//  or to each broker of a comma-separated list: calls then go to brokers
-//  that are up, so one going down fails over to the others. libzmq
-//  reconnects with capped exponential backoff and jitter, resolving host
-//  names again each time. Returns NULL if an endpoint is invalid; *err_p
-//  (may be NULL) says why.
+//  Creates a client of the broker at endpoint (for example
+//  "tcp://host:5555"), or of the first broker of a comma-separated list: it
+//  uses one broker at a time, and moves to the next when the one in use
+//  takes no call, or leaves a call's attempt unanswered. libzmq reconnects
+//  with capped exponential backoff and jitter, resolving host names again
+//  each time. Returns NULL if an endpoint is invalid; *err_p (may be NULL)
+//  says why.
 zmesh_client_t *zmesh_client_new(const char *endpoint, int *err_p);
 
 //  How many times a call that gets no answer is sent again, with the same
 //  request id (default 0). The call's timeout is shared out between the
-//  attempts. A broker that still holds the call ignores the copy, so only
-//  an attempt that was lost (broker restarted, another broker) runs again.
+//  attempts. A broker that still holds the call on the same connection
+//  ignores the copy; a copy that reaches another broker, or the same one
+//  after a reconnection, runs again. So retry only calls that are safe to
+//  run twice (idempotent services).
 void zmesh_client_set_retries(zmesh_client_t *self, int retries);
 
 //  Closes the client, dropping calls still in flight, and sets *self_p to NULL.

@@ -5,6 +5,7 @@
 //  on. The worker offers the broker one slot per handler thread, so the
 //  broker never sends more requests than there are idle threads.
 #include "zm_alloc.h"
+#include "zm_endpoints.h"
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_proto.h"
@@ -20,7 +21,7 @@
 
 struct zmesh_worker {
     char *endpoint;             //  owned: one endpoint, or a comma-separated list
-    zlistx_t *endpoints;        //  owned char *: the list, tried in turn on reconnects
+    zm_endpoints_t *endpoints;  //  owned: the list, tried in turn on reconnects
     char *service;              //  owned
     bool idempotent;            //  READY says so
     int threads;                //  handler threads = slots offered
@@ -66,37 +67,34 @@ typedef struct {
     int rc;                     //  what run returns
 } s_engine_t;
 
-static void
-s_string_destroy(void **item_p)
-{
-    free(*item_p);
-    *item_p = NULL;
-}
-
 zmesh_worker_t *
 zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
 {
     int err = ZMESH_OK;
-    if (!endpoint || !*endpoint || !service || !zm_proto_valid_name(service, strlen(service))
+    zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
+    if (!endpoints || !service || !zm_proto_valid_name(service, strlen(service))
         || strncmp(service, "zmesh.", 6) == 0)
         err = ZMESH_EINVAL;
+    for (size_t i = 0; !err && i < zm_endpoints_size(endpoints); i++) {
+        zsock_t *probe = zsock_new(ZMQ_DEALER);     //  libzmq judges each endpoint once
+        if (zsock_connect(probe, "%s", zm_endpoints_next(endpoints)) != 0)
+            err = ZMESH_EINVAL;
+        zsock_destroy(&probe);
+    }
     int wake[2] = {-1, -1};
     if (!err && pipe(wake) != 0)
         err = ZMESH_ESYS;
     if (err_p)
         *err_p = err;
-    if (err)
+    if (err) {
+        zm_endpoints_destroy(&endpoints);
         return NULL;
+    }
     for (int i = 0; i < 2; i++)
         fcntl(wake[i], F_SETFL, fcntl(wake[i], F_GETFL) | O_NONBLOCK);
     zmesh_worker_t *self = zm_alloc(sizeof *self);
     self->endpoint = zm_strdup(endpoint);
-    self->endpoints = zlistx_new();
-    zlistx_set_destructor(self->endpoints, s_string_destroy);
-    char *list = zm_strdup(endpoint), *saveptr = NULL;
-    for (char *one = strtok_r(list, ",", &saveptr); one; one = strtok_r(NULL, ",", &saveptr))
-        zlistx_add_end(self->endpoints, zm_strdup(one));
-    free(list);
+    self->endpoints = endpoints;
     self->service = zm_strdup(service);
     self->threads = 1;
     self->heartbeat_ms = 1000;
@@ -115,7 +113,7 @@ zmesh_worker_destroy(zmesh_worker_t **self_p)
         return;
     close(self->wake[0]);
     close(self->wake[1]);
-    zlistx_destroy(&self->endpoints);
+    zm_endpoints_destroy(&self->endpoints);
     free(self->service);
     free(self->endpoint);
     free(self);
@@ -265,9 +263,8 @@ s_connect(s_engine_t *self)
     zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
     //  Each new connection goes to the next broker of the list (a new
     //  socket also resolves the host name again: containers move).
-    const char *endpoint = zlistx_first(worker->endpoints);
-    for (uint32_t i = 0; i < self->session % zlistx_size(worker->endpoints); i++)
-        endpoint = zlistx_next(worker->endpoints);
+    const char *endpoint = self->session == 0 ? zm_endpoints_current(worker->endpoints)
+                                              : zm_endpoints_next(worker->endpoints);
     if (zsock_connect(self->sock, "%s", endpoint) != 0) {
         snprintf(worker->error, sizeof worker->error, "cannot connect to %s", endpoint);
         self->rc = ZMESH_EINVAL;
