@@ -16,6 +16,7 @@ zm_call_new(zframe_t **client_p, zm_proto_t *command, int64_t now)
     command->body = NULL;
     self->queued_at = now;
     self->deadline = command->timeout_ms ? now + command->timeout_ms : 0;
+    self->flags = command->flags;
     return self;
 }
 
@@ -28,6 +29,7 @@ zm_call_destroy(zm_call_t **self_p)
         return;
     zframe_destroy(&self->body);
     zframe_destroy(&self->client);
+    free(self->key);
     free(self);
     *self_p = NULL;
 }

@@ -14,6 +14,10 @@ typedef struct zm_call {
     zframe_t *body;             //  owned while queued; NULL once sent
     int64_t queued_at;          //  ms
     int64_t deadline;           //  ms; 0 = the caller set no timeout
+    uint32_t flags;             //  the CALL's flags (ZM_CALL_PROGRESS)
+    uint32_t attempts;          //  dispatches so far
+    char *key;                  //  owned: "routing:request id" while the engine's
+                                //  table of unanswered calls holds it, else NULL
     bool answered;              //  in flight but already answered 408: the
                                 //  worker's slot stays taken until it replies
     struct zm_worker *worker;   //  borrowed: who holds it while in flight

@@ -15,6 +15,9 @@
     X(rejected_no_service)  /*  answered 404 after the grace                      */              \
     X(expired)              /*  answered 408: deadline passed while queued        */              \
     X(worker_lost)          /*  answered 502: the worker died holding the call    */              \
+    X(requeued)             /*  idempotent calls sent again after a worker died   */              \
+    X(duplicate_calls)      /*  CALLs repeating one still unanswered (retries)    */              \
+    X(progress)             /*  PROGRESS reports from handlers                    */              \
     X(handler_errors)       /*  worker REPLYs with status 500, forwarded          */              \
     X(workers_expired)      /*  workers silent past heartbeat x liveness          */              \
     X(workers_kicked)       /*  workers disconnected for a protocol violation     */              \

@@ -60,6 +60,7 @@ zm_engine_config_defaults(zm_engine_config_t *config)
     config->max_queue = 1024;
     config->max_queue_bytes = (size_t) 64 << 20;
     config->max_services = 10000;
+    config->max_attempts = 3;
     config->max_garbage = 16;
     config->garbage_window_ms = 10000;
     config->limits.max_body = ZM_BODY_MAX_DEFAULT;
@@ -78,7 +79,7 @@ zm_engine_new(const zm_engine_config_t *config, int64_t now)
     self->workers = zhashx_new();
     zhashx_set_destructor(self->workers, s_worker_destroy);
     self->calls = zm_hash_new_u64();
-    zhashx_set_destructor(self->calls, s_call_destroy);
+    self->unanswered = zhashx_new();
     self->garbage = zhashx_new();
     zhashx_set_destructor(self->garbage, s_free);
     self->outbox = zlistx_new();
@@ -96,6 +97,9 @@ zm_engine_destroy(zm_engine_t **self_p)
         return;
     zlistx_destroy(&self->outbox);
     zhashx_destroy(&self->garbage);
+    zhashx_destroy(&self->unanswered);
+    for (zm_call_t *call = zhashx_first(self->calls); call; call = zhashx_next(self->calls))
+        zm_call_destroy(&call);                  //  the table only borrows them
     zhashx_destroy(&self->calls);
     zhashx_destroy(&self->workers);              //  workers borrow services: first
     zhashx_destroy(&self->services);
@@ -177,29 +181,79 @@ s_disconnect(zm_engine_t *self, zframe_t *routing, uint32_t status, const char *
     s_send(self, routing, &command);
 }
 
-//  Ends a worker session: each call it held is answered WORKER_LOST (a
-//  non-idempotent call must not run twice), then the worker is freed.
+static void s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now);
+
+//  The call has its answer (or is dropped): a retry of it is a new call now.
+static void
+s_settle(zm_engine_t *self, zm_call_t *call)
+{
+    if (call->key) {
+        zhashx_delete(self->unanswered, call->key);
+        free(call->key);
+        call->key = NULL;
+    }
+}
+
+//  True if a call its worker lost may run again: the worker said its calls
+//  are idempotent, attempts are left, and somebody still waits for it.
+static bool
+s_may_retry(const zm_engine_t *self, const zm_worker_t *worker, const zm_call_t *call,
+            int64_t now)
+{
+    return worker->idempotent && call->body && !call->answered
+           && call->attempts < self->config.max_attempts
+           && (!call->deadline || call->deadline > now);
+}
+
+//  Ends a worker session. Each call it held goes back to the head of its
+//  service's queue if it may run again, else is answered WORKER_LOST (a
+//  non-idempotent call must not run twice); then the worker is freed.
 static void
 s_retire(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
 {
-    size_t lost = 0;
+    size_t lost = 0, requeued = 0;
     zm_call_t *call;
-    size_t held = zlistx_size(worker->inflight);
-    while ((call = zlistx_detach(worker->inflight, NULL))) {
-        if (!call->answered) {
-            s_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
-                          "the worker holding the call was lost");
-            lost++;
-        }
-        zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));    //  frees call
-    }
-    self->counters.worker_lost += lost;
     zm_service_t *service = worker->service;
-    service->inflight -= held;
+    service->inflight -= zlistx_size(worker->inflight);
+    zlistx_t *again = zlistx_new();             //  borrowed: calls to requeue, oldest first
+    while ((call = zlistx_detach(worker->inflight, NULL))) {
+        zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
+        call->worker = NULL;
+        call->worker_handle = NULL;
+        if (s_may_retry(self, worker, call, now)) {
+            call->ticket = 0;
+            zlistx_add_end(again, call);
+            continue;
+        }
+        if (!call->answered) {
+            bool expired = call->deadline && now >= call->deadline;
+            s_reply_error(self, call->client, call->request_id,
+                          expired ? ZM_STATUS_EXPIRED : ZM_STATUS_WORKER_LOST,
+                          expired ? "the call's timeout passed while a worker held it"
+                                  : "the worker holding the call was lost");
+            if (expired)
+                self->counters.expired++;
+            else
+                lost++;
+            s_settle(self, call);
+        }
+        zm_call_destroy(&call);
+    }
+    //  Newest first, each to the head of the queue: they go out again in
+    //  the order they came, before any call that came after them.
+    for (call = zlistx_last(again); call; call = zlistx_prev(again)) {
+        zm_service_requeue_call(service, call);
+        requeued++;
+    }
+    zlistx_destroy(&again);
+    self->counters.worker_lost += lost;
+    self->counters.requeued += requeued;
     zm_service_detach(service, worker, now);
-    zm_log_info("broker: worker gone id=%s service=%s why=%s lost=%zu", worker->id,
-                service->name, why, lost);
+    zm_log_info("broker: worker gone id=%s service=%s why=%s lost=%zu requeued=%zu", worker->id,
+                service->name, why, lost, requeued);
     zhashx_delete(self->workers, worker->id);                     //  frees worker
+    if (requeued)
+        s_dispatch(self, service, now);
 }
 
 //  Ends the session of a worker that broke the protocol.
@@ -226,10 +280,12 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
             s_reply_error(self, call->client, call->request_id, ZM_STATUS_EXPIRED,
                           "the call's timeout passed before a worker took it");
             self->counters.expired++;
+            s_settle(self, call);
             zm_call_destroy(&call);
             continue;
         }
         call->ticket = ++self->next_ticket;
+        call->attempts++;
         call->worker = worker;
         call->worker_handle = zlistx_add_end(worker->inflight, call);
         zhashx_insert(self->calls, ZM_HASH_KEY(call->ticket), call);
@@ -244,8 +300,13 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
         snprintf(request.service, sizeof request.service, "%s", service->name);
         if (call->deadline)
             request.timeout_ms = call->deadline > now ? (uint32_t) (call->deadline - now) : 1;
-        request.body = call->body;              //  moved, never copied
-        call->body = NULL;
+        request.attempt = worker->reads_attempt ? call->attempts : 0;   //  0: not sent
+        if (worker->idempotent)
+            request.body = zframe_dup(call->body);  //  kept, to run again if the worker dies
+        else {
+            request.body = call->body;          //  moved, never copied
+            call->body = NULL;
+        }
         s_send(self, worker->routing, &request);
         worker->last_sent = now;
     }
@@ -264,7 +325,8 @@ s_service_require(zm_engine_t *self, const char *name, int64_t now)
 }
 
 static void
-s_on_call(zm_engine_t *self, zframe_t **client_p, zm_proto_t *command, int64_t now)
+s_on_call(zm_engine_t *self, zframe_t **client_p, const char *id, zm_proto_t *command,
+          int64_t now)
 {
     self->counters.calls++;
     zframe_t *client = *client_p;
@@ -287,6 +349,16 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, zm_proto_t *command, int64_t n
         self->counters.rejected_busy++;
         return;
     }
+    //  A client retrying with the same request id while its call is still
+    //  queued or held: the original's answer will serve both, and a
+    //  non-idempotent call does not run twice.
+    char key[S_ID_MAX + 24];
+    snprintf(key, sizeof key, "%s:%" PRIu64, id, command->id);
+    if (zhashx_lookup(self->unanswered, key)) {
+        self->counters.duplicate_calls++;
+        zm_log_debug("broker: duplicate call key=%s", key);
+        return;
+    }
     service->calls++;
     zm_call_t *call = zm_call_new(client_p, command, now);
     if (zm_service_enqueue(service, &call) != ZMESH_OK) {
@@ -296,6 +368,9 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, zm_proto_t *command, int64_t n
         zm_call_destroy(&call);
         return;
     }
+    zm_call_t *queued = zlistx_last(service->queue);
+    queued->key = zm_strdup(key);
+    zhashx_insert(self->unanswered, key, queued);
     s_dispatch(self, service, now);
 }
 
@@ -359,9 +434,35 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
         reply.body = command->body;
         command->body = NULL;
         s_emit(self, &call->client, &reply);
+        s_settle(self, call);
     }
     zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
+    zm_call_destroy(&call);
     s_dispatch(self, worker->service, now);
+}
+
+//  A handler says it needs extend_ms more: the call's deadline moves out
+//  that far, and a caller that reads PROGRESS is told.
+static void
+s_on_progress(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t now)
+{
+    zm_call_t *call = zm_hash_lookup(self->calls, command->id);
+    if (!call || call->worker != worker || call->answered) {
+        zm_worker_on_event(worker, ZM_WORKER_STRAY, now);      //  harmless: ignore
+        return;
+    }
+    zm_worker_on_event(worker, ZM_WORKER_HEARTBEAT, now);
+    self->counters.progress++;
+    if (call->deadline && call->deadline < now + command->extend_ms)
+        call->deadline = now + command->extend_ms;
+    if (call->flags & ZM_CALL_PROGRESS) {
+        zm_proto_t progress;
+        zm_proto_init(&progress);
+        progress.cmd = ZM_CMD_PROGRESS;
+        progress.id = call->request_id;
+        progress.extend_ms = command->extend_ms;
+        s_send(self, call->client, &progress);
+    }
 }
 
 //  A message from a registered worker.
@@ -374,6 +475,9 @@ s_on_worker(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t
         return;
     case ZM_CMD_HEARTBEAT:
         zm_worker_on_event(worker, ZM_WORKER_HEARTBEAT, now);
+        return;
+    case ZM_CMD_PROGRESS:
+        s_on_progress(self, worker, command, now);
         return;
     case ZM_CMD_DISCONNECT:
         zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
@@ -396,13 +500,14 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
 {
     switch (command->cmd) {
     case ZM_CMD_CALL:
-        s_on_call(self, routing_p, command, now);
+        s_on_call(self, routing_p, id, command, now);
         return;
     case ZM_CMD_READY:
         s_on_ready(self, routing_p, id, command, now);
         return;
     case ZM_CMD_HEARTBEAT:
     case ZM_CMD_REPLY:
+    case ZM_CMD_PROGRESS:
         //  A worker we do not know, typically after a broker restart.
         s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
         if (command->cmd == ZM_CMD_REPLY)
@@ -562,8 +667,13 @@ s_tick_workers(zm_engine_t *self, int64_t now)
             worker->last_sent = now;
         }
     }
+    //  All of them leave the ready lists first, so that a call one of them
+    //  held is not requeued to another that is dying in the same tick.
     for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
         zm_worker_on_event(worker, ZM_WORKER_EXPIRED, now);
+        zm_service_requeue_worker(worker->service, worker, false);
+    }
+    for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
         self->counters.workers_expired++;
         s_retire(self, worker, "expired", now);
     }
@@ -585,6 +695,7 @@ s_tick_services(zm_engine_t *self, int64_t now)
     }
     for (zm_call_t *call = zlistx_first(expired); call; call = zlistx_next(expired)) {
         bool no_service = call->ticket == ZM_STATUS_NO_SERVICE;
+        s_settle(self, call);
         s_reply_error(self, call->client, call->request_id, (uint32_t) call->ticket,
                       no_service ? "no worker offers this service"
                                  : "the call's timeout passed before a worker took it");
@@ -610,6 +721,7 @@ s_tick_calls(zm_engine_t *self, int64_t now)
             continue;
         s_reply_error(self, call->client, call->request_id, ZM_STATUS_EXPIRED,
                       "the call's timeout passed while a worker held it");
+        s_settle(self, call);
         zframe_destroy(&call->client);
         call->answered = true;
         self->counters.expired++;

@@ -16,6 +16,7 @@ typedef struct {
     size_t max_queue;           //  queued calls per service
     size_t max_queue_bytes;     //  queued body bytes per service
     size_t max_services;        //  services (known names) at once
+    uint32_t max_attempts;      //  dispatches of an idempotent call at most
     uint32_t max_garbage;       //  malformed messages per window before a kick; 0 = never
     int64_t garbage_window_ms;  //  the window
     zm_proto_limits_t limits;   //  body size, payload check, depth
@@ -25,7 +26,10 @@ typedef struct zm_engine {
     zm_engine_config_t config;
     zhashx_t *services;         //  name -> owned zm_service_t
     zhashx_t *workers;          //  hex routing id -> owned zm_worker_t
-    zhashx_t *calls;            //  ticket -> owned zm_call_t, calls in flight
+    zhashx_t *calls;            //  ticket -> borrowed zm_call_t, calls in flight (the
+                                //  holding worker's inflight list decides their fate)
+    zhashx_t *unanswered;       //  call key -> borrowed zm_call_t, queued or held calls
+                                //  not yet answered: a retried CALL finds its original
     zhashx_t *garbage;          //  hex routing id -> owned s_garbage_t, recent offenders
     bool kick;                  //  the last message's sender is to be disconnected
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]

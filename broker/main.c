@@ -21,6 +21,8 @@ s_usage(FILE *out)
             "                       (env ZMESH_MAX_QUEUE; default 1024)\n"
             "  --max-body BYTES     largest payload (env ZMESH_MAX_BODY; default 1048576)\n"
             "  --max-depth N        deepest payload nesting, 1..64 (env ZMESH_MAX_DEPTH; default 64)\n"
+            "  --max-attempts N     dispatches of a call to an idempotent service, so retries\n"
+            "                       after lost workers, 1..100 (env ZMESH_MAX_ATTEMPTS; default 3)\n"
             "  --max-garbage N      malformed messages from one peer within 10 s before its\n"
             "                       connection is closed; 0 = never (env ZMESH_MAX_GARBAGE;\n"
             "                       default 16)\n"
@@ -73,6 +75,7 @@ main(int argc, char *argv[])
     long long body = (long long) config.engine.limits.max_body;
     long long depth = config.engine.limits.max_depth;
     long long garbage = config.engine.max_garbage;
+    long long attempts = config.engine.max_attempts;
     bool ok = true;
     const char *env;
     if ((env = getenv("ZMESH_GRACE_MS")))
@@ -83,6 +86,8 @@ main(int argc, char *argv[])
         ok = ok && s_set_number("ZMESH_MAX_BODY", env, 16, 256LL << 20, &body);
     if ((env = getenv("ZMESH_MAX_DEPTH")))
         ok = ok && s_set_number("ZMESH_MAX_DEPTH", env, 1, 64, &depth);
+    if ((env = getenv("ZMESH_MAX_ATTEMPTS")))
+        ok = ok && s_set_number("ZMESH_MAX_ATTEMPTS", env, 1, 100, &attempts);
     if ((env = getenv("ZMESH_MAX_GARBAGE")))
         ok = ok && s_set_number("ZMESH_MAX_GARBAGE", env, 0, 1000000, &garbage);
 
@@ -93,6 +98,7 @@ main(int argc, char *argv[])
         {"max-body", required_argument, NULL, 'm'},
         {"max-depth", required_argument, NULL, 'd'},
         {"max-garbage", required_argument, NULL, 'x'},
+        {"max-attempts", required_argument, NULL, 'a'},
         {"no-check-payloads", no_argument, NULL, 'n'},
         {"print-endpoint", no_argument, NULL, 'p'},
         {"verbose", no_argument, NULL, 'v'},
@@ -108,6 +114,7 @@ main(int argc, char *argv[])
         case 'm': ok = s_set_number("--max-body", optarg, 16, 256LL << 20, &body); break;
         case 'd': ok = s_set_number("--max-depth", optarg, 1, 64, &depth); break;
         case 'x': ok = s_set_number("--max-garbage", optarg, 0, 1000000, &garbage); break;
+        case 'a': ok = s_set_number("--max-attempts", optarg, 1, 100, &attempts); break;
         case 'n': config.engine.limits.check_body = false; break;
         case 'p': config.print_endpoint = true; break;
         case 'v': verbose = true; break;
@@ -128,6 +135,7 @@ main(int argc, char *argv[])
     config.engine.limits.max_body = (size_t) body;
     config.engine.limits.max_depth = (int) depth;
     config.engine.max_garbage = (uint32_t) garbage;
+    config.engine.max_attempts = (uint32_t) attempts;
     zm_log_init("zmesh-broker", verbose);
     return zm_broker_run(&config);
 }

@@ -54,6 +54,15 @@ zm_service_enqueue(zm_service_t *self, zm_call_t **call_p)
     return ZMESH_OK;
 }
 
+void
+zm_service_requeue_call(zm_service_t *self, zm_call_t *call)
+{
+    assert(self);
+    assert(call && call->body);
+    zlistx_add_start(self->queue, call);
+    self->queued_bytes += zframe_size(call->body);
+}
+
 zm_call_t *
 zm_service_dequeue(zm_service_t *self)
 {

@@ -29,6 +29,10 @@ void zm_service_destroy(zm_service_t **self_p);
 //  the caller keeps it to answer BUSY: nothing is dropped silently.
 int zm_service_enqueue(zm_service_t *self, zm_call_t **call_p);
 
+//  Puts back at the head of the queue a call whose worker was lost, to be
+//  dispatched again before newer calls. Not bounded: it was admitted once.
+void zm_service_requeue_call(zm_service_t *self, zm_call_t *call);
+
 //  The oldest queued call, removed from the queue; NULL if none.
 zm_call_t *zm_service_dequeue(zm_service_t *self);
 

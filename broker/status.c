@@ -37,9 +37,11 @@ s_pack_workers(const zm_engine_t *self, zmesh_pack_t *pack, int64_t now)
     zmesh_pack_array(pack, (uint32_t) zhashx_size(self->workers));
     for (zm_worker_t *worker = zhashx_first(self->workers); worker;
          worker = zhashx_next(self->workers)) {
-        zmesh_pack_map(pack, 6);
+        zmesh_pack_map(pack, 7);
         zmesh_pack_str(pack, "id");
         zmesh_pack_str(pack, worker->id);
+        zmesh_pack_str(pack, "idempotent");
+        zmesh_pack_bool(pack, worker->idempotent);
         zmesh_pack_str(pack, "service");
         zmesh_pack_str(pack, worker->service->name);
         s_pack_key_uint(pack, "slots", worker->slots);

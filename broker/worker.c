@@ -30,6 +30,8 @@ zm_worker_new(zframe_t **routing_p, const char *id, struct zm_service *service,
     self->slots = ready->slots;
     self->heartbeat_ms = ready->heartbeat_ms;
     self->liveness = ready->liveness;
+    self->idempotent = (ready->flags & ZM_READY_IDEMPOTENT) != 0;
+    self->reads_attempt = ready->fields >= 7;
     self->last_heard = now;
     self->last_sent = now;
     self->inflight = zlistx_new();

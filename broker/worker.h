@@ -34,6 +34,8 @@ typedef struct zm_worker {
     uint32_t slots;             //  calls it may hold at once
     uint32_t heartbeat_ms;      //  agreed at READY
     uint32_t liveness;          //  silent intervals before it is dead
+    bool idempotent;            //  its calls may run again elsewhere if it dies
+    bool reads_attempt;         //  its READY had the flags field: REQUEST may carry attempt
     int64_t last_heard;         //  ms: last message from it
     int64_t last_sent;          //  ms: last message to it
     uint64_t served;            //  calls it answered

@@ -28,6 +28,7 @@ typedef struct {
     const char *command;        //  "call" or "status"; NULL if none was given
     const char *broker;         //  --broker, else $ZMESH_BROKER, else ZMESH_DEFAULT_ENDPOINT
     int timeout_ms;             //  --timeout, > 0
+    int retries;                //  --retries, 0..100 (call only)
     bool json;                  //  --json (status only)
     const char *args[2];        //  positional arguments after the command
     int arg_count;              //  how many of args are set
@@ -48,8 +49,8 @@ int zm_cli_fail(const char *what, int err, const char *detail);
 //  or ZM_CLI_EXIT_FAILED (reported as "zmesh: WHAT: ...") if the payload has no JSON form.
 int zm_cli_print_reply(const char *what, const zmesh_msg_t *reply);
 
-//  Creates a client of cli->broker. On failure reports it as "zmesh: WHAT: ...", sets
-//  *exit_code_p and returns NULL.
+//  Creates a client of cli->broker that resends unanswered calls cli->retries times. On
+//  failure reports it as "zmesh: WHAT: ...", sets *exit_code_p and returns NULL.
 zmesh_client_t *zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p);
 
 //  Writes the detail of an error outcome of client into buffer: zmesh_client_error(), and for

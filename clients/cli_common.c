@@ -18,6 +18,7 @@ zm_cli_exit_code(int err)
     case ZMESH_OK:
         return ZM_CLI_EXIT_OK;
     case ZMESH_ETIMEDOUT:
+    case ZMESH_EUNREACHABLE:
         return ZM_CLI_EXIT_TIMEOUT;
     case ZMESH_ENOSERVICE:
         return ZM_CLI_EXIT_NOSERVICE;
@@ -85,8 +86,10 @@ zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p)
 {
     int err = ZMESH_OK;
     zmesh_client_t *client = zmesh_client_new(cli->broker, &err);
-    if (client)
+    if (client) {
+        zmesh_client_set_retries(client, cli->retries);
         return client;
+    }
     char detail[300];
     snprintf(detail, sizeof detail, "cannot use broker endpoint '%s'", cli->broker);
     zm_cli_fail(what, err, detail);
@@ -101,7 +104,7 @@ zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer
     const char *detail = zmesh_client_error(client);
     //  libzmq connects in the background, so an unreachable broker shows up as a timeout: say
     //  where we looked, since that is the usual cause.
-    if (err == ZMESH_ETIMEDOUT)
+    if (err == ZMESH_ETIMEDOUT || err == ZMESH_EUNREACHABLE)
         snprintf(buffer, size, "%s%s(timeout %d ms, broker %s)", detail, detail[0] ? " " : "",
                  cli->timeout_ms, cli->broker);
     else

@@ -19,7 +19,8 @@ static const char s_usage_main[] =
     "  status                show the broker's services, workers and counters\n"
     "\n"
     "Global options (before or after the command):\n"
-    "  --broker EP    broker endpoint (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
+    "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
     "  --timeout MS   how long to wait for each reply (default 5000)\n"
     "  --help, -h     show help (`zmesh COMMAND --help` for a command)\n"
     "  --version      print the version\n"
@@ -28,7 +29,7 @@ static const char s_usage_main[] =
     "3 timeout or broker unreachable, 4 no such service, 5 busy.\n";
 
 static const char s_usage_call[] =
-    "usage: zmesh call SERVICE [JSON] [--timeout MS] [--broker EP]\n"
+    "usage: zmesh call SERVICE [JSON] [--timeout MS] [--retries N] [--broker EP]\n"
     "\n"
     "Converts JSON to MessagePack, calls SERVICE through the broker and prints the reply\n"
     "as one compact JSON line on stdout.\n"
@@ -41,7 +42,14 @@ static const char s_usage_call[] =
     "\n"
     "Options:\n"
     "  --timeout MS   give up on a call after MS milliseconds (default 5000)\n"
-    "  --broker EP    broker endpoint (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    "  --retries N    resend a call that got no answer up to N times, 0..100 (default 0),\n"
+    "                 with the same request id; the timeout is shared between the\n"
+    "                 attempts. A broker still holding the call ignores the copy; a copy\n"
+    "                 reaching another broker, or one after a reconnection, runs again:\n"
+    "                 use it for services that are safe to call twice\n"
+    "  --broker EP    broker endpoint, or a comma-separated list of brokers, used one at a\n"
+    "                 time: the next when the current one does not answer\n"
+    "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
     "\n"
     "Errors print `zmesh: call SERVICE: <error>: <detail>` on stderr. Exit codes: 0 ok,\n"
     "1 handler error/worker lost/protocol, 2 usage or bad JSON, 3 timeout or broker\n"
@@ -56,7 +64,8 @@ static const char s_usage_status[] =
     "Options:\n"
     "  --json         print the broker's reply as one JSON line instead\n"
     "  --timeout MS   how long to wait for the reply (default 5000)\n"
-    "  --broker EP    broker endpoint (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
+    "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
     "\n"
     "Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout or broker unreachable.\n";
 
@@ -65,6 +74,7 @@ typedef struct {
     bool help;                  //  --help or -h
     bool version;               //  --version
     bool json_given;            //  --json appeared (checked against the command later)
+    bool retries_given;         //  --retries appeared (checked against the command later)
     const char *error;          //  first usage error, static text or s_error_buffer
 } s_flags_t;
 
@@ -88,19 +98,26 @@ s_is_option(const char *arg)
     return arg[0] == '-' && arg[1] != '\0' && !isdigit((unsigned char) arg[1]);
 }
 
-//  Parses a strictly positive millisecond count: digits only, no sign, no trailing bytes.
+//  Parses a count in [min, max]: digits only, no sign, no trailing bytes.
 static bool
-s_parse_ms(const char *text, int *value_p)
+s_parse_count(const char *text, long min, long max, int *value_p)
 {
     if (!isdigit((unsigned char) text[0]))
         return false;
     errno = 0;
     char *end = NULL;
     long value = strtol(text, &end, 10);
-    if (errno != 0 || *end != '\0' || value < 1 || value > INT_MAX)
+    if (errno != 0 || *end != '\0' || value < min || value > max)
         return false;
     *value_p = (int) value;
     return true;
+}
+
+//  Parses a strictly positive millisecond count.
+static bool
+s_parse_ms(const char *text, int *value_p)
+{
+    return s_parse_count(text, 1, INT_MAX, value_p);
 }
 
 static void
@@ -128,7 +145,8 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
     memcpy(name, arg, name_size);
     name[name_size] = '\0';
     const char *value = equals ? equals + 1 : NULL;
-    bool takes_value = strcmp(name, "--broker") == 0 || strcmp(name, "--timeout") == 0;
+    bool takes_value = strcmp(name, "--broker") == 0 || strcmp(name, "--timeout") == 0
+                    || strcmp(name, "--retries") == 0;
     if (takes_value && !value) {
         if (*index_p + 1 >= argc) {
             s_set_error(flags, "option %s needs a value", name);
@@ -152,6 +170,10 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
         cli->broker = value;
     else if (strcmp(name, "--timeout") == 0 && !s_parse_ms(value, &cli->timeout_ms))
         s_set_error(flags, "--timeout wants milliseconds from 1 to 2147483647, not '%s'", value);
+    else if (strcmp(name, "--retries") == 0 && !s_parse_count(value, 0, 100, &cli->retries))
+        s_set_error(flags, "--retries wants 0..100, not '%s'", value);
+    else if (strcmp(name, "--retries") == 0)
+        flags->retries_given = true;
     else if (strcmp(name, "--timeout") != 0)
         s_set_error(flags, "unknown option %s", name);
 }
@@ -195,6 +217,8 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
         if (cli->arg_count > 0)
             s_set_error(flags, "unexpected argument '%s'", cli->args[0]);
         cli->json = flags->json_given;
+        if (flags->retries_given)
+            s_set_error(flags, "%s", "option --retries is for call only");
     }
     else
         s_set_error(flags, "unknown command '%s'", cli->command);

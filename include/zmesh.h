@@ -36,6 +36,7 @@ typedef enum {
     ZMESH_EWORKERLOST = -8, //  the worker died or left while holding the call
     ZMESH_EPROTO = -9,      //  the peer broke the protocol (or speaks another version)
     ZMESH_ESYS = -10,       //  a system or libzmq call failed (see errno)
+    ZMESH_EUNREACHABLE = -11, //  no broker was connected to take the call
 } zmesh_err_t;
 
 //  Returns a static, human-readable text for a zmesh_err_t value.
@@ -94,9 +95,22 @@ void zmesh_pack_reset(zmesh_pack_t *self);
 
 typedef struct zmesh_client zmesh_client_t;
 
-//  Creates a client connected to endpoint (for example "tcp://host:5555").
-//  Returns NULL if the endpoint is invalid; *err_p (may be NULL) says why.
+//  Creates a client of the broker at endpoint (for example
+//  "tcp://host:5555"), or of the first broker of a comma-separated list: it
+//  uses one broker at a time, and moves to the next when the one in use
+//  takes no call, or leaves a call's attempt unanswered. libzmq reconnects
+//  with capped exponential backoff and jitter, resolving host names again
+//  each time. Returns NULL if an endpoint is invalid; *err_p (may be NULL)
+//  says why.
 zmesh_client_t *zmesh_client_new(const char *endpoint, int *err_p);
+
+//  How many times a call that gets no answer is sent again, with the same
+//  request id (default 0). The call's timeout is shared out between the
+//  attempts. A broker that still holds the call on the same connection
+//  ignores the copy; a copy that reaches another broker, or the same one
+//  after a reconnection, runs again. So retry only calls that are safe to
+//  run twice (idempotent services).
+void zmesh_client_set_retries(zmesh_client_t *self, int retries);
 
 //  Closes the client, dropping calls still in flight, and sets *self_p to NULL.
 void zmesh_client_destroy(zmesh_client_t **self_p);
@@ -105,16 +119,20 @@ void zmesh_client_destroy(zmesh_client_t **self_p);
 //  reply or timeout_ms (> 0). On ZMESH_OK, *reply_p is a new message the
 //  caller destroys. On an error reply, zmesh_client_error() tells the detail.
 //  Replies to other calls in flight that arrive meanwhile are kept for
-//  zmesh_client_recv. Errors: ZMESH_ETIMEDOUT, ZMESH_ENOSERVICE, ZMESH_EAGAIN
-//  (busy), ZMESH_ETOOBIG, ZMESH_EHANDLER, ZMESH_EWORKERLOST, ZMESH_EINVAL,
+//  zmesh_client_recv. A handler's progress reports move the deadline out.
+//  Errors: ZMESH_ETIMEDOUT (a broker took the call, no answer came),
+//  ZMESH_EUNREACHABLE (no broker was there to take it), ZMESH_ENOSERVICE,
+//  ZMESH_EAGAIN (busy), ZMESH_ETOOBIG, ZMESH_EHANDLER, ZMESH_EWORKERLOST (a
+//  worker died holding a call that is not idempotent), ZMESH_EINVAL,
 //  ZMESH_EPROTO.
 int zmesh_client_call(zmesh_client_t *self, const char *service, const void *request,
                       size_t size, int timeout_ms, zmesh_msg_t **reply_p);
 
-//  Sends a call without waiting; *request_id_p (may be NULL) gets its id.
+//  Sends a call; *request_id_p (may be NULL) gets its id. Blocks only while
+//  no broker is connected, for at most one attempt's share of timeout_ms.
 //  The broker and zmesh_client_recv give up on it after timeout_ms (> 0).
 //  Returns ZMESH_OK, ZMESH_EINVAL (bad service name, or the request is not
-//  one MessagePack object), ZMESH_ETOOBIG or ZMESH_ESYS.
+//  one MessagePack object), ZMESH_ETOOBIG, ZMESH_EUNREACHABLE or ZMESH_ESYS.
 int zmesh_client_send(zmesh_client_t *self, const char *service, const void *request,
                       size_t size, int timeout_ms, uint64_t *request_id_p);
 
@@ -162,8 +180,20 @@ void zmesh_worker_set_threads(zmesh_worker_t *self, int threads);
 //  number of silent intervals after which a peer is dead (2..100, default 3).
 void zmesh_worker_set_heartbeat(zmesh_worker_t *self, int interval_ms, int liveness);
 
+//  Declares the service's calls idempotent (default false): if this worker
+//  dies holding one, the broker gives it to another worker (up to its
+//  --max-attempts) instead of answering ZMESH_EWORKERLOST.
+void zmesh_worker_set_idempotent(zmesh_worker_t *self, bool idempotent);
+
+//  From inside a handler: the call needs extend_ms more. Moves the call's
+//  deadline at the broker and at a zmesh client out to now + extend_ms.
+//  Returns ZMESH_OK, or ZMESH_EINVAL when not called from a handler.
+int zmesh_worker_progress(int extend_ms);
+
 //  Connects, registers and serves requests until zmesh_worker_stop() or
-//  SIGINT/SIGTERM; reconnects and re-registers when the broker goes silent.
+//  SIGINT/SIGTERM; reconnects and re-registers when the broker goes silent
+//  or restarts. endpoint may be a comma-separated list: each reconnection
+//  goes to the next broker of the list.
 //  Returns ZMESH_OK when stopped, ZMESH_EPROTO if the broker refused it
 //  (zmesh_worker_error() tells why), ZMESH_EINVAL if the endpoint is not one
 //  libzmq can connect to, ZMESH_ESYS if a socket failed. On a stop it sends

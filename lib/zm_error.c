@@ -27,6 +27,8 @@ zmesh_strerror(int err)
         return "protocol error";
     case ZMESH_ESYS:
         return "system error";
+    case ZMESH_EUNREACHABLE:
+        return "no broker reachable";
     }
     return "unknown error";
 }

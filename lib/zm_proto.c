@@ -19,12 +19,13 @@ typedef struct {
 } s_shape_t;
 
 static const s_shape_t s_shapes[] = {
-    {ZM_CMD_CALL, "CALL", 4, 5, true},
+    {ZM_CMD_CALL, "CALL", 4, 6, true},
     {ZM_CMD_REPLY, "REPLY", 4, 4, true},
-    {ZM_CMD_READY, "READY", 6, 6, false},
-    {ZM_CMD_REQUEST, "REQUEST", 5, 5, true},
+    {ZM_CMD_READY, "READY", 6, 7, false},
+    {ZM_CMD_REQUEST, "REQUEST", 5, 6, true},
     {ZM_CMD_HEARTBEAT, "HEARTBEAT", 2, 2, false},
     {ZM_CMD_DISCONNECT, "DISCONNECT", 4, 4, false},
+    {ZM_CMD_PROGRESS, "PROGRESS", 4, 4, false},
 };
 #define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
 
@@ -122,8 +123,14 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
         error->have_id = true;
         if (!s_read_name(reader, self->service))
             return s_fail(error, ZM_STATUS_MALFORMED, "service name is not 1..255 printable bytes");
-        if (fields == 5 && !s_read_u32(reader, 0, UINT32_MAX, &self->timeout_ms))
+        if (fields >= 5 && !s_read_u32(reader, 0, UINT32_MAX, &self->timeout_ms))
             return s_fail(error, ZM_STATUS_MALFORMED, "timeout is not a 32-bit unsigned integer");
+        if (fields == 6 && self->cmd == ZM_CMD_CALL
+            && !s_read_u32(reader, 0, UINT32_MAX, &self->flags))
+            return s_fail(error, ZM_STATUS_MALFORMED, "flags are not a 32-bit unsigned integer");
+        if (fields == 6 && self->cmd == ZM_CMD_REQUEST
+            && !s_read_u32(reader, 1, UINT32_MAX, &self->attempt))
+            return s_fail(error, ZM_STATUS_MALFORMED, "attempt is not a number from 1");
         return true;
     case ZM_CMD_REPLY:
         if (!zm_reader_uint(reader, &self->id))
@@ -139,6 +146,15 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
             || !s_read_u32(reader, ZM_HEARTBEAT_MIN, ZM_HEARTBEAT_MAX, &self->heartbeat_ms)
             || !s_read_u32(reader, ZM_LIVENESS_MIN, ZM_LIVENESS_MAX, &self->liveness))
             return s_fail(error, ZM_STATUS_MALFORMED, "slots, heartbeat or liveness out of range");
+        if (fields == 7 && !s_read_u32(reader, 0, UINT32_MAX, &self->flags))
+            return s_fail(error, ZM_STATUS_MALFORMED, "flags are not a 32-bit unsigned integer");
+        return true;
+    case ZM_CMD_PROGRESS:
+        if (!zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "id is not an unsigned integer");
+        error->have_id = true;
+        if (!s_read_u32(reader, 0, UINT32_MAX, &self->extend_ms))
+            return s_fail(error, ZM_STATUS_MALFORMED, "extend_ms is not a 32-bit unsigned integer");
         return true;
     case ZM_CMD_HEARTBEAT:
         return true;
@@ -247,6 +263,7 @@ zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
         return s_fail(error, ZM_STATUS_TOO_BIG, "header frame is over 512 bytes");
     if (!shape)
         return false;
+    self->fields = fields;
     if (!s_decode_fields(self, &reader, fields, error))
         return false;
     if (!zm_reader_done(&reader))
@@ -263,6 +280,28 @@ zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
     return true;
 }
 
+//  Header elements to write: optional trailing fields only when they say
+//  something, so a peer that predates them reads what it always did.
+static uint32_t
+s_field_count(const zm_proto_t *self)
+{
+    switch (self->cmd) {
+    case ZM_CMD_CALL:
+        return self->flags ? 6 : self->timeout_ms ? 5 : 4;
+    case ZM_CMD_REQUEST:
+        return self->attempt ? 6 : 5;
+    case ZM_CMD_READY:
+        return 7;           //  flags always: it tells the broker we read REQUEST's attempt
+    case ZM_CMD_REPLY:
+    case ZM_CMD_DISCONNECT:
+    case ZM_CMD_PROGRESS:
+        return 4;
+    case ZM_CMD_HEARTBEAT:
+        return 2;
+    }
+    return 2;
+}
+
 zmsg_t *
 zm_proto_encode(zm_proto_t *self)
 {
@@ -272,8 +311,7 @@ zm_proto_encode(zm_proto_t *self)
     uint8_t buffer[ZM_HEADER_MAX];
     zm_writer_t writer;
     zm_writer_init(&writer, buffer, sizeof buffer);
-    bool with_timeout = self->cmd == ZM_CMD_REQUEST || self->timeout_ms > 0;
-    zm_writer_array(&writer, self->cmd == ZM_CMD_CALL && !with_timeout ? 4 : shape->max_fields);
+    zm_writer_array(&writer, s_field_count(self));
     zm_writer_str(&writer, ZM_PROTO_SIGNATURE, 4);
     zm_writer_str(&writer, shape->name, strlen(shape->name));
     switch (self->cmd) {
@@ -281,8 +319,14 @@ zm_proto_encode(zm_proto_t *self)
     case ZM_CMD_REQUEST:
         zm_writer_uint(&writer, self->id);
         zm_writer_str(&writer, self->service, strlen(self->service));
-        if (with_timeout)
+        if (s_field_count(self) >= 5)
             zm_writer_uint(&writer, self->timeout_ms);
+        if (s_field_count(self) == 6)
+            zm_writer_uint(&writer, self->cmd == ZM_CMD_CALL ? self->flags : self->attempt);
+        break;
+    case ZM_CMD_PROGRESS:
+        zm_writer_uint(&writer, self->id);
+        zm_writer_uint(&writer, self->extend_ms);
         break;
     case ZM_CMD_REPLY:
         zm_writer_uint(&writer, self->id);
@@ -293,6 +337,7 @@ zm_proto_encode(zm_proto_t *self)
         zm_writer_uint(&writer, self->slots);
         zm_writer_uint(&writer, self->heartbeat_ms);
         zm_writer_uint(&writer, self->liveness);
+        zm_writer_uint(&writer, self->flags);
         break;
     case ZM_CMD_HEARTBEAT:
         break;

@@ -29,7 +29,14 @@ typedef enum {
     ZM_CMD_REQUEST,
     ZM_CMD_HEARTBEAT,
     ZM_CMD_DISCONNECT,
+    ZM_CMD_PROGRESS,
 } zm_cmd_t;
+
+//  CALL flags. Receivers ignore bits they do not know.
+#define ZM_CALL_PROGRESS 1u           //  the caller reads PROGRESS (a DEALER, never a REQ)
+
+//  READY flags.
+#define ZM_READY_IDEMPOTENT 1u        //  a call may run again on another worker if this one dies
 
 //  Wire status codes (ZMP.md, "Status codes"); stable across versions.
 typedef enum {
@@ -54,6 +61,10 @@ typedef struct {
     uint32_t slots;                   //  READY
     uint32_t heartbeat_ms;            //  READY
     uint32_t liveness;                //  READY
+    uint32_t flags;                   //  CALL, READY (optional field; 0 when absent)
+    uint32_t attempt;                 //  REQUEST: 1 for the first dispatch (0 when absent)
+    uint32_t extend_ms;               //  PROGRESS: how much longer the handler needs
+    uint32_t fields;                  //  decoded: header elements the sender wrote
     char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; NUL-terminated
     char reason[ZM_REASON_MAX + 1];   //  DISCONNECT; NUL-terminated
     zframe_t *body;                   //  owned; CALL, REQUEST, REPLY

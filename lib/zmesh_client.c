@@ -1,8 +1,12 @@
 //  zmesh_client - calls services through a broker over one DEALER socket.
-//  Each call gets a request id and a deadline; replies are matched by id, so
-//  many calls can be in flight, and a reply that arrives after its call gave
-//  up is recognised and discarded. The client never blocks past a deadline.
+//  Given a list of brokers it uses one at a time, and moves to the next
+//  when the one in use takes no call or leaves an attempt unanswered. Each call gets a request id and a deadline; replies are matched
+//  by id, so many calls can be in flight, and a reply that arrives after its
+//  call gave up is recognised and discarded. A call may be sent again with
+//  the same id when an attempt goes unanswered (Lazy Pirate); PROGRESS from
+//  a handler moves its deadline. The client never blocks past a deadline.
 #include "zm_alloc.h"
+#include "zm_endpoints.h"
 #include "zm_hash.h"
 #include "zm_msg.h"
 #include "zm_pack.h"
@@ -16,8 +20,14 @@
 //  A call in flight.
 typedef struct {
     uint64_t id;
-    int64_t deadline;           //  zclock_mono() ms
+    int64_t deadline;           //  zclock_mono() ms: this attempt's end
+    int64_t final;              //  ms: the call's own end (progress moves both)
     void *handle;               //  its place in by_deadline
+    int retries_left;           //  attempts still allowed after this one
+    int attempt_ms;             //  length of one attempt
+    char *service;              //  owned, for a retry; NULL without retries
+    zframe_t *body;             //  owned copy of the request, for a retry
+    bool reached;               //  some attempt was taken by a broker
 } s_call_t;
 
 //  A completed call not yet returned by zmesh_client_recv.
@@ -29,8 +39,10 @@ typedef struct {
 } s_done_t;
 
 struct zmesh_client {
-    zsock_t *sock;              //  owned DEALER to the broker
+    zsock_t *sock;              //  owned DEALER to the broker in use
+    zm_endpoints_t *endpoints;  //  owned: the brokers, in the order to try them
     uint64_t next_id;           //  last request id used
+    int retries;                //  resends of an unanswered call (zmesh_client_set_retries)
     zhashx_t *pending;          //  id -> owned s_call_t
     zlistx_t *by_deadline;      //  borrowed s_call_t, earliest deadline first
     zlistx_t *done;             //  owned s_done_t, oldest first
@@ -40,7 +52,12 @@ struct zmesh_client {
 static void
 s_call_destroy(void **item_p)
 {
-    free(*item_p);
+    s_call_t *call = *item_p;
+    if (call) {
+        zframe_destroy(&call->body);
+        free(call->service);
+    }
+    free(call);
     *item_p = NULL;
 }
 
@@ -61,27 +78,110 @@ s_deadline_compare(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void s_failover(zmesh_client_t *self);
+
+//  Sends one attempt of a call: a CALL of id for service with body (taken),
+//  whose timeout is the time left until final. Waits at most wait_ms for a
+//  broker to take it: with ZMQ_IMMEDIATE, libzmq keeps a message only for a
+//  connected broker, so a send that times out means the broker is out of
+//  reach. Given a list, the wait is cut into slices and each slice goes to
+//  the next broker, so a dead first broker costs one slice, not the attempt.
+static int
+s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **body_p,
+            int64_t final, int wait_ms)
+{
+    zm_proto_t command;
+    zm_proto_init(&command);
+    command.cmd = ZM_CMD_CALL;
+    command.id = id;
+    int64_t now = zclock_mono();
+    command.timeout_ms = final > now ? (uint32_t) (final - now) : 1;
+    command.flags = ZM_CALL_PROGRESS;
+    snprintf(command.service, sizeof command.service, "%s", service);
+    command.body = *body_p;
+    *body_p = NULL;
+    zmsg_t *msg = zm_proto_encode(&command);
+    size_t brokers = zm_endpoints_size(self->endpoints);
+    int slice = brokers > 1 ? wait_ms / (int) (2 * brokers) : wait_ms;
+    slice = slice < 100 && brokers > 1 ? 100 : slice;
+    int64_t until = now + (wait_ms > 0 ? wait_ms : 0);
+    int rc = ZMESH_EUNREACHABLE;
+    do {
+        int64_t left = until - zclock_mono();
+        zsock_set_sndtimeo(self->sock, (int) (left < slice ? (left > 0 ? left : 0) : slice));
+        //  The first frame goes with REUSE: if no broker takes it, the
+        //  message is still ours for the next broker; once it went, the
+        //  rest of the message always follows.
+        zframe_t *first = zmsg_first(msg);
+        if (zframe_send(&first, self->sock, ZFRAME_REUSE | ZFRAME_MORE) == 0) {
+            first = zmsg_pop(msg);
+            zframe_destroy(&first);
+            rc = zmsg_send(&msg, self->sock) == 0 ? ZMESH_OK : ZMESH_ESYS;
+            break;
+        }
+        if (errno != EAGAIN) {
+            rc = ZMESH_ESYS;
+            break;
+        }
+        snprintf(self->error, sizeof self->error, "no broker took the call within %d ms (%s)",
+                 wait_ms, zm_endpoints_current(self->endpoints));
+        s_failover(self);
+    } while (zclock_mono() < until);
+    zmsg_destroy(&msg);
+    return rc;
+}
+
+//  A DEALER to endpoint, or NULL if libzmq refuses the endpoint.
+static zsock_t *
+s_open(const char *endpoint)
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    assert(sock);
+    //  libzmq reconnects with exponential backoff and jitter up to the cap,
+    //  resolving host names again on every attempt (containers move).
+    zsock_set_reconnect_ivl_max(sock, 2000);
+    //  Queue calls only on a connection that is up, so that a broker that
+    //  is down does not swallow them, and "unreachable" can be told apart.
+    zsock_set_immediate(sock, 1);
+    if (zsock_connect(sock, "%s", endpoint) != 0)
+        zsock_destroy(&sock);
+    return sock;
+}
+
+//  Moves to the next broker of the list. Replies still owed on the old
+//  connection are lost with it: their calls time out, or are sent again by
+//  their next attempt. With one broker there is nothing to move to.
+static void
+s_failover(zmesh_client_t *self)
+{
+    if (zm_endpoints_size(self->endpoints) < 2)
+        return;
+    zsock_t *sock = s_open(zm_endpoints_next(self->endpoints));
+    if (sock) {
+        zsock_destroy(&self->sock);
+        self->sock = sock;
+    }
+}
+
 zmesh_client_t *
 zmesh_client_new(const char *endpoint, int *err_p)
 {
-    int err = ZMESH_OK;
-    zsock_t *sock = NULL;
-    if (!endpoint || !*endpoint)
-        err = ZMESH_EINVAL;
-    else if (!(sock = zsock_new(ZMQ_DEALER)))
-        err = ZMESH_ESYS;
-    else {
-        zsock_set_reconnect_ivl_max(sock, 2000);   //  back off while the broker is down
-        if (zsock_connect(sock, "%s", endpoint) != 0) {
-            zsock_destroy(&sock);
-            err = ZMESH_EINVAL;
-        }
+    zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
+    bool valid = endpoints != NULL;
+    for (size_t i = 0; valid && i < zm_endpoints_size(endpoints); i++) {
+        zsock_t *probe = s_open(zm_endpoints_next(endpoints));   //  check each, once
+        valid = probe != NULL;
+        zsock_destroy(&probe);
     }
+    zsock_t *sock = valid ? s_open(zm_endpoints_current(endpoints)) : NULL;
     if (err_p)
-        *err_p = err;
-    if (err)
+        *err_p = sock ? ZMESH_OK : ZMESH_EINVAL;
+    if (!sock) {
+        zm_endpoints_destroy(&endpoints);
         return NULL;
+    }
     zmesh_client_t *self = zm_alloc(sizeof *self);
+    self->endpoints = endpoints;
     self->sock = sock;
     self->pending = zm_hash_new_u64();
     zhashx_set_destructor(self->pending, s_call_destroy);
@@ -103,6 +203,7 @@ zmesh_client_destroy(zmesh_client_t **self_p)
     zlistx_destroy(&self->by_deadline);
     zhashx_destroy(&self->pending);
     zsock_destroy(&self->sock);
+    zm_endpoints_destroy(&self->endpoints);
     free(self);
     *self_p = NULL;
 }
@@ -121,21 +222,26 @@ zmesh_client_send(zmesh_client_t *self, const char *service, const void *request
         return ZMESH_ETOOBIG;
     if (zm_pack_check(request, size, 0) != ZMESH_OK)
         return ZMESH_EINVAL;
-    zm_proto_t command;
-    zm_proto_init(&command);
-    command.cmd = ZM_CMD_CALL;
-    command.id = ++self->next_id;
-    command.timeout_ms = (uint32_t) timeout_ms;
-    strcpy(command.service, service);
-    command.body = zframe_new(request, size);
-    zmsg_t *msg = zm_proto_encode(&command);
-    if (zmsg_send(&msg, self->sock) != 0) {
-        zmsg_destroy(&msg);
-        return ZMESH_ESYS;
-    }
+    int64_t now = zclock_mono();
     s_call_t *call = zm_alloc(sizeof *call);
-    call->id = command.id;
-    call->deadline = zclock_mono() + timeout_ms;
+    call->id = self->next_id + 1;
+    call->final = now + timeout_ms;
+    call->retries_left = self->retries;
+    call->attempt_ms = timeout_ms / (self->retries + 1);
+    call->attempt_ms = call->attempt_ms > 0 ? call->attempt_ms : 1;
+    call->deadline = now + call->attempt_ms;
+    zframe_t *body = zframe_new(request, size);
+    if (self->retries > 0) {
+        call->service = zm_strdup(service);
+        call->body = zframe_dup(body);          //  kept for the next attempts
+    }
+    int rc = s_send_call(self, call->id, service, &body, call->final, call->attempt_ms);
+    if (rc != ZMESH_OK && call->retries_left == 0) {
+        s_call_destroy((void **) &call);
+        return rc;                              //  no broker took it, and no retry will
+    }
+    call->reached = rc == ZMESH_OK;
+    self->next_id++;
     zhashx_insert(self->pending, ZM_HASH_KEY(call->id), call);
     call->handle = zlistx_insert(self->by_deadline, call, false);    //  usually the tail
     if (request_id_p)
@@ -172,6 +278,47 @@ s_reason(zframe_t *body, char *text, size_t text_size)
         snprintf(text, text_size, "(the reply gave no reason)");
 }
 
+//  A handler needs extend_ms more for call id: both its deadlines move out.
+static void
+s_on_progress(zmesh_client_t *self, uint64_t id, uint32_t extend_ms)
+{
+    s_call_t *call = zm_hash_lookup(self->pending, id);
+    if (!call)
+        return;
+    int64_t until = zclock_mono() + extend_ms;
+    if (call->final < until)
+        call->final = until;
+    if (call->deadline < until) {
+        call->deadline = until;
+        zlistx_reorder(self->by_deadline, call->handle, false);
+    }
+}
+
+//  The attempt of call ended unanswered: sends it again with the same id,
+//  or ends it when no retry or time is left. Returns the completion, or NULL
+//  if the call goes on.
+static s_done_t *
+s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now, int64_t until)
+{
+    if (call->retries_left == 0 || call->final <= now)
+        return call->reached
+                   ? s_complete(self, call, ZMESH_ETIMEDOUT, NULL, "no reply before the deadline")
+                   : s_complete(self, call, ZMESH_EUNREACHABLE, NULL, "no broker was reachable");
+    //  An attempt that was taken and not answered: that broker may be gone.
+    if (call->reached)
+        s_failover(self);
+    call->retries_left--;
+    int64_t end = now + call->attempt_ms < call->final ? now + call->attempt_ms : call->final;
+    int64_t wait_until = end < until ? end : until;     //  never block past the caller's wait
+    zframe_t *copy = zframe_dup(call->body);
+    if (s_send_call(self, call->id, call->service, &copy, call->final,
+                    (int) (wait_until - now)) == ZMESH_OK)
+        call->reached = true;
+    call->deadline = end;
+    zlistx_reorder(self->by_deadline, call->handle, false);
+    return NULL;
+}
+
 //  Reads one message from the broker; returns the call it completes, or
 //  NULL for a late, unknown or malformed reply (discarded).
 static s_done_t *
@@ -185,7 +332,10 @@ s_read_reply(zmesh_client_t *self)
     zm_proto_error_t error;
     zm_proto_limits_t limits = {.max_body = S_REPLY_MAX, .check_body = false};
     s_done_t *done = NULL;
-    if (zm_proto_decode(&reply, msg, &limits, &error) && reply.cmd == ZM_CMD_REPLY) {
+    bool decoded = zm_proto_decode(&reply, msg, &limits, &error);
+    if (decoded && reply.cmd == ZM_CMD_PROGRESS)
+        s_on_progress(self, reply.id, reply.extend_ms);
+    else if (decoded && reply.cmd == ZM_CMD_REPLY) {
         s_call_t *call = zm_hash_lookup(self->pending, reply.id);
         if (call) {
             char text[ZM_REASON_MAX + 1] = "";
@@ -208,8 +358,12 @@ s_next_completion(zmesh_client_t *self, int64_t until)
     while (true) {
         int64_t now = zclock_mono();
         s_call_t *first = zlistx_first(self->by_deadline);
-        if (first && first->deadline <= now)
-            return s_complete(self, first, ZMESH_ETIMEDOUT, NULL, "no reply before the deadline");
+        if (first && first->deadline <= now) {
+            s_done_t *done = s_attempt_over(self, first, now, until);
+            if (done)
+                return done;
+            continue;
+        }
         if (!first || now >= until) {
             if (!(zsock_events(self->sock) & ZMQ_POLLIN))
                 return NULL;
@@ -288,6 +442,14 @@ zmesh_client_call(zmesh_client_t *self, const char *service, const void *request
             return s_deliver(self, done, NULL, reply_p);
         zlistx_add_end(self->done, done);
     }
+}
+
+void
+zmesh_client_set_retries(zmesh_client_t *self, int retries)
+{
+    assert(self);
+    assert(retries >= 0 && retries <= 100);
+    self->retries = retries;
 }
 
 size_t

@@ -5,6 +5,7 @@
 //  on. The worker offers the broker one slot per handler thread, so the
 //  broker never sends more requests than there are idle threads.
 #include "zm_alloc.h"
+#include "zm_endpoints.h"
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_proto.h"
@@ -19,8 +20,10 @@
 #define S_RECONNECT_MAX 5000    //  ms, cap of the exponential backoff
 
 struct zmesh_worker {
-    char *endpoint;             //  owned
+    char *endpoint;             //  owned: one endpoint, or a comma-separated list
+    zm_endpoints_t *endpoints;  //  owned: the list, tried in turn on reconnects
     char *service;              //  owned
+    bool idempotent;            //  READY says so
     int threads;                //  handler threads = slots offered
     int heartbeat_ms;
     int liveness;
@@ -42,7 +45,12 @@ typedef struct {
     char backend[64];           //  inproc endpoint to connect to
     zmesh_handler_fn *handler;
     void *arg;
+    zsock_t *sock;              //  owned by the thread: its DEALER to the engine
+    s_tag_t tag;                //  the request it is handling
 } s_handler_t;
+
+//  The handler context of the calling thread, for zmesh_worker_progress.
+static __thread s_handler_t *s_current;
 
 //  State of one zmesh_worker_run.
 typedef struct {
@@ -63,20 +71,30 @@ zmesh_worker_t *
 zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
 {
     int err = ZMESH_OK;
-    if (!endpoint || !*endpoint || !service || !zm_proto_valid_name(service, strlen(service))
+    zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
+    if (!endpoints || !service || !zm_proto_valid_name(service, strlen(service))
         || strncmp(service, "zmesh.", 6) == 0)
         err = ZMESH_EINVAL;
+    for (size_t i = 0; !err && i < zm_endpoints_size(endpoints); i++) {
+        zsock_t *probe = zsock_new(ZMQ_DEALER);     //  libzmq judges each endpoint once
+        if (zsock_connect(probe, "%s", zm_endpoints_next(endpoints)) != 0)
+            err = ZMESH_EINVAL;
+        zsock_destroy(&probe);
+    }
     int wake[2] = {-1, -1};
     if (!err && pipe(wake) != 0)
         err = ZMESH_ESYS;
     if (err_p)
         *err_p = err;
-    if (err)
+    if (err) {
+        zm_endpoints_destroy(&endpoints);
         return NULL;
+    }
     for (int i = 0; i < 2; i++)
         fcntl(wake[i], F_SETFL, fcntl(wake[i], F_GETFL) | O_NONBLOCK);
     zmesh_worker_t *self = zm_alloc(sizeof *self);
     self->endpoint = zm_strdup(endpoint);
+    self->endpoints = endpoints;
     self->service = zm_strdup(service);
     self->threads = 1;
     self->heartbeat_ms = 1000;
@@ -95,6 +113,7 @@ zmesh_worker_destroy(zmesh_worker_t **self_p)
         return;
     close(self->wake[0]);
     close(self->wake[1]);
+    zm_endpoints_destroy(&self->endpoints);
     free(self->service);
     free(self->endpoint);
     free(self);
@@ -117,6 +136,30 @@ zmesh_worker_set_heartbeat(zmesh_worker_t *self, int interval_ms, int liveness)
     assert(liveness >= ZM_LIVENESS_MIN && liveness <= ZM_LIVENESS_MAX);
     self->heartbeat_ms = interval_ms;
     self->liveness = liveness;
+}
+
+void
+zmesh_worker_set_idempotent(zmesh_worker_t *self, bool idempotent)
+{
+    assert(self);
+    self->idempotent = idempotent;
+}
+
+int
+zmesh_worker_progress(int extend_ms)
+{
+    s_handler_t *self = s_current;
+    if (!self || extend_ms < 0)
+        return ZMESH_EINVAL;
+    //  Status 0 marks progress, not a reply: the engine forwards it as PROGRESS.
+    s_tag_t tag = self->tag;
+    tag.status = 0;
+    uint32_t extend = (uint32_t) extend_ms;
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, &tag, sizeof tag);
+    zmsg_addmem(msg, &extend, sizeof extend);
+    zmsg_send(&msg, self->sock);
+    return ZMESH_OK;
 }
 
 void
@@ -145,6 +188,8 @@ s_handler_main(void *args)
     assert(sock);
     int rc = zsock_connect(sock, "%s", self->backend);
     assert(rc == 0);
+    self->sock = sock;
+    s_current = self;
     zstr_send(sock, "HELLO");
     while (true) {
         zmsg_t *msg = zmsg_recv(sock);
@@ -157,6 +202,7 @@ s_handler_main(void *args)
         zmsg_destroy(&msg);
         s_tag_t tag;
         memcpy(&tag, zframe_data(tag_frame), sizeof tag);
+        self->tag = tag;
         zmesh_msg_t *request = zm_msg_adopt(&body);
         zmesh_msg_t *reply = NULL;
         int result = self->handler(request, &reply, self->arg);
@@ -173,6 +219,8 @@ s_handler_main(void *args)
         zmsg_append(msg, &reply_body);
         zmsg_send(&msg, sock);
     }
+    s_current = NULL;
+    self->sock = NULL;
     zsock_destroy(&sock);
     return NULL;
 }
@@ -213,8 +261,12 @@ s_connect(s_engine_t *self)
     zsock_set_sndtimeo(self->sock, 0);
     zsock_set_linger(self->sock, 500);          //  let DISCONNECT out on close
     zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
-    if (zsock_connect(self->sock, "%s", worker->endpoint) != 0) {
-        snprintf(worker->error, sizeof worker->error, "cannot connect to %s", worker->endpoint);
+    //  Each new connection goes to the next broker of the list (a new
+    //  socket also resolves the host name again: containers move).
+    const char *endpoint = self->session == 0 ? zm_endpoints_current(worker->endpoints)
+                                              : zm_endpoints_next(worker->endpoints);
+    if (zsock_connect(self->sock, "%s", endpoint) != 0) {
+        snprintf(worker->error, sizeof worker->error, "cannot connect to %s", endpoint);
         self->rc = ZMESH_EINVAL;
         return;
     }
@@ -226,10 +278,11 @@ s_connect(s_engine_t *self)
     ready.slots = (uint32_t) worker->threads;
     ready.heartbeat_ms = (uint32_t) worker->heartbeat_ms;
     ready.liveness = (uint32_t) worker->liveness;
+    ready.flags = worker->idempotent ? ZM_READY_IDEMPOTENT : 0;
     s_send(self, &ready);
     self->last_heard = zclock_mono();
-    zm_log_debug("worker: READY service=%s slots=%d session=%u", worker->service,
-                 worker->threads, self->session);
+    zm_log_debug("worker: READY service=%s slots=%d session=%u broker=%s", worker->service,
+                 worker->threads, self->session, endpoint);
 }
 
 //  Hands a REQUEST to an idle handler thread.
@@ -311,9 +364,24 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
     s_tag_t tag;
     memcpy(&tag, zframe_data(tag_frame), sizeof tag);
     zframe_destroy(&tag_frame);
-    zlistx_add_end(self->idle, thread);
+    bool progress = tag.status == 0;
+    if (progress)
+        zframe_destroy(&thread);                //  still busy with its request
+    else
+        zlistx_add_end(self->idle, thread);
     if (tag.session != self->session || !self->sock) {
         zm_log_debug("worker: dropped reply of an old connection ticket=%" PRIu64, tag.ticket);
+        return;
+    }
+    if (progress) {
+        zframe_t *extend = zmsg_pop(msg);
+        zm_proto_t report;
+        zm_proto_init(&report);
+        report.cmd = ZM_CMD_PROGRESS;
+        report.id = tag.ticket;
+        memcpy(&report.extend_ms, zframe_data(extend), sizeof report.extend_ms);
+        zframe_destroy(&extend);
+        s_send(self, &report);
         return;
     }
     zm_proto_t reply;

@@ -23,7 +23,8 @@ enum { S_EXIT_OK = 0, S_EXIT_FAILED = 1, S_EXIT_USAGE = 2 };
 
 static const char s_usage[] =
     "usage: zmesh-worker --service NAME [--builtin echo | --exec CMD] [--threads N]\n"
-    "                    [--heartbeat-ms N] [--liveness N] [--broker EP] [--verbose]\n"
+    "                    [--idempotent] [--heartbeat-ms N] [--liveness N] [--broker EP]\n"
+    "                    [--verbose]\n"
     "\n"
     "Serves the service NAME through a zmesh broker.\n"
     "\n"
@@ -36,10 +37,14 @@ static const char s_usage[] =
     "                     A child that exits or writes a line that is not JSON fails that\n"
     "                     request and is restarted. Its stderr is ours.\n"
     "  --threads N        requests handled at once, 1..1024 (default: $ZMESH_THREADS, else 1)\n"
+    "  --idempotent       the service's calls may run again on another worker if this one\n"
+    "                     dies holding them, instead of failing with \"worker lost\"\n"
+    "                     (default: on if $ZMESH_IDEMPOTENT is 1, else off)\n"
     "  --heartbeat-ms N   heartbeat interval, 100..60000 (default 1000)\n"
     "  --liveness N       silent intervals before the broker counts as dead, 2..100 (default 3)\n"
-    "  --broker EP        broker endpoint (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT
-    ")\n"
+    "  --broker EP        broker endpoint, or a comma-separated list of brokers: each\n"
+    "                     reconnection goes to the next one of the list\n"
+    "                     (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
     "  --verbose          log every request\n"
     "  --help             show this help\n"
     "\n"
@@ -55,6 +60,7 @@ typedef struct {
     int threads;                //  1..1024
     int heartbeat_ms;           //  0: the library's default
     int liveness;               //  0: the library's default
+    bool idempotent;            //  --idempotent, or $ZMESH_IDEMPOTENT=1
     bool verbose;               //  --verbose
     bool help;                  //  --help or -h
     char error[256];            //  the first usage error; "" if none
@@ -150,11 +156,13 @@ s_parse_args(int argc, char **argv, s_args_t *args)
         name[name_size] = '\0';
         const char *value = equals ? equals + 1 : NULL;
         bool flag = strcmp(name, "--verbose") == 0 || strcmp(name, "--help") == 0
-                 || strcmp(name, "-h") == 0;
+                 || strcmp(name, "-h") == 0 || strcmp(name, "--idempotent") == 0;
         if (flag && value)
             s_set_error(args, "option %s takes no value", name);
         else if (flag && strcmp(name, "--verbose") == 0)
             args->verbose = true;
+        else if (flag && strcmp(name, "--idempotent") == 0)
+            args->idempotent = true;
         else if (flag)
             args->help = true;
         else if (!s_takes_value(name))
@@ -176,6 +184,13 @@ s_check_args(s_args_t *args)
         s_set_error(args, "ZMESH_THREADS wants 1..1024, not '%s'", threads);
     if (args->threads == 0)
         args->threads = 1;
+    const char *idempotent = getenv("ZMESH_IDEMPOTENT");
+    if (!args->idempotent && idempotent && idempotent[0] && strcmp(idempotent, "0") != 0) {
+        if (strcmp(idempotent, "1") == 0)
+            args->idempotent = true;
+        else
+            s_set_error(args, "ZMESH_IDEMPOTENT wants 0 or 1, not '%s'", idempotent);
+    }
     if (!args->service)
         s_set_error(args, "%s", "missing --service NAME (or ZMESH_SERVICE)");
     else if (!s_service_valid(args->service))
@@ -289,6 +304,7 @@ s_serve(const s_args_t *args)
         return err == ZMESH_EINVAL ? S_EXIT_USAGE : S_EXIT_FAILED;
     }
     zmesh_worker_set_threads(worker, args->threads);
+    zmesh_worker_set_idempotent(worker, args->idempotent);
     if (args->heartbeat_ms || args->liveness)
         zmesh_worker_set_heartbeat(worker, args->heartbeat_ms ? args->heartbeat_ms : 1000,
                                    args->liveness ? args->liveness : 3);
@@ -300,9 +316,9 @@ s_serve(const s_args_t *args)
     char command[300] = "";
     if (bridge)
         s_quote(args->exec, command, sizeof command);
-    zm_log_info("zmesh-worker: started service=%s threads=%d broker=%s handler=%s%s%s",
-                args->service, args->threads, args->broker, bridge ? "exec" : "echo",
-                bridge ? " command=" : "", command);
+    zm_log_info("zmesh-worker: started service=%s threads=%d idempotent=%s broker=%s "
+                "handler=%s%s%s", args->service, args->threads, args->idempotent ? "yes" : "no",
+                args->broker, bridge ? "exec" : "echo", bridge ? " command=" : "", command);
     int rc = zmesh_worker_run(worker, s_handle, &dispatch);
     s_handle_signals(SIG_DFL);      //  from here on, a signal ends the cleanup at once
     if (bridge)

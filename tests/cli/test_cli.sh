@@ -2,8 +2,10 @@
 #  test_cli.sh - end-to-end test of the zmesh programs. Starts a broker, an echo worker and two
 #  --exec workers on ipc:// in a private temporary directory, then checks what `zmesh call` and
 #  `zmesh status` print and their exit codes, the usage errors of both programs, and that a
-#  worker stops cleanly on SIGTERM and takes its child with it. Everything it starts is killed
-#  and the directory removed on exit, whatever happens.
+#  worker stops cleanly on SIGTERM and takes its child with it; also the failure-handling
+#  options (`zmesh call --retries`, `zmesh-worker --idempotent` as zmesh status shows it, broker
+#  lists, "no broker reachable"). Everything it starts is killed and the directory removed on
+#  exit, whatever happens.
 #  Usage: test_cli.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
 
@@ -116,7 +118,7 @@ expect_count() {
 #  Start the mesh.
 endpoint="ipc://$tmp/b.ipc"
 export ZMESH_BROKER=$endpoint
-unset ZMESH_SERVICE ZMESH_THREADS
+unset ZMESH_SERVICE ZMESH_THREADS ZMESH_IDEMPOTENT
 
 cat >"$tmp/wrap.py" <<'EOF'
 import json, sys
@@ -134,15 +136,20 @@ pids+=($!)
 "$worker_bin" --service garbled --exec 'while read -r line; do echo "this is not json"; done' \
     2>"$tmp/garbled.log" &
 pids+=($!)
+"$worker_bin" --service idem --idempotent 2>"$tmp/idem.log" &
+pids+=($!)
+ZMESH_IDEMPOTENT=1 "$worker_bin" --service idem.env 2>"$tmp/idem.env.log" &
+pids+=($!)
 
 ready_check='
 import json, sys
 workers = {s["name"]: s["workers"] for s in json.load(sys.stdin)["services"]}
-sys.exit(0 if all(workers.get(n, 0) >= 1 for n in ("echo", "upper", "garbled")) else 1)'
+names = ("echo", "upper", "garbled", "idem", "idem.env")
+sys.exit(0 if all(workers.get(n, 0) >= 1 for n in names) else 1)'
 deadline=$(($(now_ns) + 10000000000))
 until "$zmesh_bin" status --json --timeout 500 2>/dev/null | "$python" -c "$ready_check" 2>/dev/null
 do
-    (($(now_ns) < deadline)) || fail "services echo, upper and garbled not ready within 10 s"
+    (($(now_ns) < deadline)) || fail "services echo, upper, garbled, idem not ready within 10 s"
     sleep 0.05
 done
 
@@ -168,6 +175,7 @@ expect_in "bad JSON says so on stderr" "$tmp/err" "zmesh: call echo:"
 run "$zmesh_bin" call echo '1' --broker "ipc://$tmp/nothing.ipc" --timeout 300
 expect "call to an unreachable broker exits 3" 3 ''
 expect_in "the timeout names the endpoint" "$tmp/err" "nothing.ipc"
+expect_in "an unreachable broker is told from a timeout" "$tmp/err" "no broker reachable"
 
 run "$zmesh_bin" call garbled '{"a":1}'
 expect "call of an --exec child that prints no JSON exits 1" 1 ''
@@ -207,7 +215,8 @@ run "$zmesh_bin" status
 expect "status" 0
 for text in SERVICES WORKERS COUNTERS echo upper garbled calls replies rejected_malformed \
     rejected_too_big rejected_bad_version rejected_busy rejected_no_service expired \
-    worker_lost workers_expired workers_kicked workers_unreachable dropped_unroutable dropped_late_reply; do
+    worker_lost requeued duplicate_calls progress workers_expired workers_kicked \
+    workers_unreachable dropped_unroutable dropped_late_reply; do
     expect_in "status table shows $text" "$tmp/out" "$text"
 done
 
@@ -222,6 +231,56 @@ assert isinstance(status["counters"]["calls"], int)'
 "$python" -c "$json_check" "$tmp/out" 2>"$tmp/py.err" ||
     fail "status --json does not parse or lacks echo and upper: $out $(cat "$tmp/py.err")"
 checks=$((checks + 1))
+
+#  ---------------------------------------------------------------------------------------
+#  Failure handling: --retries, broker lists, --idempotent.
+run "$zmesh_bin" call echo '{"r":1}' --retries 2
+expect "call --retries 2" 0 '{"r":1}'
+run "$zmesh_bin" call echo '"r"' --retries=0 --timeout 2000
+expect "call --retries=0" 0 '"r"'
+run "$zmesh_bin" --retries 100 call echo 7
+expect "--retries 100 before the command" 0 '7'
+printf '1\n2\n3\n' >"$tmp/retries.in"
+run --stdin "$tmp/retries.in" "$zmesh_bin" call echo --retries 1
+expect "stdin mode with --retries" 0 $'1\n2\n3'
+for args in "call echo 1 --retries 101" "call echo 1 --retries -1" "call echo 1 --retries x" \
+    "call echo 1 --retries" "call echo 1 --retries 1.5" "status --retries 1"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args is a usage error" 2 ''
+    expect_in "zmesh $args prints usage on stderr" "$tmp/err" "usage: zmesh"
+done
+expect_in "status refuses --retries" "$tmp/err" "--retries is for call only"
+run "$zmesh_bin" call echo 1 --retries 101
+expect_in "a bad --retries names the range" "$tmp/err" "0..100"
+run "$zmesh_bin" call --help
+expect_in "call --help documents --retries" "$tmp/out" "--retries N"
+expect_in "call --help says the request id is kept" "$tmp/out" "same request id"
+expect_in "call --help allows a list of brokers" "$tmp/out" "comma-separated list of brokers"
+
+run "$zmesh_bin" call echo '1' --broker "ipc://$tmp/nothing.ipc" --timeout 300 --retries 2
+expect "call with retries to an unreachable broker exits 3" 3 ''
+expect_in "it says no broker was reachable" "$tmp/err" "no broker reachable"
+run "$zmesh_bin" call echo '"listed"' --broker "ipc://$tmp/nothing.ipc,$endpoint"
+expect "call through a list whose first broker is down" 0 '"listed"'
+
+run "$zmesh_bin" status --json
+expect "status --json with idempotent workers" 0
+idem_check='
+import json, sys
+workers = json.load(open(sys.argv[1]))["workers"]
+by_service = {}
+for worker in workers:
+    by_service.setdefault(worker["service"], set()).add(worker["idempotent"])
+assert by_service["idem"] == {True}, by_service
+assert by_service["idem.env"] == {True}, by_service
+assert by_service["echo"] == {False}, by_service'
+"$python" -c "$idem_check" "$tmp/out" 2>"$tmp/py.err" ||
+    fail "status --json lacks idempotent idem, idem.env or plain echo: $out $(cat "$tmp/py.err")"
+checks=$((checks + 1))
+expect_in "the idempotent worker says so when it starts" "$tmp/idem.log" "idempotent=yes"
+run "$zmesh_bin" call idem '"again"'
+expect "an idempotent service answers" 0 '"again"'
 
 #  ---------------------------------------------------------------------------------------
 #  Command lines: global options anywhere, help, version, usage errors.
@@ -248,14 +307,21 @@ run "$zmesh_bin" call "bad name" 1
 expect "zmesh call with a service name holding a space is a usage error" 2 ''
 for args in "" "--service" "--service echo --threads 0" "--service echo --threads 5x" \
     "--service echo --heartbeat-ms 50" "--service echo --builtin kv" "--service echo extra" \
-    "--service zmesh.status"; do
+    "--service zmesh.status" "--service echo --idempotent=1" "--service echo --idempotent yes"; do
     read -ra words <<<"$args"
     run "$worker_bin" "${words[@]}"
     expect "zmesh-worker $args is a usage error" 2
 done
+run env ZMESH_IDEMPOTENT=yes "$worker_bin" --service echo
+expect "zmesh-worker with ZMESH_IDEMPOTENT=yes is a usage error" 2
+expect_in "the error names ZMESH_IDEMPOTENT" "$tmp/err" "ZMESH_IDEMPOTENT wants 0 or 1"
 run "$worker_bin" --help
 expect "zmesh-worker --help" 0
 expect_in "zmesh-worker --help prints usage" "$tmp/out" "usage: zmesh-worker"
+expect_in "zmesh-worker --help documents --idempotent" "$tmp/out" "--idempotent"
+expect_in "zmesh-worker --help says calls may run again" "$tmp/out" "run again on another worker"
+expect_in "zmesh-worker --help allows a list of brokers" "$tmp/out" \
+    "comma-separated list of brokers"
 
 #  ---------------------------------------------------------------------------------------
 #  A worker stops on SIGTERM with exit 0 and takes its --exec child with it.

@@ -35,7 +35,7 @@ static const s_ready_case_t s_ready_cases[] = {
     {"READY with 0 slots", "ZMP1", "svc", 0, 0, false, 400},
     {"READY for a zmesh.* name", "ZMP1", "zmesh.mine", 1, 0, false, 400},
     {"READY with a body frame", "ZMP1", "svc", 1, 0, true, 400},
-    {"READY with too many fields", "ZMP1", "svc", 1, 1, false, 400},
+    {"READY with too many fields", "ZMP1", "svc", 1, 2, false, 400},
     {"READY signed ZMP2", "ZMP2", "svc", 1, 0, false, 505},
     {"READY header over 512 bytes", "ZMP1", NULL, 1, 0, false, 413},
 };

@@ -84,7 +84,7 @@ s_copy_str(const msgpack_object *object, char *buffer, size_t size)
 }
 
 //  Decodes ["ZMP1", "REPLY", id, status], ["ZMP1", "DISCONNECT", status,
-//  reason] or ["ZMP1", "REQUEST", ticket, service, timeout].
+//  reason] or ["ZMP1", "REQUEST", ticket, service, timeout, attempt?].
 static bool
 s_decode_header(const void *data, size_t size, zm_wire_answer_t *answer)
 {
@@ -96,7 +96,8 @@ s_decode_header(const void *data, size_t size, zm_wire_answer_t *answer)
               && offset == size && root->type == MSGPACK_OBJECT_ARRAY
               && root->via.array.size >= 4 && s_str_is(&root->via.array.ptr[0], "ZMP1");
     const msgpack_object *fields = ok ? root->via.array.ptr : NULL;
-    if (ok && root->via.array.size == 5 && s_str_is(&fields[1], "REQUEST")) {
+    if (ok && (root->via.array.size == 5 || root->via.array.size == 6)
+        && s_str_is(&fields[1], "REQUEST")) {
         ok = fields[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER;
         snprintf(answer->command, sizeof answer->command, "REQUEST");
         answer->id = fields[2].via.u64;

@@ -35,6 +35,7 @@
 #define H_REQUEST "\xa7" "REQUEST"
 #define H_HEARTBEAT "\xa9" "HEARTBEAT"
 #define H_DISCONNECT "\xaa" "DISCONNECT"
+#define H_PROGRESS "\xa8" "PROGRESS"
 #define H_ECHO "\xa4" "echo"
 #define H_BYE "\xa3" "bye"
 #define H_200 "\xcc\xc8"
@@ -48,6 +49,7 @@
 #define GOOD_REQUEST "\x95" H_SIG H_REQUEST "\x07" H_ECHO "\x00"
 #define GOOD_HEARTBEAT "\x92" H_SIG H_HEARTBEAT
 #define GOOD_DISCONNECT "\x94" H_SIG H_DISCONNECT H_200 H_BYE
+#define GOOD_PROGRESS "\x94" H_SIG H_PROGRESS "\x07" H_1000
 
 #define S_ID 7              //  the id of every table case that has one
 
@@ -313,7 +315,9 @@ test_proto_round_trips_ready(void **state)
         fx->in.liveness = values[index][2];
         uint8_t header[ZM_HEADER_MAX];
         s_round_trip(fx, header);
-        assert_int_equal(header[0], 0x96);
+        assert_int_equal(header[0], 0x97);          //  flags always written, 0 here
+        assert_int_equal(fx->self.fields, 7);
+        assert_int_equal(fx->self.flags, 0);
         assert_string_equal(fx->self.service, "!svc~");
         assert_int_equal(fx->self.slots, values[index][0]);
         assert_int_equal(fx->self.heartbeat_ms, values[index][1]);
@@ -370,6 +374,190 @@ test_proto_round_trips_disconnect(void **state)
         assert_int_equal(fx->self.status, 400);
         assert_string_equal(fx->self.reason, fx->in.reason);
     }
+}
+
+//  ---------------------------------------------------------------------
+//  Optional fields (CALL and READY flags, REQUEST attempt) and PROGRESS
+
+//  Checks an encoded header byte for byte.
+static void
+s_assert_header(const uint8_t *header, size_t size, const char *expected, size_t expected_size)
+{
+    assert_int_equal(size, expected_size);
+    assert_memory_equal(header, expected, size);
+}
+
+static void
+test_proto_round_trips_call_with_flags(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    fx->in.cmd = ZM_CMD_CALL;
+    fx->in.id = 7;
+    strcpy(fx->in.service, "echo");
+    fx->in.timeout_ms = 5000;
+    fx->in.flags = ZM_CALL_PROGRESS;
+    fx->in.body = s_frame(BYTES("\x91\x01"));
+    size_t size = s_round_trip(fx, header);
+    s_assert_header(header, size, BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\xcd\x13\x88\x01"));
+    assert_int_equal(fx->self.id, 7);
+    assert_string_equal(fx->self.service, "echo");
+    assert_int_equal(fx->self.timeout_ms, 5000);
+    assert_int_equal(fx->self.flags, ZM_CALL_PROGRESS);
+    assert_int_equal(zframe_size(fx->self.body), 2);
+    assert_memory_equal(zframe_data(fx->self.body), "\x91\x01", 2);
+
+    //  Flags without a timeout: the timeout is written (0) to keep the position.
+    fx->in.timeout_ms = 0;
+    size = s_round_trip(fx, header);
+    s_assert_header(header, size, BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\x01"));
+    assert_int_equal(fx->self.timeout_ms, 0);
+    assert_int_equal(fx->self.flags, ZM_CALL_PROGRESS);
+
+    //  Bits this version does not know survive the trip: receivers ignore them.
+    fx->in.flags = UINT32_MAX;
+    size = s_round_trip(fx, header);
+    s_assert_header(header, size,
+                    BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xce\xff\xff\xff\xff"));
+    assert_int_equal(fx->self.flags, UINT32_MAX);
+}
+
+//  A CALL of 4 or 5 fields (every older client, every REQ socket) reads as
+//  flags 0, and flags 0 are never written.
+static void
+test_proto_call_without_flags_has_flags_0(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    fx->self.flags = 9;                         //  a stale value must not survive
+    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &s_checked);
+    assert_int_equal(fx->self.flags, 0);
+    fx->self.flags = 9;
+    s_decode_ok(fx, BYTES("\x94" H_SIG H_CALL "\x07" H_ECHO), BYTES("\xc0"), &s_checked);
+    assert_int_equal(fx->self.flags, 0);
+    fx->in.cmd = ZM_CMD_CALL;
+    fx->in.id = 7;
+    strcpy(fx->in.service, "echo");
+    fx->in.timeout_ms = 5000;
+    size_t size = s_round_trip(fx, header);
+    s_assert_header(header, size, BYTES("\x95" H_SIG H_CALL "\x07" H_ECHO "\xcd\x13\x88"));
+    assert_int_equal(fx->self.flags, 0);
+}
+
+static void
+test_proto_round_trips_ready_with_flags(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    const uint32_t flags[] = {ZM_READY_IDEMPOTENT, 2, UINT32_MAX};
+    for (size_t index = 0; index < COUNT(flags); index++) {
+        fx->in.cmd = ZM_CMD_READY;
+        strcpy(fx->in.service, "echo");
+        fx->in.slots = 1;
+        fx->in.heartbeat_ms = 1000;
+        fx->in.liveness = 3;
+        fx->in.flags = flags[index];
+        size_t size = s_round_trip(fx, header);
+        assert_int_equal(header[0], 0x97);
+        if (flags[index] == ZM_READY_IDEMPOTENT)
+            s_assert_header(header, size,
+                            BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x01"));
+        assert_string_equal(fx->self.service, "echo");
+        assert_int_equal(fx->self.slots, 1);
+        assert_int_equal(fx->self.heartbeat_ms, 1000);
+        assert_int_equal(fx->self.liveness, 3);
+        assert_int_equal(fx->self.flags, flags[index]);
+    }
+    //  Flags 0 are written too: a 7-field READY tells the broker this worker
+    //  reads REQUEST's attempt field; a 6-field one (older workers) decodes.
+    zm_proto_reset(&fx->in);
+    fx->in.cmd = ZM_CMD_READY;
+    strcpy(fx->in.service, "echo");
+    fx->in.slots = 1;
+    fx->in.heartbeat_ms = 1000;
+    fx->in.liveness = 3;
+    size_t size = s_round_trip(fx, header);
+    s_assert_header(header, size, BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00"));
+    assert_int_equal(fx->self.flags, 0);
+    s_decode_ok(fx, BYTES(GOOD_READY), NULL, 0, NULL);
+    assert_int_equal(fx->self.fields, 6);
+    //  An explicit 0 reads as 0.
+    s_decode_ok(fx, BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00"), NULL, 0,
+                &s_checked);
+    assert_int_equal(fx->self.flags, 0);
+}
+
+static void
+test_proto_round_trips_request_with_attempt(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    const uint32_t attempts[] = {1, 2, 100, UINT32_MAX};
+    for (size_t index = 0; index < COUNT(attempts); index++) {
+        fx->in.cmd = ZM_CMD_REQUEST;
+        fx->in.id = 7;
+        strcpy(fx->in.service, "echo");
+        fx->in.attempt = attempts[index];
+        fx->in.body = s_frame(BYTES("\xa2" "hi"));
+        size_t size = s_round_trip(fx, header);
+        assert_int_equal(header[0], 0x96);
+        if (attempts[index] == 2)
+            s_assert_header(header, size,
+                            BYTES("\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x02"));
+        assert_int_equal(fx->self.id, 7);
+        assert_int_equal(fx->self.timeout_ms, 0);
+        assert_int_equal(fx->self.attempt, attempts[index]);
+        assert_int_equal(zframe_size(fx->self.body), 3);
+        assert_memory_equal(zframe_data(fx->self.body), "\xa2" "hi", 3);
+    }
+    //  No attempt (0): the 5-field REQUEST of older brokers, read as attempt 0.
+    zm_proto_reset(&fx->in);
+    fx->in.cmd = ZM_CMD_REQUEST;
+    fx->in.id = 7;
+    strcpy(fx->in.service, "echo");
+    size_t size = s_round_trip(fx, header);
+    s_assert_header(header, size, BYTES(GOOD_REQUEST));
+    assert_int_equal(fx->self.attempt, 0);
+}
+
+//  PROGRESS goes worker to broker with a ticket and broker to client with
+//  a request id: one shape, [.., id, extend_ms], and no body.
+static void
+test_proto_round_trips_progress(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    fx->in.cmd = ZM_CMD_PROGRESS;
+    fx->in.id = 7;
+    fx->in.extend_ms = 1000;
+    fx->in.body = s_frame(BYTES("\xc0"));       //  stray body: encode drops and frees it
+    size_t size = s_round_trip(fx, header);
+    //  ["ZMP1", "PROGRESS", 7, 1000]
+    static const char expected[] = "\x94\xa4\x5a\x4d\x50\x31\xa8\x50\x52\x4f\x47\x52\x45\x53\x53"
+                                   "\x07\xcd\x03\xe8";
+    s_assert_header(header, size, expected, sizeof expected - 1);
+    assert_int_equal(fx->self.id, 7);
+    assert_int_equal(fx->self.extend_ms, 1000);
+    const struct {
+        uint64_t id;
+        uint32_t extend_ms;
+    } cases[] = {{0, 0}, {UINT64_MAX, UINT32_MAX}, {(uint64_t) 1 << 40, 1}};
+    for (size_t index = 0; index < COUNT(cases); index++) {
+        fx->in.cmd = ZM_CMD_PROGRESS;
+        fx->in.id = cases[index].id;
+        fx->in.extend_ms = cases[index].extend_ms;
+        s_round_trip(fx, header);
+        assert_int_equal(header[0], 0x94);
+        assert_true(fx->self.id == cases[index].id);
+        assert_int_equal(fx->self.extend_ms, cases[index].extend_ms);
+    }
+    //  Wide encodings from other packers.
+    s_decode_ok(fx, BYTES("\x94" H_SIG "\xd9\x08" "PROGRESS" "\xcf\x00\x00\x00\x00\x00\x00\x00\x07"
+                          "\xd2\x00\x00\x03\xe8"), NULL, 0, &s_checked);
+    assert_int_equal(fx->self.cmd, ZM_CMD_PROGRESS);
+    assert_int_equal(fx->self.id, 7);
+    assert_int_equal(fx->self.extend_ms, 1000);
+    assert_string_equal(zm_proto_cmd_name(ZM_CMD_PROGRESS), "PROGRESS");
 }
 
 //  A decode replaces whatever self held, freeing its body.
@@ -507,7 +695,8 @@ static const s_bad_t s_bad_head[] = {
 
 static const s_bad_t s_bad_call[] = {
     BAD("3 fields", "\x93" H_SIG H_CALL "\x07", true, 400, false),
-    BAD("6 fields", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\x00", true, 400, false),
+    BAD("7 fields", "\x97" H_SIG H_CALL "\x07" H_ECHO "\x00\x00\x00", true, 400, false),
+    BAD("flags not a uint", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xa1x", true, 400, true),
     BAD("id is a str", "\x94" H_SIG H_CALL "\xa1" "7" H_ECHO, true, 400, false),
     BAD("id is nil", "\x94" H_SIG H_CALL "\xc0" H_ECHO, true, 400, false),
     BAD("id is true", "\x94" H_SIG H_CALL "\xc3" H_ECHO, true, 400, false),
@@ -562,7 +751,9 @@ static const s_bad_t s_bad_reply[] = {
 
 static const s_bad_t s_bad_ready[] = {
     BAD("5 fields", "\x95" H_SIG H_READY H_ECHO "\x01" H_1000, false, 400, false),
-    BAD("7 fields", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00", false, 400, false),
+    BAD("8 fields", "\x98" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00\x00", false, 400, false),
+    BAD("flags not a uint", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\xa1x", false, 400,
+        false),
     BAD("2 fields", "\x92" H_SIG H_READY, false, 400, false),
     BAD("service is a uint", "\x96" H_SIG H_READY "\x07\x01" H_1000 "\x03", false, 400, false),
     BAD("service is bin", "\x96" H_SIG H_READY "\xc4\x01" "e" "\x01" H_1000 "\x03", false, 400,
@@ -596,7 +787,8 @@ static const s_bad_t s_bad_ready[] = {
 
 static const s_bad_t s_bad_request[] = {
     BAD("4 fields, no timeout", "\x94" H_SIG H_REQUEST "\x07" H_ECHO, true, 400, false),
-    BAD("6 fields", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x00", true, 400, false),
+    BAD("7 fields", "\x97" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x01\x00", true, 400, false),
+    BAD("attempt 0", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x00", true, 400, true),
     BAD("3 fields", "\x93" H_SIG H_REQUEST "\x07", true, 400, false),
     BAD("ticket is a str", "\x95" H_SIG H_REQUEST "\xa1" "7" H_ECHO "\x00", true, 400, false),
     BAD("ticket is -1", "\x95" H_SIG H_REQUEST "\xff" H_ECHO "\x00", true, 400, false),
@@ -631,6 +823,60 @@ static const s_bad_t s_bad_disconnect[] = {
     BAD("reason cut short", "\x94" H_SIG H_DISCONNECT H_200 "\xa5" "bye", false, 400, false),
     BAD("a byte after the array", GOOD_DISCONNECT "\x00", false, 400, false),
     BAD("with a body frame", GOOD_DISCONNECT, true, 400, false),
+};
+
+static const s_bad_t s_bad_progress[] = {
+    BAD("3 fields", "\x93" H_SIG H_PROGRESS "\x07", false, 400, false),
+    BAD("5 fields", "\x95" H_SIG H_PROGRESS "\x07" H_1000 "\x00", false, 400, false),
+    BAD("2 fields", "\x92" H_SIG H_PROGRESS, false, 400, false),
+    BAD("id is a str", "\x94" H_SIG H_PROGRESS "\xa1" "7" H_1000, false, 400, false),
+    BAD("id is -1", "\x94" H_SIG H_PROGRESS "\xff" H_1000, false, 400, false),
+    BAD("id is nil", "\x94" H_SIG H_PROGRESS "\xc0" H_1000, false, 400, false),
+    BAD("id is a float", "\x94" H_SIG H_PROGRESS "\xcb\x40\x1c\x00\x00\x00\x00\x00\x00" H_1000,
+        false, 400, false),
+    BAD("extend is a str", "\x94" H_SIG H_PROGRESS "\x07\xa4" "1000", false, 400, true),
+    BAD("extend is -1", "\x94" H_SIG H_PROGRESS "\x07\xff", false, 400, true),
+    BAD("extend is int 64 -1", "\x94" H_SIG H_PROGRESS "\x07\xd3\xff\xff\xff\xff\xff\xff\xff\xff",
+        false, 400, true),
+    BAD("extend is nil", "\x94" H_SIG H_PROGRESS "\x07\xc0", false, 400, true),
+    BAD("extend is true", "\x94" H_SIG H_PROGRESS "\x07\xc3", false, 400, true),
+    BAD("extend is 2^32", "\x94" H_SIG H_PROGRESS "\x07" H_2P32, false, 400, true),
+    BAD("extend is a float", "\x94" H_SIG H_PROGRESS "\x07\xca\x3f\x80\x00\x00", false, 400,
+        true),
+    BAD("array of 4 holding 3", "\x94" H_SIG H_PROGRESS "\x07", false, 400, true),
+    BAD("a byte after the array", GOOD_PROGRESS "\x00", false, 400, true),
+    BAD("with a body frame", GOOD_PROGRESS, true, 400, true),
+    BAD("signature ZMP2", "\x94\xa4" "ZMP2" H_PROGRESS "\x07" H_1000, false, 505, false),
+};
+
+static const s_bad_t s_bad_call_flags[] = {
+    BAD("flags is -1", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xff", true, 400, true),
+    BAD("flags is 2^32", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00" H_2P32, true, 400, true),
+    BAD("flags is nil", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xc0", true, 400, true),
+    BAD("flags is a float", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xca\x3f\x80\x00\x00", true,
+        400, true),
+    BAD("flags after a str timeout", "\x96" H_SIG H_CALL "\x07" H_ECHO "\xa1" "0" "\x01", true,
+        400, true),
+    BAD("flags and no body frame", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\x01", false, 400, true),
+};
+
+static const s_bad_t s_bad_ready_flags[] = {
+    BAD("flags is -1", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\xff", false, 400, false),
+    BAD("flags is 2^32", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03" H_2P32, false, 400,
+        false),
+    BAD("flags is nil", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\xc0", false, 400, false),
+    BAD("flags is true", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\xc3", false, 400, false),
+    BAD("flags and a body frame", "\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x01", true, 400,
+        false),
+};
+
+static const s_bad_t s_bad_request_attempt[] = {
+    BAD("attempt is a str", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\xa1" "1", true, 400, true),
+    BAD("attempt is -1", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\xff", true, 400, true),
+    BAD("attempt is 2^32", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00" H_2P32, true, 400, true),
+    BAD("attempt is nil", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\xc0", true, 400, true),
+    BAD("attempt and no body frame", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x01", false, 400,
+        true),
 };
 // clang-format on
 
@@ -677,6 +923,25 @@ test_proto_rejects_malformed_disconnect(void **state)
 {
     s_run_bad(*state, s_bad_disconnect, COUNT(s_bad_disconnect), ZM_CMD_DISCONNECT,
               BYTES(GOOD_DISCONNECT), false);
+}
+
+static void
+test_proto_rejects_malformed_progress(void **state)
+{
+    s_run_bad(*state, s_bad_progress, COUNT(s_bad_progress), ZM_CMD_PROGRESS, BYTES(GOOD_PROGRESS),
+              false);
+}
+
+//  The optional trailing fields are checked like any other: a uint in range.
+static void
+test_proto_rejects_bad_optional_fields(void **state)
+{
+    s_run_bad(*state, s_bad_call_flags, COUNT(s_bad_call_flags), ZM_CMD_CALL, BYTES(GOOD_CALL),
+              true);
+    s_run_bad(*state, s_bad_ready_flags, COUNT(s_bad_ready_flags), ZM_CMD_READY,
+              BYTES(GOOD_READY), false);
+    s_run_bad(*state, s_bad_request_attempt, COUNT(s_bad_request_attempt), ZM_CMD_REQUEST,
+              BYTES(GOOD_REQUEST), true);
 }
 
 //  ZMP.md section 14: only "ZMP" followed by a number other than 1 is 505;
@@ -1153,6 +1418,11 @@ main(void)
         S_TEST(test_proto_round_trips_request),
         S_TEST(test_proto_round_trips_heartbeat),
         S_TEST(test_proto_round_trips_disconnect),
+        S_TEST(test_proto_round_trips_call_with_flags),
+        S_TEST(test_proto_call_without_flags_has_flags_0),
+        S_TEST(test_proto_round_trips_ready_with_flags),
+        S_TEST(test_proto_round_trips_request_with_attempt),
+        S_TEST(test_proto_round_trips_progress),
         S_TEST(test_proto_decode_replaces_the_previous_command),
         S_TEST(test_proto_accepts_foreign_encodings),
         S_TEST(test_proto_accepts_range_edges),
@@ -1163,6 +1433,8 @@ main(void)
         S_TEST(test_proto_rejects_malformed_request),
         S_TEST(test_proto_rejects_malformed_heartbeat),
         S_TEST(test_proto_rejects_malformed_disconnect),
+        S_TEST(test_proto_rejects_malformed_progress),
+        S_TEST(test_proto_rejects_bad_optional_fields),
         S_TEST(test_proto_rejects_non_numeric_zmp_signature_as_malformed),
         S_TEST(test_proto_rejects_bad_framing),
         S_TEST(test_proto_names_the_command_of_a_refused_message),
