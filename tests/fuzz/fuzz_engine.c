@@ -47,6 +47,7 @@ typedef struct {
     size_t next_slot;                   //  next slot of the ring
     uint64_t last_ticket;               //  highest ticket seen: tickets only grow
     uint64_t busy_readies;              //  READYs refused 503: counted as rejected_busy too
+    uint64_t progress_out;              //  PROGRESS forwarded to callers
 } s_run_t;
 
 static void
@@ -110,6 +111,9 @@ s_check_out(s_run_t *run, zmsg_t *msg)
         run->holders[run->next_slot] = peer;
         run->next_slot = (run->next_slot + 1) % S_TICKETS;
         break;
+    case ZM_CMD_PROGRESS:                           //  only to a caller that asked
+        run->progress_out++;
+        break;
     case ZM_CMD_HEARTBEAT:
     case ZM_CMD_CALL:                               //  refused above
     case ZM_CMD_READY:
@@ -144,7 +148,8 @@ s_check_workers(zm_engine_t *engine)
         ZM_FUZZ_CHECK(zhashx_lookup(engine->services, worker->service->name) == worker->service);
         for (zm_call_t *call = zlistx_first(worker->inflight); call;
              call = zlistx_next(worker->inflight)) {
-            ZM_FUZZ_CHECK(call->worker == worker && call->body == NULL);
+            ZM_FUZZ_CHECK(call->worker == worker
+                          && (worker->idempotent ? call->body != NULL : call->body == NULL));
             ZM_FUZZ_CHECK(zm_hash_lookup(engine->calls, call->ticket) == call);
         }
         held += inflight;
@@ -158,7 +163,7 @@ s_check_services(zm_engine_t *engine)
 {
     for (zm_service_t *service = zhashx_first(engine->services); service;
          service = zhashx_next(engine->services)) {
-        size_t workers = 0, slots = 0, inflight = 0, ready = 0, bytes = 0;
+        size_t workers = 0, slots = 0, inflight = 0, ready = 0, bytes = 0, fresh = 0;
         for (zm_worker_t *worker = zhashx_first(engine->workers); worker;
              worker = zhashx_next(engine->workers)) {
             if (worker->service != service)
@@ -169,13 +174,17 @@ s_check_services(zm_engine_t *engine)
             ready += worker->ready_handle != NULL;
         }
         for (zm_call_t *call = zlistx_first(service->queue); call;
-             call = zlistx_next(service->queue))
+             call = zlistx_next(service->queue)) {
             bytes += zframe_size(call->body);
+            fresh += call->attempts == 0;
+        }
         ZM_FUZZ_CHECK(service->workers == workers && service->slots == slots);
         ZM_FUZZ_CHECK(service->inflight == inflight);
         ZM_FUZZ_CHECK(zlistx_size(service->ready) == ready);
         ZM_FUZZ_CHECK(service->queued_bytes == bytes);
-        ZM_FUZZ_CHECK(zm_service_queued(service) <= service->max_queue);
+        //  The bound holds for calls not yet dispatched; calls back from a lost
+        //  worker were admitted once and may go over it (ZMP.md, section 10.3).
+        ZM_FUZZ_CHECK(fresh <= service->max_queue);
         //  Dispatch is eager: a call never waits while a worker has a free slot.
         ZM_FUZZ_CHECK(zm_service_queued(service) == 0 || ready == 0);
     }
@@ -248,8 +257,9 @@ s_op_command(s_run_t *run, uint8_t peer)
     uint8_t c = zm_fuzz_byte(&run->input);
     zm_proto_t command;
     zm_proto_init(&command);
-    const zm_cmd_t kinds[] = {ZM_CMD_CALL, ZM_CMD_READY, ZM_CMD_HEARTBEAT, ZM_CMD_CALL,
-                              ZM_CMD_DISCONNECT, ZM_CMD_REQUEST, ZM_CMD_REPLY};
+    const zm_cmd_t kinds[] = {ZM_CMD_CALL,       ZM_CMD_READY,   ZM_CMD_HEARTBEAT,
+                              ZM_CMD_CALL,       ZM_CMD_DISCONNECT, ZM_CMD_REQUEST,
+                              ZM_CMD_REPLY,      ZM_CMD_PROGRESS};
     command.cmd = kinds[kind % S_COUNT(kinds)];
     if (command.cmd == ZM_CMD_CALL || command.cmd == ZM_CMD_READY
         || command.cmd == ZM_CMD_REQUEST)
@@ -259,6 +269,7 @@ s_op_command(s_run_t *run, uint8_t peer)
         command.slots = 1 + b % 3;
         command.heartbeat_ms = s_heartbeats[c % S_COUNT(s_heartbeats)];
         command.liveness = 2 + c / 16 % 3;
+        command.flags = b >> 7;                     //  idempotent half the time
     }
     else {
         command.id = b;
@@ -269,6 +280,17 @@ s_op_command(s_run_t *run, uint8_t peer)
         snprintf(command.reason, sizeof command.reason, "%s", "bye");
     if (command.cmd != ZM_CMD_CALL && command.cmd != ZM_CMD_REQUEST)
         command.timeout_ms = 0;
+    if (command.cmd == ZM_CMD_CALL)
+        command.flags = a >> 7;                     //  reads PROGRESS half the time
+    if (command.cmd == ZM_CMD_REQUEST)
+        command.attempt = 1 + c % 3;
+    if (command.cmd == ZM_CMD_PROGRESS) {
+        uint8_t slot = b % S_TICKETS;               //  usually a ticket it holds
+        command.id = run->tickets[slot];
+        command.extend_ms = s_timeouts[c % S_COUNT(s_timeouts)];
+        if (a & 0x80 && run->tickets[slot])
+            peer = run->holders[slot];
+    }
     s_send_command(run, peer, &command);
 }
 
@@ -357,8 +379,12 @@ s_finish(s_run_t *run)
     //  Every CALL taken was answered once: by its worker, or with a reason.
     const zm_counters_t *c = &engine->counters;
     ZM_FUZZ_CHECK(c->rejected_busy >= run->busy_readies);
+    //  A repeated CALL is counted in calls and answered by its original.
     ZM_FUZZ_CHECK(c->calls == c->replies + c->handler_errors + c->rejected_busy - run->busy_readies
-                                  + c->rejected_no_service + c->expired + c->worker_lost);
+                                  + c->rejected_no_service + c->expired + c->worker_lost
+                                  + c->duplicate_calls);
+    ZM_FUZZ_CHECK(zhashx_size(engine->unanswered) == 0);
+    ZM_FUZZ_CHECK(run->progress_out <= c->progress);
 }
 
 int
