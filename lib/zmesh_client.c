@@ -356,6 +356,14 @@ static s_done_t *
 s_next_completion(zmesh_client_t *self, int64_t until)
 {
     while (true) {
+        //  What already arrived counts first: a REPLY or a PROGRESS waiting in
+        //  the socket must not lose to a deadline just because the caller
+        //  came late to read it.
+        while (zsock_events(self->sock) & ZMQ_POLLIN) {
+            s_done_t *done = s_read_reply(self);
+            if (done)
+                return done;
+        }
         int64_t now = zclock_mono();
         s_call_t *first = zlistx_first(self->by_deadline);
         if (first && first->deadline <= now) {
