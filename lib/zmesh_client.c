@@ -28,6 +28,7 @@ typedef struct {
     char *service;              //  owned, for a retry; NULL without retries
     zframe_t *body;             //  owned copy of the request, for a retry
     bool reached;               //  some attempt was taken by a broker
+    uint32_t connection;        //  the connection its last attempt went out on
 } s_call_t;
 
 //  A completed call not yet returned by zmesh_client_recv.
@@ -41,6 +42,7 @@ typedef struct {
 struct zmesh_client {
     zsock_t *sock;              //  owned DEALER to the broker in use
     zm_endpoints_t *endpoints;  //  owned: the brokers, in the order to try them
+    uint32_t connection;        //  counts the connections opened (failovers)
     uint64_t next_id;           //  last request id used
     int retries;                //  resends of an unanswered call (zmesh_client_set_retries)
     zhashx_t *pending;          //  id -> owned s_call_t
@@ -160,6 +162,7 @@ s_failover(zmesh_client_t *self)
     if (sock) {
         zsock_destroy(&self->sock);
         self->sock = sock;
+        self->connection++;
     }
 }
 
@@ -241,6 +244,7 @@ zmesh_client_send(zmesh_client_t *self, const char *service, const void *request
         return rc;                              //  no broker took it, and no retry will
     }
     call->reached = rc == ZMESH_OK;
+    call->connection = self->connection;
     self->next_id++;
     zhashx_insert(self->pending, ZM_HASH_KEY(call->id), call);
     call->handle = zlistx_insert(self->by_deadline, call, false);    //  usually the tail
@@ -304,8 +308,10 @@ s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now, int64_t until)
         return call->reached
                    ? s_complete(self, call, ZMESH_ETIMEDOUT, NULL, "no reply before the deadline")
                    : s_complete(self, call, ZMESH_EUNREACHABLE, NULL, "no broker was reachable");
-    //  An attempt that was taken and not answered: that broker may be gone.
-    if (call->reached)
+    //  An attempt taken and not answered: that broker may be gone. Only if
+    //  the client still uses it: calls of one dead broker all time out
+    //  together, and the first of them already moved on.
+    if (call->reached && call->connection == self->connection)
         s_failover(self);
     call->retries_left--;
     int64_t end = now + call->attempt_ms < call->final ? now + call->attempt_ms : call->final;
@@ -314,6 +320,7 @@ s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now, int64_t until)
     if (s_send_call(self, call->id, call->service, &copy, call->final,
                     (int) (wait_until - now)) == ZMESH_OK)
         call->reached = true;
+    call->connection = self->connection;
     call->deadline = end;
     zlistx_reorder(self->by_deadline, call->handle, false);
     return NULL;
@@ -356,6 +363,14 @@ static s_done_t *
 s_next_completion(zmesh_client_t *self, int64_t until)
 {
     while (true) {
+        //  What already arrived counts first: a REPLY or a PROGRESS waiting in
+        //  the socket must not lose to a deadline just because the caller
+        //  came late to read it.
+        while (zsock_events(self->sock) & ZMQ_POLLIN) {
+            s_done_t *done = s_read_reply(self);
+            if (done)
+                return done;
+        }
         int64_t now = zclock_mono();
         s_call_t *first = zlistx_first(self->by_deadline);
         if (first && first->deadline <= now) {
