@@ -255,6 +255,10 @@ static void
 s_connect(s_engine_t *self)
 {
     zmesh_worker_t *worker = self->worker;
+    //  An abandoned connection must not deliver its queued READY or replies
+    //  later (after a partition heals) and register a ghost: drop them.
+    if (self->sock)
+        zsock_set_linger(self->sock, 0);
     zsock_destroy(&self->sock);
     self->sock = zsock_new(ZMQ_DEALER);
     assert(self->sock);
@@ -328,6 +332,7 @@ s_on_broker(s_engine_t *self, zmsg_t *msg)
     else if (command.cmd == ZM_CMD_DISCONNECT) {
         zmesh_worker_t *worker = self->worker;
         snprintf(worker->error, sizeof worker->error, "%s", command.reason);
+        zsock_set_linger(self->sock, 0);        //  what it still holds is for a dead session
         zsock_destroy(&self->sock);
         bool final = command.status == ZM_STATUS_DENIED || command.status == ZM_STATUS_TOO_BIG
                      || command.status == ZM_STATUS_BAD_VERSION;
@@ -370,7 +375,8 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
     else
         zlistx_add_end(self->idle, thread);
     if (tag.session != self->session || !self->sock) {
-        zm_log_debug("worker: dropped reply of an old connection ticket=%" PRIu64, tag.ticket);
+        //  The broker already answered that call (502, or another worker ran it).
+        zm_log_notice("worker: dropped a reply of an old connection ticket=%" PRIu64, tag.ticket);
         return;
     }
     if (progress) {

@@ -2,7 +2,11 @@
 //  public library only (zmesh.h): it serves one service in one of a few
 //  modes whose behaviour the tests can predict: echo, tag (wraps the
 //  request with a tag naming this worker), fail (handler error), slow
-//  (sleeps the requested ms, then echoes) and hang (blocks until stopped).
+//  (sleeps the requested ms, then echoes), hang (blocks until stopped),
+//  progress (like slow, reporting progress at once and every 200 ms) and
+//  count (waits --delay-ms, then wraps the request with its pid, so a test
+//  can tell which worker answered). --idempotent declares its calls safe to
+//  run again on another worker.
 //  SIGINT/SIGTERM stop it cleanly (exit 0) and wake hanging handlers. It
 //  must stay trivial: it is a fixture, not code under test.
 #include "zmesh.h"
@@ -19,6 +23,7 @@
 #include <unistd.h>
 
 #define S_EXIT_USAGE 2
+#define S_PROGRESS_EVERY_MS 200     //  mode progress: how often the handler reports
 
 typedef struct {
     const char *broker;         //  borrowed from argv
@@ -28,6 +33,9 @@ typedef struct {
     int threads;
     int heartbeat_ms;
     int liveness;
+    int extend_ms;              //  mode progress: what each report asks for
+    int delay_ms;               //  mode count: how long it works before answering
+    bool idempotent;            //  --idempotent
 } s_args_t;
 
 static zmesh_worker_t *volatile s_worker;     //  for the signal handler
@@ -64,7 +72,23 @@ s_echo(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
     return ZMESH_OK;
 }
 
-//  {"tag": TEXT, "req": <request>}: the request bytes are appended verbatim.
+//  A reply of the packed head followed by the request bytes verbatim: the
+//  head is a map whose last value is left for the request.
+static zmesh_msg_t *
+s_wrap(const zmesh_pack_t *head, const zmesh_msg_t *request)
+{
+    size_t head_size = zmesh_pack_size(head), size = head_size + zmesh_msg_size(request);
+    char *bytes = malloc(size);
+    if (!bytes)
+        abort();
+    memcpy(bytes, zmesh_pack_data(head), head_size);
+    memcpy(bytes + head_size, zmesh_msg_data(request), zmesh_msg_size(request));
+    zmesh_msg_t *reply = zmesh_msg_new(bytes, size);
+    free(bytes);
+    return reply;
+}
+
+//  {"tag": TEXT, "req": <request>}
 static int
 s_tag(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
 {
@@ -74,14 +98,7 @@ s_tag(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
     zmesh_pack_str(pack, "tag");
     zmesh_pack_str(pack, args->tag);
     zmesh_pack_str(pack, "req");
-    size_t head = zmesh_pack_size(pack), size = head + zmesh_msg_size(request);
-    char *bytes = malloc(size);
-    if (!bytes)
-        abort();
-    memcpy(bytes, zmesh_pack_data(pack), head);
-    memcpy(bytes + head, zmesh_msg_data(request), zmesh_msg_size(request));
-    *reply_p = zmesh_msg_new(bytes, size);
-    free(bytes);
+    *reply_p = s_wrap(pack, request);
     zmesh_pack_destroy(&pack);
     return ZMESH_OK;
 }
@@ -105,9 +122,9 @@ s_fail(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
     return s_failure(reply_p, "failed on purpose");
 }
 
-//  The request is a msgpack uint: sleep that many ms, then echo.
-static int
-s_slow(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+//  Reads the request as a msgpack uint of at most 600000 (ms); false otherwise.
+static bool
+s_request_ms(const zmesh_msg_t *request, int *ms_p)
 {
     msgpack_unpacked result;
     msgpack_unpacked_init(&result);
@@ -116,16 +133,93 @@ s_slow(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
                                   &offset) == MSGPACK_UNPACK_SUCCESS
               && result.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER
               && result.data.via.u64 <= 600000;
-    int sleep_ms = ok ? (int) result.data.via.u64 : 0;
+    *ms_p = ok ? (int) result.data.via.u64 : 0;
     msgpack_unpacked_destroy(&result);
-    if (!ok)
-        return s_failure(reply_p, "slow wants a uint of at most 600000 ms");
-    //  A plain sleep, deaf to stop requests: a stopping worker must leave the
-    //  call to the broker (WORKER_LOST), not answer it early.
-    struct timespec left = {sleep_ms / 1000, (long) (sleep_ms % 1000) * 1000000L};
+    return ok;
+}
+
+//  A plain sleep, deaf to stop requests: a stopping worker must leave the
+//  call to the broker (WORKER_LOST), not answer it early.
+static void
+s_sleep_ms(int ms)
+{
+    struct timespec left = {ms / 1000, (long) (ms % 1000) * 1000000L};
     while (nanosleep(&left, &left) != 0 && errno == EINTR)
         ;
+}
+
+//  The request is a msgpack uint: sleep that many ms, then echo.
+static int
+s_slow(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    int sleep_ms;
+    if (!s_request_ms(request, &sleep_ms))
+        return s_failure(reply_p, "slow wants a uint of at most 600000 ms");
+    s_sleep_ms(sleep_ms);
     return s_echo(request, reply_p, arg);
+}
+
+//  Sleeps until the CLOCK_MONOTONIC time at, however often interrupted.
+static void
+s_sleep_until(const struct timespec *at)
+{
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, at, NULL) == EINTR)
+        ;
+}
+
+//  The CLOCK_MONOTONIC time ms after start.
+static struct timespec
+s_after(const struct timespec *start, int ms)
+{
+    struct timespec at = {start->tv_sec + ms / 1000, start->tv_nsec + (ms % 1000) * 1000000L};
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000L;
+    }
+    return at;
+}
+
+//  Like slow, but reports progress (asking for --extend-ms more) when it
+//  starts and every S_PROGRESS_EVERY_MS after, so a call whose timeout is
+//  shorter than the whole sleep still succeeds. The times are absolute: a
+//  worker frozen (SIGSTOP) past its end answers as soon as it thaws.
+static int
+s_progress(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    const s_args_t *args = arg;
+    int total_ms;
+    if (!s_request_ms(request, &total_ms))
+        return s_failure(reply_p, "progress wants a uint of at most 600000 ms");
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int elapsed_ms = 0;
+    while (elapsed_ms < total_ms) {
+        if (zmesh_worker_progress(args->extend_ms) != ZMESH_OK)
+            return s_failure(reply_p, "zmesh_worker_progress refused");
+        int next_ms = (elapsed_ms / S_PROGRESS_EVERY_MS + 1) * S_PROGRESS_EVERY_MS;
+        struct timespec at = s_after(&start, next_ms < total_ms ? next_ms : total_ms);
+        s_sleep_until(&at);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed_ms = (int) ((now.tv_sec - start.tv_sec) * 1000
+                            + (now.tv_nsec - start.tv_nsec) / 1000000L);
+    }
+    return s_echo(request, reply_p, arg);
+}
+
+//  {"pid": PID, "req": <request>}, after --delay-ms.
+static int
+s_count(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
+{
+    const s_args_t *args = arg;
+    s_sleep_ms(args->delay_ms);
+    zmesh_pack_t *pack = zmesh_pack_new();
+    zmesh_pack_map(pack, 2);
+    zmesh_pack_str(pack, "pid");
+    zmesh_pack_uint(pack, (uint64_t) getpid());
+    zmesh_pack_str(pack, "req");
+    *reply_p = s_wrap(pack, request);
+    zmesh_pack_destroy(&pack);
+    return ZMESH_OK;
 }
 
 static int
@@ -144,7 +238,8 @@ s_handler_of(const char *mode)
         const char *name;
         zmesh_handler_fn *handler;
     } modes[] = {
-        {"echo", s_echo}, {"tag", s_tag}, {"fail", s_fail}, {"slow", s_slow}, {"hang", s_hang},
+        {"echo", s_echo}, {"tag", s_tag},           {"fail", s_fail},   {"slow", s_slow},
+        {"hang", s_hang}, {"progress", s_progress}, {"count", s_count},
     };
     for (size_t i = 0; mode && i < sizeof modes / sizeof modes[0]; i++)
         if (strcmp(mode, modes[i].name) == 0)
@@ -155,9 +250,11 @@ s_handler_of(const char *mode)
 static int
 s_usage(void)
 {
-    fprintf(stderr, "usage: test-worker --broker EP --service NAME --mode echo|tag|fail|slow|hang\n"
+    fprintf(stderr, "usage: test-worker --broker EP --service NAME\n"
+                    "                   --mode echo|tag|fail|slow|hang|progress|count\n"
                     "                   [--threads N] [--tag TEXT] [--heartbeat-ms N]"
-                    " [--liveness N]\n");
+                    " [--liveness N]\n"
+                    "                   [--idempotent] [--extend-ms N] [--delay-ms N]\n");
     return S_EXIT_USAGE;
 }
 
@@ -181,7 +278,9 @@ s_parse(int argc, char **argv, s_args_t *args)
         {"broker", required_argument, NULL, 'b'},    {"service", required_argument, NULL, 's'},
         {"mode", required_argument, NULL, 'm'},      {"threads", required_argument, NULL, 't'},
         {"tag", required_argument, NULL, 'g'},       {"heartbeat-ms", required_argument, NULL, 'h'},
-        {"liveness", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0},
+        {"liveness", required_argument, NULL, 'l'},  {"idempotent", no_argument, NULL, 'i'},
+        {"extend-ms", required_argument, NULL, 'e'}, {"delay-ms", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     bool ok = true;
     int option;
@@ -194,6 +293,9 @@ s_parse(int argc, char **argv, s_args_t *args)
         case 't': ok = s_number(optarg, 1, 1024, &args->threads); break;
         case 'h': ok = s_number(optarg, 100, 60000, &args->heartbeat_ms); break;
         case 'l': ok = s_number(optarg, 2, 100, &args->liveness); break;
+        case 'i': args->idempotent = true; break;
+        case 'e': ok = s_number(optarg, 0, 600000, &args->extend_ms); break;
+        case 'd': ok = s_number(optarg, 0, 600000, &args->delay_ms); break;
         default: ok = false; break;
         }
     }
@@ -207,7 +309,8 @@ main(int argc, char **argv)
     //  log lines belong on stderr, the harness's log file.
     setenv("ZSYS_SIGHANDLER", "false", 1);
     setenv("ZSYS_LOGSTREAM", "stderr", 1);
-    s_args_t args = {.tag = "", .threads = 1, .heartbeat_ms = 1000, .liveness = 3};
+    s_args_t args = {
+        .tag = "", .threads = 1, .heartbeat_ms = 1000, .liveness = 3, .extend_ms = 1000};
     if (!s_parse(argc, argv, &args))
         return s_usage();
     if (pipe(s_stop_pipe) != 0)
@@ -224,6 +327,7 @@ main(int argc, char **argv)
     }
     zmesh_worker_set_threads(worker, args.threads);
     zmesh_worker_set_heartbeat(worker, args.heartbeat_ms, args.liveness);
+    zmesh_worker_set_idempotent(worker, args.idempotent);
     s_worker = worker;
     rc = s_stopping ? ZMESH_OK : zmesh_worker_run(worker, s_handler_of(args.mode), &args);
     //  From here a signal changes nothing: ignore it rather than touch a freed worker.
