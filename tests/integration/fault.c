@@ -442,17 +442,6 @@ zm_fault_workers(const char *endpoint, const char *service, zm_fault_worker_t *w
     return rc;
 }
 
-uint64_t
-zm_fault_counter(const char *endpoint, const char *name)
-{
-    assert(endpoint);
-    assert(name);
-    zm_status_t status;
-    if (zm_harness_status(endpoint, NULL, &status) != ZMESH_OK)
-        return UINT64_MAX;
-    return zm_status_counter(&status, name);
-}
-
 typedef struct {
     const char *endpoint;
     const char *name;
@@ -464,7 +453,7 @@ static bool
 s_counter_reached(void *arg)
 {
     s_counter_wanted_t *wanted = arg;
-    wanted->seen = zm_fault_counter(wanted->endpoint, wanted->name);
+    wanted->seen = zm_harness_counter(wanted->endpoint, wanted->name);
     return wanted->seen != UINT64_MAX && wanted->seen >= wanted->value;
 }
 

@@ -92,8 +92,6 @@ typedef struct {
 int zm_fault_workers(const char *endpoint, const char *service, zm_fault_worker_t *workers,
                      size_t max, size_t *count_p);
 
-//  One broker counter; UINT64_MAX if the status call failed.
-uint64_t zm_fault_counter(const char *endpoint, const char *name);
 
 //  Waits at most deadline_ms until counter name is at least value; true if
 //  it got there. *seen_p (may be NULL) gets the last value read.

@@ -658,3 +658,14 @@ zm_harness_wait_workers(const char *endpoint, const char *service, uint64_t coun
     s_workers_wanted_t wanted = {endpoint, service, count};
     return zm_harness_wait_until(s_has_workers, &wanted, deadline_ms);
 }
+
+uint64_t
+zm_harness_counter(const char *endpoint, const char *name)
+{
+    assert(endpoint);
+    assert(name);
+    zm_status_t status;
+    if (zm_harness_status(endpoint, NULL, &status) != ZMESH_OK)
+        return UINT64_MAX;
+    return zm_status_counter(&status, name);
+}

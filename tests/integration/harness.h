@@ -139,4 +139,7 @@ bool zm_harness_wait_workers(const char *endpoint, const char *service, uint64_t
 //  Milliseconds since an arbitrary point (zclock_mono).
 int64_t zm_harness_now(void);
 
+//  One counter of the broker's zmesh.status, or UINT64_MAX if it did not answer.
+uint64_t zm_harness_counter(const char *endpoint, const char *name);
+
 #endif

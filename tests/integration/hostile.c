@@ -136,17 +136,6 @@ zm_hostile_disconnected(zactor_t *monitor, int timeout_ms)
     return disconnected;
 }
 
-uint64_t
-zm_hostile_counter(const char *endpoint, const char *name)
-{
-    assert(endpoint);
-    assert(name);
-    zm_status_t status;
-    if (zm_harness_status(endpoint, NULL, &status) != ZMESH_OK)
-        return UINT64_MAX;
-    return zm_status_counter(&status, name);
-}
-
 long
 zm_hostile_proc_kb(pid_t pid, const char *field)
 {

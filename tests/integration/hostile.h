@@ -47,9 +47,6 @@ zsock_t *zm_hostile_watched_dealer(zm_harness_t *harness, const char *endpoint,
 //  only if one was already reported. Takes one event per call.
 bool zm_hostile_disconnected(zactor_t *monitor, int timeout_ms);
 
-//  A counter of the broker's zmesh.status; UINT64_MAX if the call failed or
-//  the broker has no such counter.
-uint64_t zm_hostile_counter(const char *endpoint, const char *name);
 
 //  A field of /proc/PID/status in kB ("VmRSS", "VmHWM"); -1 if unreadable.
 long zm_hostile_proc_kb(pid_t pid, const char *field);

@@ -119,7 +119,7 @@ s_broker(zm_harness_t *harness, s_pool_t *pool, const char *const extra[])
 static uint64_t
 s_counter(const char *endpoint, const char *name)
 {
-    uint64_t value = zm_fault_counter(endpoint, name);
+    uint64_t value = zm_harness_counter(endpoint, name);
     assert_true(value != UINT64_MAX);
     return value;
 }

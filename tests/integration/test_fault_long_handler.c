@@ -24,7 +24,7 @@
 static uint64_t
 s_counter(const char *endpoint, const char *name)
 {
-    uint64_t value = zm_fault_counter(endpoint, name);
+    uint64_t value = zm_harness_counter(endpoint, name);
     assert_true(value != UINT64_MAX);
     return value;
 }

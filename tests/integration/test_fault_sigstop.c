@@ -66,7 +66,7 @@ s_handler_runs(void *arg)
     bool holds = false;
     for (size_t i = 0; i < count; i++)
         holds = holds || (strcmp(workers[i].id, holder->id) == 0 && workers[i].inflight == 1);
-    uint64_t progress = zm_fault_counter(holder->endpoint, "progress");
+    uint64_t progress = zm_harness_counter(holder->endpoint, "progress");
     return holds && progress != UINT64_MAX && progress >= 1;
 }
 

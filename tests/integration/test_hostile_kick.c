@@ -173,7 +173,7 @@ test_hostile_kick_after_max_garbage(void **state)
     s_good_t good;
     s_good_init(*state, endpoint, &good);
     zsock_t *bad = s_offend(*state, endpoint, S_BAD_ID, 5, true, &good, NULL);
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 1);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 1);
     assert_true(zm_hostile_log_has(broker, "broker: peer kicked id=" S_BAD_ID_HEX " garbage=5",
                                    S_KICK_MS));
     //  libzmq reconnects the kicked socket by itself; a good call goes through.
@@ -181,7 +181,7 @@ test_hostile_kick_after_max_garbage(void **state)
     s_good_check(&good);
     for (int round = 2; round <= 3; round++) {              //  anonymous peers too
         s_offend(*state, endpoint, NULL, 5, true, &good, NULL);
-        assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), (uint64_t) round);
+        assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), (uint64_t) round);
     }
     s_good_check(&good);
     zm_status_t status;
@@ -202,11 +202,11 @@ test_hostile_kick_not_below_max_garbage(void **state)
     s_good_init(*state, endpoint, &good);
     zactor_t *monitor;
     zsock_t *bad = s_offend(*state, endpoint, NULL, 4, false, &good, &monitor);
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 0);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 0);
     //  Good calls in between do not wipe the slate: the fifth refusal kicks.
     assert_true(s_send_garbage(bad, 4));
     assert_true(zm_hostile_disconnected(monitor, S_KICK_MS));
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 1);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 1);
     s_good_check(&good);
 }
 
@@ -236,7 +236,7 @@ test_hostile_kick_burst_is_one_kick(void **state)
         assert_int_equal(answer.id, 1000 + (uint64_t) n);
     }
     assert_true(zm_hostile_disconnected(monitor, S_KICK_MS));
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 1);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 1);
     assert_true(zm_hostile_log_has(broker, "broker: peer kicked id=" S_BAD_ID_HEX " garbage=5",
                                    S_KICK_MS));
     s_good_check(&good);
@@ -275,8 +275,8 @@ test_hostile_kick_counts_refused_commands(void **state)
         assert_true(s_send_request(bad, id));
         s_good_step(&good);
     }
-    assert_int_equal(zm_hostile_counter(endpoint, "rejected_malformed"), 3);
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 1);
+    assert_int_equal(zm_harness_counter(endpoint, "rejected_malformed"), 3);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 1);
     assert_true(zm_hostile_disconnected(monitor, S_KICK_MS));
     s_good_check(&good);
 }
@@ -291,7 +291,7 @@ test_hostile_kick_over_ipc(void **state)
     s_good_t good;
     s_good_init(*state, endpoint, &good);
     s_offend(*state, endpoint, NULL, 3, true, &good, NULL);
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 1);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 1);
     s_good_check(&good);
 }
 
@@ -306,7 +306,7 @@ test_hostile_kick_bound_from_environment(void **state)
     s_good_t good;
     s_good_init(*state, endpoint, &good);
     s_offend(*state, endpoint, NULL, 2, true, &good, NULL);
-    assert_int_equal(zm_hostile_counter(endpoint, "peers_kicked"), 1);
+    assert_int_equal(zm_harness_counter(endpoint, "peers_kicked"), 1);
     s_good_check(&good);
 }
 

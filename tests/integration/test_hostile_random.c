@@ -330,7 +330,7 @@ static bool
 s_enough_kicked(void *arg)
 {
     s_kicked_t *wanted = arg;
-    uint64_t kicked = zm_hostile_counter(wanted->endpoint, "peers_kicked");
+    uint64_t kicked = zm_harness_counter(wanted->endpoint, "peers_kicked");
     return kicked != UINT64_MAX && kicked >= wanted->at_least;
 }
 
