@@ -56,7 +56,8 @@ s_add_worker(zm_harness_t *harness, s_pool_t *pool, const char *mode, const char
         for (size_t j = 0; j < pool->count; j++)
             known = known || strcmp(workers[i].id, pool->ids[j]) == 0;
         if (!known)
-            snprintf(pool->ids[pool->count], sizeof pool->ids[0], "%s", workers[i].id);
+            snprintf(pool->ids[pool->count], sizeof pool->ids[0], "%.*s",
+                     (int) sizeof pool->ids[0] - 1, workers[i].id);
     }
     assert_true(pool->ids[pool->count][0] != '\0');
     pool->count++;
