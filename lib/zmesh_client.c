@@ -103,10 +103,13 @@ s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **b
     command.body = *body_p;
     *body_p = NULL;
     zmsg_t *msg = zm_proto_encode(&command);
+    //  A wait at or past its end is a poll: a negative SNDTIMEO would be
+    //  refused by libzmq, leaving an older, blocking one in force.
+    wait_ms = wait_ms > 0 ? wait_ms : 0;
     size_t brokers = zm_endpoints_size(self->endpoints);
     int slice = brokers > 1 ? wait_ms / (int) (2 * brokers) : wait_ms;
     slice = slice < 100 && brokers > 1 ? 100 : slice;
-    int64_t until = now + (wait_ms > 0 ? wait_ms : 0);
+    int64_t until = now + wait_ms;
     int rc = ZMESH_EUNREACHABLE;
     do {
         int64_t left = until - zclock_mono();

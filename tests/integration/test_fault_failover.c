@@ -188,17 +188,26 @@ test_fault_failover_unreachable_only_when_both_are_down(void **state)
     assert_true(slowest <= S_TIMEOUT_MS);
 
     s_kill_broker(&sites[1]);
+    //  libzmq learns of the kill only when it sees the connection drop: a
+    //  call sent before that is taken by the dying connection and times out.
+    //  Once the loss is known, no broker takes a call: unreachable.
     zmesh_msg_t *request = zm_fault_uint(0), *reply = NULL;
-    int64_t sent_at = zm_harness_now();
-    int rc = zmesh_client_call(client, "svc", zmesh_msg_data(request), zmesh_msg_size(request),
+    int rc = ZMESH_OK;
+    for (int round = 0; round < 2; round++) {
+        int64_t sent_at = zm_harness_now();
+        rc = zmesh_client_call(client, "svc", zmesh_msg_data(request), zmesh_msg_size(request),
                                S_TIMEOUT_MS, &reply);
-    int64_t elapsed = zm_harness_now() - sent_at;
-    zmesh_msg_destroy(&reply);
+        int64_t elapsed = zm_harness_now() - sent_at;
+        zmesh_msg_destroy(&reply);
+        printf("failover both down, call %d: %s after %lld ms (timeout %d ms)\n", round + 1,
+               zmesh_strerror(rc), (long long) elapsed, S_TIMEOUT_MS);
+        assert_true(rc == ZMESH_EUNREACHABLE || (round == 0 && rc == ZMESH_ETIMEDOUT));
+        assert_true(elapsed <= S_TIMEOUT_MS + S_SLACK_MS);
+        if (rc == ZMESH_EUNREACHABLE)
+            break;
+    }
     zmesh_msg_destroy(&request);
-    printf("failover both down: %s after %lld ms (timeout %d ms)\n", zmesh_strerror(rc),
-           (long long) elapsed, S_TIMEOUT_MS);
     assert_int_equal(rc, ZMESH_EUNREACHABLE);
-    assert_true(elapsed <= S_TIMEOUT_MS + S_SLACK_MS);
     assert_int_equal(zmesh_client_pending(client), 0);
 }
 
