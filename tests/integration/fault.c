@@ -97,30 +97,6 @@ zm_fault_broker(zm_harness_t *harness, const char *name, const char *const extra
 //  ---------------------------------------------------------------------
 //  Processes
 
-//  In the child, between fork and execv: async-signal-safe calls only.
-static void
-s_exec_child(char *const argv[], int out, pid_t parent)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);                   //  the parent died before prctl
-    int null = open("/dev/null", O_RDWR);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(out >= 0 ? out : null, 1) < 0
-        || dup2(out >= 0 ? out : 2, 2) < 0)
-        _exit(127);
-    if (close_range(3, ~0U, 0) != 0)
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
-}
-
 //  Forks argv with stdout and stderr on out (-1: stdout to /dev/null, stderr kept).
 static pid_t
 s_fork(char *const argv[], int out)
@@ -128,7 +104,7 @@ s_fork(char *const argv[], int out)
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        s_exec_child(argv, out, parent);
+        zm_harness_exec(argv, out, out, parent, 0);
     return pid;
 }
 
@@ -308,28 +284,6 @@ zm_fault_run(char *const argv[], bool quiet, int deadline_ms)
     return WIFEXITED(reaping.status) ? WEXITSTATUS(reaping.status) : -1;
 }
 
-//  True if the file at path holds text (read whole: test logs are small).
-static bool
-s_file_contains(const char *path, const char *text)
-{
-    FILE *file = fopen(path, "r");
-    if (!file)
-        return false;
-    char *bytes = NULL;
-    size_t size = 0;
-    FILE *copy = open_memstream(&bytes, &size);
-    char buffer[4096];
-    size_t got;
-    while (copy && (got = fread(buffer, 1, sizeof buffer, file)) > 0)
-        fwrite(buffer, 1, got, copy);
-    fclose(file);
-    if (copy)
-        fclose(copy);
-    bool found = bytes && memmem(bytes, size, text, strlen(text)) != NULL;
-    free(bytes);
-    return found;
-}
-
 bool
 zm_fault_log_contains(const char *dir, const char *suffix, const char *text)
 {
@@ -345,7 +299,7 @@ zm_fault_log_contains(const char *dir, const char *suffix, const char *text)
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
-        found = s_file_contains(path, text);
+        found = zm_harness_file_contains(path, text);
     }
     closedir(listing);
     return found;

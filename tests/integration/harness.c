@@ -183,10 +183,8 @@ zm_harness_exited_ok(int status)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-//  In the child, between fork and execv: async-signal-safe calls only
-//  (setrlimit is a plain system call).
-static void
-s_exec_child(char *const argv[], int out, int log, pid_t parent, size_t address_limit)
+void
+zm_harness_exec(char *const argv[], int out, int err, pid_t parent, size_t address_limit)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
@@ -194,8 +192,9 @@ s_exec_child(char *const argv[], int out, int log, pid_t parent, size_t address_
     struct rlimit limit = {.rlim_cur = address_limit, .rlim_max = address_limit};
     if (address_limit > 0 && setrlimit(RLIMIT_AS, &limit) != 0)
         _exit(127);
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(out >= 0 ? out : log, 1) < 0 || dup2(log, 2) < 0)
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(out >= 0 ? out : null, 1) < 0
+        || (err >= 0 && dup2(err, 2) < 0))
         _exit(127);
     if (close_range(3, ~0U, 0) != 0)
         for (int fd = 3; fd < 1024; fd++)
@@ -208,6 +207,27 @@ s_exec_child(char *const argv[], int out, int log, pid_t parent, size_t address_
     sigprocmask(SIG_SETMASK, &none, NULL);
     execv(argv[0], argv);
     _exit(127);
+}
+
+bool
+zm_harness_file_contains(const char *path, const char *text)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return false;
+    char *bytes = NULL;
+    size_t size = 0;
+    FILE *copy = open_memstream(&bytes, &size);
+    char buffer[8192];
+    size_t got;
+    while (copy && (got = fread(buffer, 1, sizeof buffer, file)) > 0)
+        fwrite(buffer, 1, got, copy);
+    fclose(file);
+    if (copy)
+        fclose(copy);
+    bool found = bytes && memmem(bytes, size, text, strlen(text)) != NULL;
+    free(bytes);
+    return found;
 }
 
 zm_proc_t *
@@ -232,7 +252,7 @@ zm_harness_spawn(zm_harness_t *self, const char *name, char *const argv[], bool 
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        s_exec_child(argv, out[1], log, parent, self->address_limit);
+        zm_harness_exec(argv, out[1] >= 0 ? out[1] : log, log, parent, self->address_limit);
     close(log);
     if (out[1] >= 0)
         close(out[1]);

@@ -142,4 +142,13 @@ int64_t zm_harness_now(void);
 //  One counter of the broker's zmesh.status, or UINT64_MAX if it did not answer.
 uint64_t zm_harness_counter(const char *endpoint, const char *name);
 
+//  In a forked child: stdin from /dev/null, stdout to out (-1: /dev/null),
+//  stderr to err (-1: kept), dies with the test (PDEATHSIG), an address-space
+//  limit when address_limit > 0, then execv. Async-signal-safe; never returns.
+void zm_harness_exec(char *const argv[], int out, int err, pid_t parent, size_t address_limit)
+    __attribute__((noreturn));
+
+//  True if the file at path holds text (read whole: test logs are small).
+bool zm_harness_file_contains(const char *path, const char *text);
+
 #endif

@@ -165,22 +165,7 @@ static bool
 s_log_holds(void *arg)
 {
     s_log_search_t *search = arg;
-    FILE *file = fopen(search->path, "r");
-    if (!file)
-        return false;
-    char *data = NULL;
-    size_t size = 0;
-    FILE *copy = open_memstream(&data, &size);
-    char buffer[8192];
-    size_t got;
-    while (copy && (got = fread(buffer, 1, sizeof buffer, file)) > 0)
-        fwrite(buffer, 1, got, copy);
-    fclose(file);
-    if (copy)
-        fclose(copy);
-    bool found = data && memmem(data, size, search->text, strlen(search->text)) != NULL;
-    free(data);
-    return found;
+    return zm_harness_file_contains(search->path, search->text);
 }
 
 bool
