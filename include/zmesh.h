@@ -1,6 +1,6 @@
-//  zmesh.h - the C API of zmesh: RPC clients and workers that talk to a
-//  zmesh broker with the ZMP protocol (schemas/ZMP.md), and helpers to build
-//  MessagePack payloads. Self-contained: it includes only standard headers.
+//  zmesh.h - the C API of zmesh: RPC clients and workers, pipeline producers
+//  and consumers, that talk to a zmesh broker with the ZMP protocol
+//  (schemas/ZMP.md), and helpers to build MessagePack payloads. Self-contained: it includes only standard headers.
 //
 //  Conventions: every int-returning call returns ZMESH_OK (0) or a negative
 //  zmesh_err_t. A `T **x_p` argument hands ownership over and NULLs the
@@ -23,6 +23,8 @@ extern "C" {
 
 //  Default broker endpoint of every program and of the examples.
 #define ZMESH_DEFAULT_ENDPOINT "tcp://127.0.0.1:5555"
+//  Default push endpoint of the broker, for plain PUSH sockets (ZMP.md 16.7).
+#define ZMESH_DEFAULT_PUSH_ENDPOINT "tcp://127.0.0.1:5556"
 
 typedef enum {
     ZMESH_OK = 0,
@@ -207,6 +209,116 @@ void zmesh_worker_stop(zmesh_worker_t *self);
 
 //  Text of the broker's last refusal, borrowed; "" if none.
 const char *zmesh_worker_error(const zmesh_worker_t *self);
+
+//  ---------------------------------------------------------------------
+//  zmesh_producer: sends one-way messages into a named pipeline (ZMP.md
+//  section 16). The broker hands each message to one consumer of the
+//  pipeline. A full pipeline slows the producer down: send blocks (or, asked
+//  not to, returns ZMESH_EAGAIN); nothing is dropped. Every message is kept
+//  and sent again until the broker accepted it, so a broker restart or a
+//  lost message costs a resend, never the message.
+
+typedef struct zmesh_producer zmesh_producer_t;
+
+//  When zmesh_producer_send returns: the mode, per producer or per message.
+#define ZMESH_QUEUED 1          //  in the local socket queue
+#define ZMESH_ACCEPTED 2        //  the broker holds it (ACCEPT came)
+#define ZMESH_PROCESSED 3       //  a consumer acknowledged it (DONE came)
+#define ZMESH_MODE_MASK 0x0f
+//  Send flags, or-ed with a mode.
+#define ZMESH_ASYNC 0x10        //  don't wait for the receipt: zmesh_producer_flush does
+#define ZMESH_DONTWAIT 0x20     //  never block: ZMESH_EAGAIN when the window is full
+
+//  Creates a producer for pipeline at the broker at endpoint (a comma-
+//  separated list is used one broker at a time, as by zmesh_client_new).
+//  Does not block. Returns NULL on a bad endpoint or pipeline name; *err_p
+//  (may be NULL) says why.
+zmesh_producer_t *zmesh_producer_new(const char *endpoint, const char *pipeline, int *err_p);
+
+//  Frees the producer and sets *self_p to NULL. Messages not yet accepted are
+//  dropped: call zmesh_producer_flush first.
+void zmesh_producer_destroy(zmesh_producer_t **self_p);
+
+//  The mode of sends whose flags name none (default ZMESH_ACCEPTED).
+void zmesh_producer_set_mode(zmesh_producer_t *self, int mode);
+
+//  How many messages may be sent and not yet accepted at once (1..100000,
+//  default 1000); a full window is what blocks a send.
+void zmesh_producer_set_window(zmesh_producer_t *self, int window);
+
+//  How long a blocking send may wait in all, in ms (-1, the default: no limit).
+void zmesh_producer_set_timeout(zmesh_producer_t *self, int timeout_ms);
+
+//  Sends one message: size bytes of data, which must be one MessagePack
+//  object (copied). flags: a mode (0 = the producer's), ZMESH_ASYNC,
+//  ZMESH_DONTWAIT. Returns ZMESH_OK once the mode is met (at once with ASYNC
+//  or DONTWAIT); ZMESH_EAGAIN if the message could not enter the window in
+//  time (not sent: retry); ZMESH_ETIMEDOUT if it was sent but its receipt
+//  did not come in time (it stays tracked: flush waits for it);
+//  ZMESH_EINVAL (not MessagePack) or ZMESH_ETOOBIG (refused by the broker);
+//  ZMESH_EWORKERLOST (PROCESSED: every consumer it was given to was lost).
+int zmesh_producer_send(zmesh_producer_t *self, const void *data, size_t size, int flags);
+
+//  Waits up to timeout_ms (-1 forever) until every message sent has met its
+//  mode (queued ones: accepted by the broker). Returns ZMESH_OK, or
+//  ZMESH_ETIMEDOUT, or the error of a message that failed since the last
+//  flush (zmesh_producer_error says which and why).
+int zmesh_producer_flush(zmesh_producer_t *self, int timeout_ms);
+
+//  Messages sent whose mode is not met yet.
+size_t zmesh_producer_pending(const zmesh_producer_t *self);
+
+//  Text of the last refusal or failure, borrowed; "" if none.
+const char *zmesh_producer_error(const zmesh_producer_t *self);
+
+//  ---------------------------------------------------------------------
+//  zmesh_consumer: receives the messages of one pipeline. A background
+//  thread holds the session (registration, heartbeats, reconnection), so
+//  the application may take as long as it needs over a message. The broker
+//  gives it at most `credit` messages not yet acknowledged; a message it
+//  does not acknowledge is given to another consumer if this one is lost.
+
+typedef struct zmesh_consumer zmesh_consumer_t;
+
+//  What came with a message.
+typedef struct {
+    uint64_t id;                //  message id: the same on every delivery of it
+    uint32_t attempt;           //  1 for the first delivery
+    bool redelivered;           //  attempt > 1: it may have been handled before
+} zmesh_delivery_t;
+
+//  Creates a consumer of pipeline at the broker at endpoint (a comma-
+//  separated list: one broker at a time). Does not connect yet. Returns NULL
+//  on a bad argument; *err_p (may be NULL) says why.
+zmesh_consumer_t *zmesh_consumer_new(const char *endpoint, const char *pipeline, int *err_p);
+
+//  Messages held unacknowledged at once (1..1000, default 10). Call before
+//  the first zmesh_consumer_recv.
+void zmesh_consumer_set_credit(zmesh_consumer_t *self, int credit);
+
+//  Heartbeat interval in ms (100..60000, default 1000) and liveness (2..100,
+//  default 3), as for workers. Call before the first zmesh_consumer_recv.
+void zmesh_consumer_set_heartbeat(zmesh_consumer_t *self, int interval_ms, int liveness);
+
+//  Waits up to timeout_ms (0 polls, -1 forever) for a message; the first
+//  call connects and registers. On ZMESH_OK *msg_p is the message (the
+//  caller destroys it) and *delivery (may be NULL) tells its id and attempt.
+//  Returns ZMESH_EAGAIN when none came in time, ZMESH_EPROTO if the broker
+//  refused the consumer (zmesh_consumer_error says why), ZMESH_ECLOSED
+//  after SIGINT/SIGTERM.
+int zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **msg_p,
+                        zmesh_delivery_t *delivery);
+
+//  Acknowledges a message by id once the application is done with it; it
+//  frees one credit. Returns ZMESH_OK or ZMESH_EINVAL (id 0).
+int zmesh_consumer_ack(zmesh_consumer_t *self, uint64_t id);
+
+//  Leaves (DISCONNECT: messages not acknowledged go to other consumers,
+//  flagged as redelivered), frees the consumer and sets *self_p to NULL.
+void zmesh_consumer_destroy(zmesh_consumer_t **self_p);
+
+//  Text of the broker's last refusal, borrowed; "" if none.
+const char *zmesh_consumer_error(const zmesh_consumer_t *self);
 
 #ifdef __cplusplus
 }

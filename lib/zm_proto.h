@@ -20,6 +20,8 @@
 #define ZM_HEARTBEAT_MAX 60000
 #define ZM_LIVENESS_MIN 2
 #define ZM_LIVENESS_MAX 100
+#define ZM_CREDIT_MAX 1000            //  CONSUME credit
+#define ZM_ACK_MAX 48                 //  message ids in one ACK
 
 //  Commands, named as in ZMP.md.
 typedef enum {
@@ -30,6 +32,14 @@ typedef enum {
     ZM_CMD_HEARTBEAT,
     ZM_CMD_DISCONNECT,
     ZM_CMD_PROGRESS,
+    ZM_CMD_PUSH,                      //  pipelines (ZMP.md section 16)
+    ZM_CMD_ACCEPT,
+    ZM_CMD_REFUSE,
+    ZM_CMD_RESUME,
+    ZM_CMD_DONE,
+    ZM_CMD_CONSUME,
+    ZM_CMD_DELIVER,
+    ZM_CMD_ACK,
 } zm_cmd_t;
 
 //  CALL flags. Receivers ignore bits they do not know.
@@ -37,6 +47,9 @@ typedef enum {
 
 //  READY flags.
 #define ZM_READY_IDEMPOTENT 1u        //  a call may run again on another worker if this one dies
+
+//  PUSH flags.
+#define ZM_PUSH_DONE 1u               //  answer DONE once a consumer acked the message
 
 //  Wire status codes (ZMP.md, "Status codes"); stable across versions.
 typedef enum {
@@ -52,22 +65,27 @@ typedef enum {
     ZM_STATUS_BAD_VERSION = 505,
 } zm_status_t;
 
-//  One decoded command. Which fields hold data depends on cmd (see ZMP.md).
+//  One decoded command. Which fields hold data depends on cmd (see ZMP.md);
+//  `service` names the service or, for pipeline commands, the pipeline.
 typedef struct {
     zm_cmd_t cmd;
-    uint64_t id;                      //  CALL, REPLY: request id; REQUEST, worker REPLY: ticket
-    uint32_t status;                  //  REPLY, DISCONNECT
+    uint64_t id;                      //  CALL, REPLY: request id; REQUEST, worker REPLY: ticket;
+                                      //  PUSH, ACCEPT, REFUSE, DONE: seq; DELIVER: message id
+    uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE
     uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
     uint32_t slots;                   //  READY
-    uint32_t heartbeat_ms;            //  READY
-    uint32_t liveness;                //  READY
-    uint32_t flags;                   //  CALL, READY (optional field; 0 when absent)
-    uint32_t attempt;                 //  REQUEST: 1 for the first dispatch (0 when absent)
+    uint32_t credit;                  //  CONSUME
+    uint32_t heartbeat_ms;            //  READY, CONSUME
+    uint32_t liveness;                //  READY, CONSUME
+    uint32_t flags;                   //  CALL, READY (optional field; 0 when absent), PUSH
+    uint32_t attempt;                 //  REQUEST: 1 for the first dispatch (0 when absent); DELIVER
     uint32_t extend_ms;               //  PROGRESS: how much longer the handler needs
     uint32_t fields;                  //  decoded: header elements the sender wrote
-    char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; NUL-terminated
+    uint32_t ack_count;               //  ACK: ids in acks (1..ZM_ACK_MAX)
+    uint64_t acks[ZM_ACK_MAX];        //  ACK: message ids
+    char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; pipeline commands but ACK
     char reason[ZM_REASON_MAX + 1];   //  DISCONNECT; NUL-terminated
-    zframe_t *body;                   //  owned; CALL, REQUEST, REPLY
+    zframe_t *body;                   //  owned; CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER
 } zm_proto_t;
 
 //  What the decoder enforces on bodies.
