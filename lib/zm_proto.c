@@ -26,8 +26,24 @@ static const s_shape_t s_shapes[] = {
     {ZM_CMD_HEARTBEAT, "HEARTBEAT", 2, 2, false},
     {ZM_CMD_DISCONNECT, "DISCONNECT", 4, 4, false},
     {ZM_CMD_PROGRESS, "PROGRESS", 4, 4, false},
+    {ZM_CMD_PUSH, "PUSH", 5, 5, true},
+    {ZM_CMD_ACCEPT, "ACCEPT", 4, 4, false},
+    {ZM_CMD_REFUSE, "REFUSE", 5, 5, true},
+    {ZM_CMD_RESUME, "RESUME", 3, 3, false},
+    {ZM_CMD_DONE, "DONE", 5, 5, false},
+    {ZM_CMD_CONSUME, "CONSUME", 6, 6, false},
+    {ZM_CMD_DELIVER, "DELIVER", 5, 5, true},
+    {ZM_CMD_ACK, "ACK", 3, 2 + ZM_ACK_MAX, false},
 };
 #define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
+
+//  The longest header the encoder writes must fit ZM_HEADER_MAX, or a peer
+//  would refuse it: an ACK of ZM_ACK_MAX ids of 9 bytes each (array16 head,
+//  "ZMP1", "ACK"), and a CONSUME, the longest pipeline command with a name
+//  (fixarray, "ZMP1", "CONSUME", str8 name, three uint32).
+_Static_assert(3 + 5 + 4 + ZM_ACK_MAX * 9 <= ZM_HEADER_MAX, "an ACK must fit the header");
+_Static_assert(1 + 5 + 8 + 2 + ZM_NAME_MAX + 3 * 5 <= ZM_HEADER_MAX,
+               "a CONSUME must fit the header");
 
 static const s_shape_t *
 s_shape_of(zm_cmd_t cmd)
@@ -108,6 +124,78 @@ s_read_name(zm_reader_t *reader, char *name)
     return true;
 }
 
+//  Reads a seq or message id (min 0 or 1) and marks it read for the error
+//  reply: a PUSH refused for its body is still answered REFUSE(seq).
+static bool
+s_read_id(zm_reader_t *reader, uint64_t min, uint64_t *id_p, zm_proto_error_t *error)
+{
+    if (!zm_reader_uint(reader, id_p) || *id_p < min) {
+        reader->ok = false;
+        return false;
+    }
+    error->have_id = true;
+    return true;
+}
+
+//  ACK: 1..ZM_ACK_MAX message ids, each from 1; id repeats the first.
+static bool
+s_decode_ack(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_error_t *error)
+{
+    self->ack_count = fields - 2;
+    for (uint32_t i = 0; i < self->ack_count; i++) {
+        if (!zm_reader_uint(reader, &self->acks[i]) || self->acks[i] == 0) {
+            reader->ok = false;
+            return s_fail(error, ZM_STATUS_MALFORMED, "message id is not a number from 1");
+        }
+        if (i == 0) {
+            self->id = self->acks[0];
+            error->have_id = true;
+        }
+    }
+    return true;
+}
+
+//  Reads the fields of a pipeline command (ZMP.md section 16.2), all but
+//  ACK starting with the pipeline name. The name and then the seq or id
+//  come first, so they are filled in even when a later check fails.
+static bool
+s_decode_pipe(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_error_t *error)
+{
+    if (self->cmd == ZM_CMD_ACK)
+        return s_decode_ack(self, reader, fields, error);
+    if (!s_read_name(reader, self->service))
+        return s_fail(error, ZM_STATUS_MALFORMED, "pipeline name is not 1..255 printable bytes");
+    switch (self->cmd) {
+    case ZM_CMD_PUSH:
+    case ZM_CMD_ACCEPT:
+    case ZM_CMD_REFUSE:
+    case ZM_CMD_DONE:
+        if (!s_read_id(reader, 0, &self->id, error))
+            return s_fail(error, ZM_STATUS_MALFORMED, "seq is not an unsigned integer");
+        if (self->cmd == ZM_CMD_PUSH && !s_read_u32(reader, 0, UINT32_MAX, &self->flags))
+            return s_fail(error, ZM_STATUS_MALFORMED, "flags are not a 32-bit unsigned integer");
+        if ((self->cmd == ZM_CMD_REFUSE || self->cmd == ZM_CMD_DONE)
+            && !s_read_u32(reader, 100, 999, &self->status))
+            return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
+        return true;
+    case ZM_CMD_DELIVER:
+        if (!s_read_id(reader, 1, &self->id, error))
+            return s_fail(error, ZM_STATUS_MALFORMED, "message id is not a number from 1");
+        if (!s_read_u32(reader, 1, UINT32_MAX, &self->attempt))
+            return s_fail(error, ZM_STATUS_MALFORMED, "attempt is not a number from 1");
+        return true;
+    case ZM_CMD_CONSUME:
+        if (!s_read_u32(reader, 1, ZM_CREDIT_MAX, &self->credit)
+            || !s_read_u32(reader, ZM_HEARTBEAT_MIN, ZM_HEARTBEAT_MAX, &self->heartbeat_ms)
+            || !s_read_u32(reader, ZM_LIVENESS_MIN, ZM_LIVENESS_MAX, &self->liveness))
+            return s_fail(error, ZM_STATUS_MALFORMED,
+                          "credit, heartbeat or liveness out of range");
+        return true;
+    default:            //  RESUME: the name only
+        return true;
+    }
+}
+
 //  Reads the fields after the command name. Returns false with a reason.
 static bool
 s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
@@ -158,6 +246,15 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
         return true;
     case ZM_CMD_HEARTBEAT:
         return true;
+    case ZM_CMD_PUSH:
+    case ZM_CMD_ACCEPT:
+    case ZM_CMD_REFUSE:
+    case ZM_CMD_RESUME:
+    case ZM_CMD_DONE:
+    case ZM_CMD_CONSUME:
+    case ZM_CMD_DELIVER:
+    case ZM_CMD_ACK:
+        return s_decode_pipe(self, reader, fields, error);
     case ZM_CMD_DISCONNECT:
         if (!s_read_u32(reader, 100, 999, &self->status))
             return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
@@ -298,8 +395,54 @@ s_field_count(const zm_proto_t *self)
         return 4;
     case ZM_CMD_HEARTBEAT:
         return 2;
+    case ZM_CMD_RESUME:
+        return 3;
+    case ZM_CMD_ACCEPT:
+        return 4;
+    case ZM_CMD_PUSH:
+    case ZM_CMD_REFUSE:
+    case ZM_CMD_DONE:
+    case ZM_CMD_DELIVER:
+        return 5;
+    case ZM_CMD_CONSUME:
+        return 6;
+    case ZM_CMD_ACK:
+        return 2 + self->ack_count;
     }
     return 2;
+}
+
+//  Writes the fields of a pipeline command after its name.
+static void
+s_encode_pipe(const zm_proto_t *self, zm_writer_t *writer)
+{
+    if (self->cmd == ZM_CMD_ACK) {
+        assert(self->ack_count >= 1 && self->ack_count <= ZM_ACK_MAX);
+        for (uint32_t i = 0; i < self->ack_count; i++)
+            zm_writer_uint(writer, self->acks[i]);
+        return;
+    }
+    zm_writer_str(writer, self->service, strlen(self->service));
+    switch (self->cmd) {
+    case ZM_CMD_CONSUME:
+        zm_writer_uint(writer, self->credit);
+        zm_writer_uint(writer, self->heartbeat_ms);
+        zm_writer_uint(writer, self->liveness);
+        return;
+    case ZM_CMD_DELIVER:
+        zm_writer_uint(writer, self->id);
+        zm_writer_uint(writer, self->attempt);
+        return;
+    case ZM_CMD_RESUME:
+        return;
+    default:            //  PUSH, ACCEPT, REFUSE, DONE: seq, then flags or status
+        zm_writer_uint(writer, self->id);
+        if (self->cmd == ZM_CMD_PUSH)
+            zm_writer_uint(writer, self->flags);
+        else if (self->cmd != ZM_CMD_ACCEPT)
+            zm_writer_uint(writer, self->status);
+        return;
+    }
 }
 
 zmsg_t *
@@ -345,6 +488,16 @@ zm_proto_encode(zm_proto_t *self)
         zm_writer_uint(&writer, self->status);
         zm_writer_str(&writer, self->reason, strlen(self->reason));
         break;
+    case ZM_CMD_PUSH:
+    case ZM_CMD_ACCEPT:
+    case ZM_CMD_REFUSE:
+    case ZM_CMD_RESUME:
+    case ZM_CMD_DONE:
+    case ZM_CMD_CONSUME:
+    case ZM_CMD_DELIVER:
+    case ZM_CMD_ACK:
+        s_encode_pipe(self, &writer);
+        break;
     }
     assert(writer.ok);      //  names and reasons are bounded: always fits
     zmsg_t *msg = zmsg_new();
@@ -353,6 +506,8 @@ zm_proto_encode(zm_proto_t *self)
     frame = zframe_new(buffer, writer.size);
     zmsg_append(msg, &frame);
     if (shape->has_body) {
+        if (!self->body && self->cmd == ZM_CMD_REFUSE)
+            self->body = zm_proto_reason_frame(self->reason);
         if (!self->body)
             self->body = zframe_new("\xc0", 1);
         zmsg_append(msg, &self->body);

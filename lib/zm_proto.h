@@ -70,7 +70,8 @@ typedef enum {
 typedef struct {
     zm_cmd_t cmd;
     uint64_t id;                      //  CALL, REPLY: request id; REQUEST, worker REPLY: ticket;
-                                      //  PUSH, ACCEPT, REFUSE, DONE: seq; DELIVER: message id
+                                      //  PUSH, ACCEPT, REFUSE, DONE: seq; DELIVER: message id;
+                                      //  ACK: acks[0]
     uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE
     uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
     uint32_t slots;                   //  READY
@@ -112,14 +113,23 @@ void zm_proto_reset(zm_proto_t *self);
 //  Returns true and fills self (taking the body frame out of msg) on success.
 //  Returns false and fills *error on any malformed input; self->cmd then
 //  names the command if its name could be read (0 if not), so the caller
-//  knows whether a would-be worker or a client is to be answered. msg stays
-//  the caller's either way. limits NULL means a body of at most
-//  ZM_BODY_MAX_DEFAULT bytes, not checked as MessagePack.
+//  knows whether a would-be worker or a client is to be answered, and
+//  error->have_id says whether self->id was read. The header is read in
+//  order and checked before the frame count and the body, so a PUSH whose
+//  header is good but whose frames or body are bad (error 400 or 413) still
+//  has its pipeline in self->service and its seq in self->id, and the
+//  broker can answer REFUSE(seq); for PUSH, have_id implies a valid
+//  pipeline name (it comes before seq). Likewise CALL's request id. msg
+//  stays the caller's either way. limits NULL means a body of at most
+//  ZM_BODY_MAX_DEFAULT bytes, not checked as MessagePack; the limits apply
+//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE and DELIVER.
 bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
                      zm_proto_error_t *error);
 
 //  Encodes self as [empty][header][body?]. Takes self->body (NULL after);
-//  a command that needs a body but has none gets an empty one (msgpack nil).
+//  a command that needs a body but has none gets an empty one (msgpack nil),
+//  except REFUSE, which gets self->reason as a msgpack str. ACK writes
+//  acks[0..ack_count) (1..ZM_ACK_MAX, asserted), not id.
 zmsg_t *zm_proto_encode(zm_proto_t *self);
 
 //  Builds a body frame holding a msgpack str (for error reasons).
