@@ -141,6 +141,8 @@ s_read_id(zm_reader_t *reader, uint64_t min, uint64_t *id_p, zm_proto_error_t *e
 static bool
 s_decode_ack(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_error_t *error)
 {
+    if (fields - 2 > ZM_ACK_MAX)        //  the shape table says so; acks[] depends on it
+        return s_fail(error, ZM_STATUS_MALFORMED, "more message ids than an ACK may hold");
     self->ack_count = fields - 2;
     for (uint32_t i = 0; i < self->ack_count; i++) {
         if (!zm_reader_uint(reader, &self->acks[i]) || self->acks[i] == 0) {
