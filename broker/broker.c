@@ -1,7 +1,10 @@
-//  broker - one ROUTER socket in one zloop, one thread, no locks. Each wake
-//  drains a batch of messages into the engine, then sends what the engine
-//  produced. ROUTER_MANDATORY and a zero send timeout make every delivery
-//  failure visible here, so it is counted instead of lost in libzmq.
+//  broker - one ROUTER socket, and a PULL socket for plain PUSH producers, in
+//  one zloop, one thread, no locks. Each wake drains a batch of messages into
+//  the engine, then sends what the engine produced. ROUTER_MANDATORY and a
+//  zero send timeout make every delivery failure visible here, so it is
+//  counted instead of lost in libzmq. The PULL socket is not read while the
+//  engine holds a message for a full pipeline: that is the back-pressure its
+//  producers get.
 #include "broker.h"
 
 #include "zm_alloc.h"
@@ -14,6 +17,9 @@
 
 typedef struct {
     zsock_t *router;            //  owned
+    zsock_t *pull;              //  owned: the push endpoint, or NULL
+    bool reading_pull;          //  the loop polls it
+    zloop_t *loop;              //  owned
     zm_engine_t *engine;        //  owned
     zlistx_t *kicks;            //  owned s_kick_t: connections to close on the next tick
 } s_broker_t;
@@ -127,6 +133,46 @@ s_flush(s_broker_t *self, int64_t now)
         s_send(self, msg, now);
 }
 
+static int s_on_pull(zloop_t *loop, zsock_t *pull, void *arg);
+
+//  Polls the push endpoint exactly while the engine can take from it.
+static void
+s_sync_pull(s_broker_t *self)
+{
+    if (!self->pull)
+        return;
+    bool blocked = zm_engine_push_blocked(self->engine);
+    if (blocked && self->reading_pull) {
+        zloop_reader_end(self->loop, self->pull);
+        self->reading_pull = false;
+    }
+    else if (!blocked && !self->reading_pull) {
+        zloop_reader(self->loop, self->pull, s_on_pull, self);
+        self->reading_pull = true;
+    }
+}
+
+static int
+s_on_pull(zloop_t *loop, zsock_t *pull, void *arg)
+{
+    (void) loop;
+    s_broker_t *self = arg;
+    int64_t now = zclock_mono();
+    for (int i = 0; i < S_BATCH && !zm_engine_push_blocked(self->engine)
+                    && (zsock_events(pull) & ZMQ_POLLIN);
+         i++) {
+        zmsg_t *msg = zmsg_recv(pull);
+        if (!msg)
+            break;
+        zm_engine_on_push(self->engine, &msg, now);
+        if (zlistx_size(self->engine->outbox) >= S_BATCH)
+            s_flush(self, now);
+    }
+    s_flush(self, now);
+    s_sync_pull(self);
+    return 0;
+}
+
 static int
 s_on_router(zloop_t *loop, zsock_t *router, void *arg)
 {
@@ -145,6 +191,7 @@ s_on_router(zloop_t *loop, zsock_t *router, void *arg)
             s_flush(self, now);
     }
     s_flush(self, now);
+    s_sync_pull(self);
     return 0;
 }
 
@@ -157,8 +204,34 @@ s_on_tick(zloop_t *loop, int timer_id, void *arg)
     int64_t now = zclock_mono();
     zm_engine_on_tick(self->engine, now);
     s_flush(self, now);
+    s_sync_pull(self);
     s_kick_due(self, now);
     return 0;
+}
+
+//  libzmq drops the connection of a peer sending a frame this large; the
+//  codec answers 413 below it, so a client over the limit gets an error.
+static void
+s_set_max_frame(zsock_t *sock, const zm_broker_config_t *config)
+{
+    size_t max_frame = 2 * config->engine.limits.max_body + 4096;
+    zsock_set_maxmsgsize(sock, max_frame > INT32_MAX ? INT32_MAX : (int) max_frame);
+}
+
+static zsock_t *
+s_open_pull(const zm_broker_config_t *config)
+{
+    zsock_t *pull = zsock_new(ZMQ_PULL);
+    assert(pull);
+    //  Small: while a pipeline is full, what waits here waits outside the bound.
+    zsock_set_rcvhwm(pull, 100);
+    s_set_max_frame(pull, config);
+    if (zsock_bind(pull, "%s", config->push_bind) < 0) {
+        zm_log_error("broker: cannot bind push endpoint=%s error=\"%s\"", config->push_bind,
+                     zmq_strerror(zmq_errno()));
+        zsock_destroy(&pull);
+    }
+    return pull;
 }
 
 static zsock_t *
@@ -170,10 +243,7 @@ s_open(const zm_broker_config_t *config)
     zsock_set_sndtimeo(router, 0);
     zsock_set_sndhwm(router, 10000);
     zsock_set_rcvhwm(router, 10000);
-    //  libzmq drops the connection of a peer sending a frame this large; the
-    //  codec answers 413 below it, so a client over the limit gets an error.
-    size_t max_frame = 2 * config->engine.limits.max_body + 4096;
-    zsock_set_maxmsgsize(router, max_frame > INT32_MAX ? INT32_MAX : (int) max_frame);
+    s_set_max_frame(router, config);
     if (zsock_bind(router, "%s", config->bind) < 0) {
         zm_log_error("broker: cannot bind endpoint=%s error=\"%s\"", config->bind,
                      zmq_strerror(zmq_errno()));
@@ -189,27 +259,37 @@ zm_broker_run(const zm_broker_config_t *config)
     s_broker_t self = {.router = s_open(config)};
     if (!self.router)
         return 1;
+    if (config->push_bind && !(self.pull = s_open_pull(config))) {
+        zsock_destroy(&self.router);
+        return 1;
+    }
     const char *endpoint = zsock_endpoint(self.router);
     zm_log_info("broker: listening endpoint=%s grace_ms=%" PRId64 " max_queue=%zu max_body=%zu",
                 endpoint, config->engine.grace_ms, config->engine.max_queue,
                 config->engine.limits.max_body);
+    if (self.pull)
+        zm_log_info("broker: push endpoint=%s", zsock_endpoint(self.pull));
     if (config->print_endpoint) {
         printf("%s\n", endpoint);
+        if (self.pull)
+            printf("%s\n", zsock_endpoint(self.pull));
         fflush(stdout);
     }
     self.engine = zm_engine_new(&config->engine, zclock_mono());
     self.kicks = zlistx_new();
-    zloop_t *loop = zloop_new();
-    zloop_reader(loop, self.router, s_on_router, &self);
-    zloop_timer(loop, ZM_ENGINE_TICK_MS, 0, s_on_tick, &self);
-    zloop_start(loop);                          //  returns on SIGINT/SIGTERM
+    self.loop = zloop_new();
+    zloop_reader(self.loop, self.router, s_on_router, &self);
+    zloop_timer(self.loop, ZM_ENGINE_TICK_MS, 0, s_on_tick, &self);
+    s_sync_pull(&self);
+    zloop_start(self.loop);                     //  returns on SIGINT/SIGTERM
     zm_log_info("broker: stopping calls=%" PRIu64 " replies=%" PRIu64,
                 self.engine->counters.calls, self.engine->counters.replies);
-    zloop_destroy(&loop);
+    zloop_destroy(&self.loop);
     while (zlistx_size(self.kicks))
         free(zlistx_detach(self.kicks, NULL));
     zlistx_destroy(&self.kicks);
     zm_engine_destroy(&self.engine);
+    zsock_destroy(&self.pull);
     zsock_destroy(&self.router);
     return 0;
 }

@@ -7,11 +7,12 @@
 
 typedef struct {
     const char *bind;           //  borrowed endpoint, e.g. tcp://127.0.0.1:5555
+    const char *push_bind;      //  borrowed push endpoint (PULL), or NULL for none
     bool print_endpoint;        //  print the bound endpoint on stdout (for tests)
     zm_engine_config_t engine;
 } zm_broker_config_t;
 
-//  Serves until SIGINT/SIGTERM. Returns 0, or 1 if the endpoint cannot be bound.
+//  Serves until SIGINT/SIGTERM. Returns 0, or 1 if an endpoint cannot be bound.
 int zm_broker_run(const zm_broker_config_t *config);
 
 #endif

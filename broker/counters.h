@@ -25,7 +25,22 @@
     X(peers_kicked)         /*  connections closed for sending garbage            */              \
     X(dropped_unroutable)   /*  messages to a peer that is gone                   */              \
     X(dropped_peer_full)    /*  messages to a peer whose queue is full            */              \
-    X(dropped_late_reply)   /*  worker REPLYs for an unknown or foreign ticket    */
+    X(dropped_late_reply)   /*  worker REPLYs for an unknown or foreign ticket    */              \
+    X(pushes)               /*  PUSHes received, on both sockets                  */              \
+    X(pushes_accepted)      /*  messages taken into a pipeline                    */              \
+    X(pushes_refused)       /*  REFUSE 400 or 413: the message failed for good    */              \
+    X(refused_full)         /*  REFUSE 503: the pipeline or a table is full       */              \
+    X(duplicate_pushes)     /*  resends of messages already settled               */              \
+    X(skipped_pushes)       /*  PUSHes after a refused seq, to be resent          */              \
+    X(deliveries)           /*  DELIVERs, redeliveries included                   */              \
+    X(redeliveries)         /*  messages put back after their consumer was lost   */              \
+    X(acks)                 /*  messages acknowledged by consumers                */              \
+    X(stray_acks)           /*  ACK ids the sender did not hold                   */              \
+    X(consumers_expired)    /*  consumers silent past heartbeat x liveness        */              \
+    X(consumers_kicked)     /*  consumers disconnected for a protocol violation   */              \
+    X(consumers_unreachable) /* consumers gone without DISCONNECT, seen on a send */              \
+    X(dropped_poison)       /*  messages given up after max-deliveries            */              \
+    X(dropped_push_malformed) /* bad messages off the push endpoint (logged)      */
 
 typedef struct {
 #define ZM_COUNTER_FIELD(name) uint64_t name;

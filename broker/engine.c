@@ -4,14 +4,13 @@
 //  free slot; a worker's REPLY goes back to the caller by ticket. Bad input
 //  is answered (clients) or ends the session (workers), and every message
 //  the broker does not deliver is counted by reason.
-#include "engine.h"
+#include "engine_internal.h"
 
 #include "zm_alloc.h"
 #include "zm_hash.h"
 #include "zm_log.h"
 #include "zmesh.h"
 
-#define S_ID_MAX (2 * 255 + 1)      //  a routing id in hex
 #define S_GARBAGE_PEERS 10000       //  offenders tracked at once: the table is bounded too
 
 //  Recent malformed messages from one peer.
@@ -66,6 +65,10 @@ zm_engine_config_defaults(zm_engine_config_t *config)
     config->limits.max_body = ZM_BODY_MAX_DEFAULT;
     config->limits.check_body = true;
     config->limits.max_depth = 64;
+    config->max_deliveries = 10;
+    config->max_pipelines = 10000;
+    config->max_links = 100000;
+    config->link_idle_ms = 60000;
 }
 
 zm_engine_t *
@@ -85,6 +88,7 @@ zm_engine_new(const zm_engine_config_t *config, int64_t now)
     self->outbox = zlistx_new();
     zlistx_set_destructor(self->outbox, s_msg_destroy);
     self->started_at = now;
+    zm_engine_pipe_init(self);
     return self;
 }
 
@@ -101,6 +105,7 @@ zm_engine_destroy(zm_engine_t **self_p)
     for (zm_call_t *call = zhashx_first(self->calls); call; call = zhashx_next(self->calls))
         zm_call_destroy(&call);                  //  the table only borrows them
     zhashx_destroy(&self->calls);
+    zm_engine_pipe_destroy(self);
     zhashx_destroy(&self->workers);              //  workers borrow services: first
     zhashx_destroy(&self->services);
     free(self);
@@ -111,11 +116,13 @@ zmsg_t *
 zm_engine_outbox_pop(zm_engine_t *self)
 {
     assert(self);
+    if (zlistx_size(self->outbox) == 0)
+        zm_engine_pipe_report(self);
     return zlistx_detach(self->outbox, NULL);
 }
 
-static const char *
-s_hex(char *buffer, zframe_t *routing)
+const char *
+zm_engine_hex(char *buffer, zframe_t *routing)
 {
     static const char digits[] = "0123456789abcdef";
     const uint8_t *data = zframe_data(routing);
@@ -129,8 +136,8 @@ s_hex(char *buffer, zframe_t *routing)
 }
 
 //  Queues command for the peer *routing_p, taking the routing frame.
-static void
-s_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command)
+void
+zm_engine_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command)
 {
     zmsg_t *msg = zm_proto_encode(command);
     zmsg_prepend(msg, routing_p);
@@ -138,11 +145,11 @@ s_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command)
 }
 
 //  Queues command for routing, which the caller keeps.
-static void
-s_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command)
+void
+zm_engine_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command)
 {
     zframe_t *copy = zframe_dup(routing);
-    s_emit(self, &copy, command);
+    zm_engine_emit(self, &copy, command);
 }
 
 //  Answers a caller. Takes *body_p when given.
@@ -159,7 +166,7 @@ s_reply(zm_engine_t *self, zframe_t *client, uint64_t request_id, uint32_t statu
         reply.body = *body_p;
         *body_p = NULL;
     }
-    s_send(self, client, &reply);
+    zm_engine_send(self, client, &reply);
 }
 
 static void
@@ -170,15 +177,15 @@ s_reply_error(zm_engine_t *self, zframe_t *client, uint64_t request_id, uint32_t
     s_reply(self, client, request_id, status, &body);
 }
 
-static void
-s_disconnect(zm_engine_t *self, zframe_t *routing, uint32_t status, const char *reason)
+void
+zm_engine_disconnect(zm_engine_t *self, zframe_t *routing, uint32_t status, const char *reason)
 {
     zm_proto_t command;
     zm_proto_init(&command);
     command.cmd = ZM_CMD_DISCONNECT;
     command.status = status;
     snprintf(command.reason, sizeof command.reason, "%s", reason);
-    s_send(self, routing, &command);
+    zm_engine_send(self, routing, &command);
 }
 
 static void s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now);
@@ -261,12 +268,11 @@ static void
 s_kick(zm_engine_t *self, zm_worker_t *worker, const char *reason, int64_t now)
 {
     zm_worker_on_event(worker, ZM_WORKER_VIOLATION, now);
-    s_disconnect(self, worker->routing, ZM_STATUS_MALFORMED, reason);
+    zm_engine_disconnect(self, worker->routing, ZM_STATUS_MALFORMED, reason);
     self->counters.workers_kicked++;
     s_retire(self, worker, "violation", now);
 }
 
-static void s_count_garbage(zm_engine_t *self, const char *id, int64_t now);
 
 //  Sends queued calls to workers with free slots, least recently used first.
 static void
@@ -307,7 +313,7 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
             request.body = call->body;          //  moved, never copied
             call->body = NULL;
         }
-        s_send(self, worker->routing, &request);
+        zm_engine_send(self, worker->routing, &request);
         worker->last_sent = now;
     }
 }
@@ -352,7 +358,7 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, const char *id, zm_proto_t *co
     //  A client retrying with the same request id while its call is still
     //  queued or held: the original's answer will serve both, and a
     //  non-idempotent call does not run twice.
-    char key[S_ID_MAX + 24];
+    char key[ZM_ENGINE_ID_MAX + 24];
     snprintf(key, sizeof key, "%s:%" PRIu64, id, command->id);
     if (zhashx_lookup(self->unanswered, key)) {
         self->counters.duplicate_calls++;
@@ -379,14 +385,14 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
            int64_t now)
 {
     if (strncmp(command->service, "zmesh.", 6) == 0) {
-        s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "service names zmesh.* are reserved");
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "service names zmesh.* are reserved");
         self->counters.rejected_malformed++;
-        s_count_garbage(self, id, now);
+        zm_engine_count_garbage(self, id, now);
         return;
     }
     zm_service_t *service = s_service_require(self, command->service, now);
     if (!service) {
-        s_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many services");
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many services");
         self->counters.rejected_busy++;
         return;
     }
@@ -433,7 +439,7 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
         reply.status = command->status;
         reply.body = command->body;
         command->body = NULL;
-        s_emit(self, &call->client, &reply);
+        zm_engine_emit(self, &call->client, &reply);
         s_settle(self, call);
     }
     zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
@@ -461,7 +467,7 @@ s_on_progress(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64
         progress.cmd = ZM_CMD_PROGRESS;
         progress.id = call->request_id;
         progress.extend_ms = command->extend_ms;
-        s_send(self, call->client, &progress);
+        zm_engine_send(self, call->client, &progress);
     }
 }
 
@@ -483,10 +489,8 @@ s_on_worker(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t
         zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
         s_retire(self, worker, "disconnect", now);
         return;
-    case ZM_CMD_CALL:
-    case ZM_CMD_READY:
-    case ZM_CMD_REQUEST:
-        break;
+    default:
+        break;                                  //  CALL, READY, REQUEST, pipeline commands
     }
     zm_log_warning("broker: worker protocol violation id=%s cmd=%s state=%s", worker->id,
                    zm_proto_cmd_name(command->cmd), zm_worker_state_name(worker->state));
@@ -509,17 +513,33 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
     case ZM_CMD_REPLY:
     case ZM_CMD_PROGRESS:
         //  A worker we do not know, typically after a broker restart.
-        s_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
         if (command->cmd == ZM_CMD_REPLY)
             self->counters.dropped_late_reply++;
         return;
     case ZM_CMD_DISCONNECT:
         return;                                 //  already gone: nothing to do
+    case ZM_CMD_PUSH:
+        zm_engine_pipe_on_push(self, *routing_p, id, command, now);
+        return;
+    case ZM_CMD_CONSUME:
+        zm_engine_pipe_on_consume(self, routing_p, id, command, now);
+        return;
+    case ZM_CMD_ACK:
+        //  A consumer we do not know (expired, or the broker restarted).
+        self->counters.stray_acks += command->ack_count;
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
+        return;
     case ZM_CMD_REQUEST:
+    case ZM_CMD_ACCEPT:
+    case ZM_CMD_REFUSE:
+    case ZM_CMD_RESUME:
+    case ZM_CMD_DONE:
+    case ZM_CMD_DELIVER:
         s_reply_error(self, *routing_p, command->id, ZM_STATUS_MALFORMED,
-                      "REQUEST is sent by the broker only");
+                      "the command is sent by the broker only");
         self->counters.rejected_malformed++;
-        s_count_garbage(self, id, now);
+        zm_engine_count_garbage(self, id, now);
         return;
     }
 }
@@ -527,8 +547,8 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
 //  Counts one malformed message from a peer that is not a worker; at
 //  max_garbage within the window, asks the transport to disconnect it: a
 //  peer that keeps sending garbage costs the broker a reply each time.
-static void
-s_count_garbage(zm_engine_t *self, const char *id, int64_t now)
+void
+zm_engine_count_garbage(zm_engine_t *self, const char *id, int64_t now)
 {
     if (self->config.max_garbage == 0)
         return;
@@ -571,20 +591,28 @@ s_on_malformed(zm_engine_t *self, zframe_t *routing, const char *id, zmsg_t *msg
     zm_worker_t *worker = zhashx_lookup(self->workers, id);
     if (worker) {
         zm_worker_on_event(worker, ZM_WORKER_VIOLATION, now);
-        s_disconnect(self, routing, error->status, error->reason);
+        zm_engine_disconnect(self, routing, error->status, error->reason);
         self->counters.workers_kicked++;
         s_retire(self, worker, "malformed", now);
         return;
     }
-    s_count_garbage(self, id, now);
+    zm_consumer_t *consumer = zhashx_lookup(self->consumers, id);
+    if (consumer) {
+        zm_engine_pipe_kick(self, consumer, error->status, error->reason, now);
+        return;
+    }
+    zm_engine_count_garbage(self, id, now);
     if (error->status == ZM_STATUS_TOO_BIG)
         self->counters.rejected_too_big++;
     else if (error->status == ZM_STATUS_BAD_VERSION)
         self->counters.rejected_bad_version++;
     else
         self->counters.rejected_malformed++;
-    if (command->cmd == ZM_CMD_READY)       //  a would-be worker reads DISCONNECT, not REPLY
-        s_disconnect(self, routing, error->status, error->reason);
+    if (command->cmd == ZM_CMD_READY || command->cmd == ZM_CMD_CONSUME)
+        zm_engine_disconnect(self, routing, error->status, error->reason);  //  not REPLY
+    else if (command->cmd == ZM_CMD_PUSH && error->have_id)
+        zm_engine_pipe_on_bad_push(self, routing, id, command, error->status, error->reason,
+                                   now);
     else
         s_reply_error(self, routing, error->have_id ? command->id : 0, error->status,
                       error->reason);
@@ -601,8 +629,8 @@ zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
         zmsg_destroy(msg_p);
         return;
     }
-    char id[S_ID_MAX];
-    s_hex(id, routing);
+    char id[ZM_ENGINE_ID_MAX];
+    zm_engine_hex(id, routing);
     zm_proto_t command;
     zm_proto_init(&command);
     zm_proto_error_t error;
@@ -610,8 +638,11 @@ zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
         s_on_malformed(self, routing, id, msg, &command, &error, now);
     else {
         zm_worker_t *worker = zhashx_lookup(self->workers, id);
+        zm_consumer_t *consumer = worker ? NULL : zhashx_lookup(self->consumers, id);
         if (worker)
             s_on_worker(self, worker, &command, now);
+        else if (consumer)
+            zm_engine_pipe_on_consumer(self, consumer, &command, now);
         else
             s_on_stranger(self, &routing, id, &command, now);
     }
@@ -634,8 +665,8 @@ zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_
 {
     assert(self);
     assert(routing);
-    char id[S_ID_MAX];
-    zm_worker_t *worker = zhashx_lookup(self->workers, s_hex(id, routing));
+    char id[ZM_ENGINE_ID_MAX];
+    zm_worker_t *worker = zhashx_lookup(self->workers, zm_engine_hex(id, routing));
     if (worker) {
         //  Its calls are answered 502 and counted there; the worker is counted
         //  once, not the heartbeat or request that found it gone.
@@ -644,6 +675,8 @@ zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_
         s_retire(self, worker, full ? "queue full" : "unreachable", now);
         return;
     }
+    if (zm_engine_pipe_send_failed(self, id, full, now))
+        return;
     if (full)
         self->counters.dropped_peer_full++;
     else
@@ -663,7 +696,7 @@ s_tick_workers(zm_engine_t *self, int64_t now)
             zm_proto_t heartbeat;
             zm_proto_init(&heartbeat);
             heartbeat.cmd = ZM_CMD_HEARTBEAT;
-            s_send(self, worker->routing, &heartbeat);
+            zm_engine_send(self, worker->routing, &heartbeat);
             worker->last_sent = now;
         }
     }
@@ -750,4 +783,5 @@ zm_engine_on_tick(zm_engine_t *self, int64_t now)
     s_tick_workers(self, now);
     s_tick_calls(self, now);
     s_tick_services(self, now);
+    zm_engine_pipe_tick(self, now);
 }

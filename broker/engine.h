@@ -7,6 +7,7 @@
 #define ZM_ENGINE_H_INCLUDED
 
 #include "counters.h"
+#include "pipeline.h"
 #include "service.h"
 #include "worker.h"
 #include "zm_proto.h"
@@ -19,6 +20,10 @@ typedef struct {
     uint32_t max_attempts;      //  dispatches of an idempotent call at most
     uint32_t max_garbage;       //  malformed messages per window before a kick; 0 = never
     int64_t garbage_window_ms;  //  the window
+    uint32_t max_deliveries;    //  deliveries of a pipeline message at most
+    size_t max_pipelines;       //  pipelines known at once
+    size_t max_links;           //  producer links (connection x pipeline) at once
+    int64_t link_idle_ms;       //  a link silent this long is forgotten
     zm_proto_limits_t limits;   //  body size, payload check, depth
 } zm_engine_config_t;
 
@@ -32,6 +37,14 @@ typedef struct zm_engine {
                                 //  not yet answered: a retried CALL finds its original
     zhashx_t *garbage;          //  hex routing id -> owned s_garbage_t, recent offenders
     bool kick;                  //  the last message's sender is to be disconnected
+    zhashx_t *pipelines;        //  name -> owned zm_pipeline_t
+    zhashx_t *consumers;        //  hex routing id -> owned zm_consumer_t
+    zhashx_t *links;            //  "hex routing id/pipeline" -> owned zm_link_t
+    zhashx_t *items;            //  message id -> owned zm_item_t, delivered, not acked
+    zlistx_t *reports;          //  borrowed zm_link_t with an ACCEPT to send
+    uint64_t next_message_id;   //  last message id given
+    zframe_t *parked;           //  owned: push-endpoint body waiting for room
+    zm_pipeline_t *parked_in;   //  borrowed: the full pipeline it waits for
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]
     uint64_t next_ticket;       //  last ticket given
     int64_t started_at;         //  ms
@@ -49,6 +62,14 @@ void zm_engine_destroy(zm_engine_t **self_p);
 //  counter, or both.
 void zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now);
 
+//  Feeds one message off the push endpoint, [header][body] (ZMP.md 16.7).
+//  Takes *msg_p. A message that can never be taken is logged and counted;
+//  one whose pipeline is full is kept until it fits, and meanwhile
+//  zm_engine_push_blocked() is true: the transport stops reading the push
+//  endpoint, so its producers block instead of the broker growing.
+void zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, int64_t now);
+bool zm_engine_push_blocked(const zm_engine_t *self);
+
 //  Heartbeats, worker expiry, queued-call expiry and idle-service cleanup.
 //  Call it at least every ZM_ENGINE_TICK_MS.
 void zm_engine_on_tick(zm_engine_t *self, int64_t now);
@@ -63,7 +84,9 @@ void zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, i
 //  (ROUTER cannot do that: the transport closes the connection). Clears the flag.
 bool zm_engine_take_kick(zm_engine_t *self);
 
-//  The next message to send, owned by the caller; NULL when the outbox is empty.
+//  The next message to send, owned by the caller; NULL when the outbox is
+//  empty. ACCEPTs owed to producers are added once the rest has gone, so a
+//  batch of PUSHes costs one ACCEPT per producer.
 zmsg_t *zm_engine_outbox_pop(zm_engine_t *self);
 
 //  The reply body of the reserved service "zmesh.status" (status.c).

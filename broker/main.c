@@ -1,4 +1,5 @@
-//  zmesh-broker - routes RPC calls between zmesh clients and workers.
+//  zmesh-broker - routes RPC calls between zmesh clients and workers, and
+//  pipeline messages from producers to consumers.
 //  Reads flags and ZMESH_* environment variables, then runs the broker.
 #include "broker.h"
 
@@ -13,26 +14,33 @@ s_usage(FILE *out)
 {
     fprintf(out,
             "usage: zmesh-broker [options]\n"
-            "Routes zmesh calls from clients to workers (protocol: schemas/ZMP.md).\n\n"
+            "Routes zmesh calls from clients to workers, and pipeline messages from\n"
+            "producers to consumers (protocol: schemas/ZMP.md).\n\n"
             "  --bind EP            endpoint to bind (env ZMESH_BIND; default %s)\n"
+            "  --push-bind EP       push endpoint for plain PUSH producers, or none\n"
+            "                       (env ZMESH_PUSH_BIND; default %s)\n"
             "  --grace-ms N         how long a call waits for a service's first worker\n"
             "                       before it fails with 404 (env ZMESH_GRACE_MS; default 2000)\n"
-            "  --max-queue N        queued calls per service before 503 busy\n"
-            "                       (env ZMESH_MAX_QUEUE; default 1024)\n"
+            "  --max-queue N        queued calls per service before 503 busy, and messages\n"
+            "                       held per pipeline (env ZMESH_MAX_QUEUE; default 1024)\n"
             "  --max-body BYTES     largest payload (env ZMESH_MAX_BODY; default 1048576)\n"
             "  --max-depth N        deepest payload nesting, 1..64 (env ZMESH_MAX_DEPTH; default 64)\n"
             "  --max-attempts N     dispatches of a call to an idempotent service, so retries\n"
             "                       after lost workers, 1..100 (env ZMESH_MAX_ATTEMPTS; default 3)\n"
+            "  --max-deliveries N   deliveries of a pipeline message whose consumers are all\n"
+            "                       lost before it is given up, 1..1000\n"
+            "                       (env ZMESH_MAX_DELIVERIES; default 10)\n"
             "  --max-garbage N      malformed messages from one peer within 10 s before its\n"
             "                       connection is closed; 0 = never (env ZMESH_MAX_GARBAGE;\n"
             "                       default 16)\n"
             "  --no-check-payloads  do not check that payloads are one MessagePack object\n"
-            "  --print-endpoint     print the bound endpoint on stdout once listening\n"
+            "  --print-endpoint     print the bound endpoint, then the push endpoint, on\n"
+            "                       stdout once listening\n"
             "  --verbose            log debug lines (env ZMESH_VERBOSE=1)\n"
             "  --help               this text\n\n"
             "Stops cleanly on SIGINT or SIGTERM. Exit codes: 0 stopped, 1 cannot bind,\n"
             "2 bad option.\n",
-            ZMESH_DEFAULT_ENDPOINT);
+            ZMESH_DEFAULT_ENDPOINT, ZMESH_DEFAULT_PUSH_ENDPOINT);
 }
 
 //  Parses a whole decimal number within [min, max]; false on anything else.
@@ -65,10 +73,13 @@ s_set_number(const char *name, const char *text, long long min, long long max,
 int
 main(int argc, char *argv[])
 {
-    zm_broker_config_t config = {.bind = getenv("ZMESH_BIND")};
+    zm_broker_config_t config = {.bind = getenv("ZMESH_BIND"),
+                                 .push_bind = getenv("ZMESH_PUSH_BIND")};
     zm_engine_config_defaults(&config.engine);
     if (!config.bind || !*config.bind)
         config.bind = ZMESH_DEFAULT_ENDPOINT;
+    if (!config.push_bind || !*config.push_bind)
+        config.push_bind = ZMESH_DEFAULT_PUSH_ENDPOINT;
     const char *env_verbose = getenv("ZMESH_VERBOSE");
     bool verbose = env_verbose && strcmp(env_verbose, "1") == 0;
     long long grace = config.engine.grace_ms, queue = (long long) config.engine.max_queue;
@@ -76,6 +87,7 @@ main(int argc, char *argv[])
     long long depth = config.engine.limits.max_depth;
     long long garbage = config.engine.max_garbage;
     long long attempts = config.engine.max_attempts;
+    long long deliveries = config.engine.max_deliveries;
     bool ok = true;
     const char *env;
     if ((env = getenv("ZMESH_GRACE_MS")))
@@ -90,9 +102,13 @@ main(int argc, char *argv[])
         ok = ok && s_set_number("ZMESH_MAX_ATTEMPTS", env, 1, 100, &attempts);
     if ((env = getenv("ZMESH_MAX_GARBAGE")))
         ok = ok && s_set_number("ZMESH_MAX_GARBAGE", env, 0, 1000000, &garbage);
+    if ((env = getenv("ZMESH_MAX_DELIVERIES")))
+        ok = ok && s_set_number("ZMESH_MAX_DELIVERIES", env, 1, 1000, &deliveries);
 
     static const struct option options[] = {
         {"bind", required_argument, NULL, 'b'},
+        {"push-bind", required_argument, NULL, 'P'},
+        {"max-deliveries", required_argument, NULL, 'D'},
         {"grace-ms", required_argument, NULL, 'g'},
         {"max-queue", required_argument, NULL, 'q'},
         {"max-body", required_argument, NULL, 'm'},
@@ -109,6 +125,8 @@ main(int argc, char *argv[])
     while (ok && (option = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (option) {
         case 'b': config.bind = optarg; break;
+        case 'P': config.push_bind = optarg; break;
+        case 'D': ok = s_set_number("--max-deliveries", optarg, 1, 1000, &deliveries); break;
         case 'g': ok = s_set_number("--grace-ms", optarg, 0, 3600000, &grace); break;
         case 'q': ok = s_set_number("--max-queue", optarg, 1, 10000000, &queue); break;
         case 'm': ok = s_set_number("--max-body", optarg, 16, 256LL << 20, &body); break;
@@ -136,6 +154,9 @@ main(int argc, char *argv[])
     config.engine.limits.max_depth = (int) depth;
     config.engine.max_garbage = (uint32_t) garbage;
     config.engine.max_attempts = (uint32_t) attempts;
+    config.engine.max_deliveries = (uint32_t) deliveries;
+    if (strcmp(config.push_bind, "none") == 0)
+        config.push_bind = NULL;
     zm_log_init("zmesh-broker", verbose);
     return zm_broker_run(&config);
 }

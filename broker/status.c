@@ -1,5 +1,5 @@
 //  status - the reply body of the reserved service "zmesh.status": services,
-//  workers and counters as one MessagePack map (schema in ZMP.md).
+//  workers, pipelines and counters as one MessagePack map (schema in ZMP.md).
 #include "engine.h"
 
 #include "zm_msg.h"
@@ -52,6 +52,39 @@ s_pack_workers(const zm_engine_t *self, zmesh_pack_t *pack, int64_t now)
 }
 
 static void
+s_pack_pipeline(const zm_pipeline_t *pipeline, zmesh_pack_t *pack)
+{
+    zmesh_pack_map(pack, 11);
+    s_pack_key_uint(pack, "queued", zm_pipeline_queued(pipeline));
+    s_pack_key_uint(pack, "in_flight", pipeline->inflight);
+    s_pack_key_uint(pack, "delivered", pipeline->delivered);
+    s_pack_key_uint(pack, "acked", pipeline->acked);
+    s_pack_key_uint(pack, "redelivered", pipeline->redelivered);
+    s_pack_key_uint(pack, "consumers", pipeline->consumers);
+    s_pack_key_uint(pack, "credit", pipeline->credit);
+    s_pack_key_uint(pack, "free_credit", pipeline->credit - pipeline->inflight);
+    s_pack_key_uint(pack, "waiting_producers", zlistx_size(pipeline->waiting));
+    s_pack_key_uint(pack, "refused_full", pipeline->refused_full);
+    zmesh_pack_str(pack, "drops");
+    zmesh_pack_map(pack, 2);
+    s_pack_key_uint(pack, "poison", pipeline->dropped_poison);
+    s_pack_key_uint(pack, "push_malformed", pipeline->dropped_push_malformed);
+}
+
+//  A map keyed by pipeline name (ZMP.md 16.9).
+static void
+s_pack_pipelines(const zm_engine_t *self, zmesh_pack_t *pack)
+{
+    zmesh_pack_str(pack, "pipelines");
+    zmesh_pack_map(pack, (uint32_t) zhashx_size(self->pipelines));
+    for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
+         pipeline = zhashx_next(self->pipelines)) {
+        zmesh_pack_str(pack, pipeline->name);
+        s_pack_pipeline(pipeline, pack);
+    }
+}
+
+static void
 s_pack_counters(const zm_engine_t *self, zmesh_pack_t *pack)
 {
     uint32_t count = 0;
@@ -70,7 +103,7 @@ zm_engine_status(const zm_engine_t *self, int64_t now)
 {
     assert(self);
     zmesh_pack_t *pack = zmesh_pack_new();
-    zmesh_pack_map(pack, 5);
+    zmesh_pack_map(pack, 6);
     zmesh_pack_str(pack, "version");
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", ZMESH_VERSION_MAJOR, ZMESH_VERSION_MINOR,
@@ -79,6 +112,7 @@ zm_engine_status(const zm_engine_t *self, int64_t now)
     s_pack_key_uint(pack, "uptime_ms", (uint64_t) (now - self->started_at));
     s_pack_services(self, pack);
     s_pack_workers(self, pack, now);
+    s_pack_pipelines(self, pack);
     s_pack_counters(self, pack);
     zframe_t *body = zframe_new(zmesh_pack_data(pack), zmesh_pack_size(pack));
     zmesh_pack_destroy(&pack);
