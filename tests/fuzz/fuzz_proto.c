@@ -5,10 +5,12 @@
 //  up to 8 frames, each a 2-byte big-endian length and that many bytes (a
 //  length past the end takes what is left), so frames can be empty, missing
 //  or longer than a header may be. A decoded command must keep ZMP.md's
-//  ranges, own the body it took out of the message, and come back unchanged
-//  through zm_proto_encode and a second decode; a refused one leaves the
-//  message alone and gives a wire status with a reason. The variants must
-//  agree with each other: looser limits never refuse what tighter accept.
+//  ranges (sections 5 and 16.2), own the body it took out of the message,
+//  and come back unchanged through zm_proto_encode and a second decode; a
+//  refused one leaves the message alone and gives a wire status with a
+//  reason, and a PUSH refused after its seq still names a valid pipeline.
+//  The variants must agree with each other: looser limits never refuse
+//  what tighter accept.
 #include "fuzz_common.h"
 #include "zm_pack.h"
 #include "zm_proto.h"
@@ -66,40 +68,96 @@ s_msg_equal(zmsg_t *a, zmsg_t *b)
 static bool
 s_has_body(zm_cmd_t cmd)
 {
-    return cmd == ZM_CMD_CALL || cmd == ZM_CMD_REQUEST || cmd == ZM_CMD_REPLY;
+    return cmd == ZM_CMD_CALL || cmd == ZM_CMD_REQUEST || cmd == ZM_CMD_REPLY
+           || cmd == ZM_CMD_PUSH || cmd == ZM_CMD_REFUSE || cmd == ZM_CMD_DELIVER;
 }
 
 static bool
 s_valid_cmd(zm_cmd_t cmd)
 {
-    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_DISCONNECT;
+    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_ACK;
 }
 
-//  The ranges of ZMP.md section 5 for the fields the command carries.
-static void
-s_check_fields(const zm_proto_t *command)
+//  Commands whose header carries a request id, ticket, seq or message id.
+static bool
+s_has_id(zm_cmd_t cmd)
 {
-    bool named = command->cmd == ZM_CMD_CALL || command->cmd == ZM_CMD_REQUEST
-                 || command->cmd == ZM_CMD_READY;
-    if (named)
-        ZM_FUZZ_CHECK(zm_proto_valid_name(command->service, strlen(command->service)));
-    else
-        ZM_FUZZ_CHECK(command->service[0] == '\0');
-    if (command->cmd == ZM_CMD_REPLY || command->cmd == ZM_CMD_DISCONNECT)
-        ZM_FUZZ_CHECK(command->status >= 100 && command->status <= 999);
-    else
-        ZM_FUZZ_CHECK(command->status == 0);
-    if (command->cmd == ZM_CMD_READY) {
-        ZM_FUZZ_CHECK(command->slots >= 1 && command->slots <= ZM_SLOTS_MAX);
+    return s_has_body(cmd) || cmd == ZM_CMD_PROGRESS || cmd == ZM_CMD_ACCEPT
+           || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK;
+}
+
+//  Commands with a service or pipeline name.
+static bool
+s_has_name(zm_cmd_t cmd)
+{
+    return cmd == ZM_CMD_CALL || cmd == ZM_CMD_REQUEST || cmd == ZM_CMD_READY
+           || (cmd >= ZM_CMD_PUSH && cmd <= ZM_CMD_DELIVER);
+}
+
+//  READY's and CONSUME's session fields.
+static void
+s_check_session(const zm_proto_t *command)
+{
+    bool session = command->cmd == ZM_CMD_READY || command->cmd == ZM_CMD_CONSUME;
+    if (session) {
         ZM_FUZZ_CHECK(command->heartbeat_ms >= ZM_HEARTBEAT_MIN);
         ZM_FUZZ_CHECK(command->heartbeat_ms <= ZM_HEARTBEAT_MAX);
         ZM_FUZZ_CHECK(command->liveness >= ZM_LIVENESS_MIN);
         ZM_FUZZ_CHECK(command->liveness <= ZM_LIVENESS_MAX);
     }
     else
-        ZM_FUZZ_CHECK(command->slots == 0 && command->heartbeat_ms == 0 && command->liveness == 0);
-    if (!s_has_body(command->cmd))
+        ZM_FUZZ_CHECK(command->heartbeat_ms == 0 && command->liveness == 0);
+    if (command->cmd == ZM_CMD_READY)
+        ZM_FUZZ_CHECK(command->slots >= 1 && command->slots <= ZM_SLOTS_MAX);
+    else
+        ZM_FUZZ_CHECK(command->slots == 0);
+    if (command->cmd == ZM_CMD_CONSUME)
+        ZM_FUZZ_CHECK(command->credit >= 1 && command->credit <= ZM_CREDIT_MAX);
+    else
+        ZM_FUZZ_CHECK(command->credit == 0);
+}
+
+//  The pipeline commands' own fields (ZMP.md section 16.2).
+static void
+s_check_pipe_fields(const zm_proto_t *command)
+{
+    if (command->cmd == ZM_CMD_ACK) {
+        ZM_FUZZ_CHECK(command->ack_count >= 1 && command->ack_count <= ZM_ACK_MAX);
+        ZM_FUZZ_CHECK(command->fields == 2 + command->ack_count);
+        ZM_FUZZ_CHECK(command->id == command->acks[0]);
+        for (uint32_t index = 0; index < command->ack_count; index++)
+            ZM_FUZZ_CHECK(command->acks[index] >= 1);
+    }
+    else
+        ZM_FUZZ_CHECK(command->ack_count == 0 && command->acks[0] == 0);
+    if (command->cmd == ZM_CMD_DELIVER)
+        ZM_FUZZ_CHECK(command->id >= 1 && command->attempt >= 1);
+    else if (command->cmd != ZM_CMD_REQUEST)
+        ZM_FUZZ_CHECK(command->attempt == 0);
+}
+
+//  The ranges of ZMP.md sections 5 and 16.2 for the fields the command carries.
+static void
+s_check_fields(const zm_proto_t *command)
+{
+    if (s_has_name(command->cmd))
+        ZM_FUZZ_CHECK(zm_proto_valid_name(command->service, strlen(command->service)));
+    else
+        ZM_FUZZ_CHECK(command->service[0] == '\0');
+    if (command->cmd == ZM_CMD_REPLY || command->cmd == ZM_CMD_DISCONNECT
+        || command->cmd == ZM_CMD_REFUSE || command->cmd == ZM_CMD_DONE)
+        ZM_FUZZ_CHECK(command->status >= 100 && command->status <= 999);
+    else
+        ZM_FUZZ_CHECK(command->status == 0);
+    s_check_session(command);
+    s_check_pipe_fields(command);
+    if (!s_has_id(command->cmd))
         ZM_FUZZ_CHECK(command->id == 0);
+    if (command->cmd != ZM_CMD_CALL && command->cmd != ZM_CMD_READY
+        && command->cmd != ZM_CMD_PUSH)
+        ZM_FUZZ_CHECK(command->flags == 0);
+    if (command->cmd != ZM_CMD_PROGRESS)
+        ZM_FUZZ_CHECK(command->extend_ms == 0);
     if (command->cmd != ZM_CMD_CALL && command->cmd != ZM_CMD_REQUEST)
         ZM_FUZZ_CHECK(command->timeout_ms == 0);
     ZM_FUZZ_CHECK(strlen(command->reason) <= ZM_REASON_MAX);
@@ -141,6 +199,12 @@ s_check_same_fields(const zm_proto_t *a, const zm_proto_t *b)
     ZM_FUZZ_CHECK(a->slots == b->slots);
     ZM_FUZZ_CHECK(a->heartbeat_ms == b->heartbeat_ms);
     ZM_FUZZ_CHECK(a->liveness == b->liveness);
+    ZM_FUZZ_CHECK(a->flags == b->flags);
+    ZM_FUZZ_CHECK(a->attempt == b->attempt);
+    ZM_FUZZ_CHECK(a->extend_ms == b->extend_ms);
+    ZM_FUZZ_CHECK(a->credit == b->credit);
+    ZM_FUZZ_CHECK(a->ack_count == b->ack_count);
+    ZM_FUZZ_CHECK(memcmp(a->acks, b->acks, sizeof a->acks) == 0);
     ZM_FUZZ_CHECK(strcmp(a->service, b->service) == 0);
     ZM_FUZZ_CHECK(strcmp(a->reason, b->reason) == 0);
 }
@@ -182,7 +246,10 @@ s_check_refused(const zm_proto_t *command, zmsg_t *msg, size_t frames,
                   || error->status == ZM_STATUS_BAD_VERSION);
     ZM_FUZZ_CHECK(error->reason && error->reason[0]);
     if (error->have_id)
-        ZM_FUZZ_CHECK(s_has_body(command->cmd));
+        ZM_FUZZ_CHECK(s_has_id(command->cmd));
+    //  A PUSH refused once its seq was read can be answered REFUSE(pipeline, seq).
+    if (error->have_id && command->cmd == ZM_CMD_PUSH)
+        ZM_FUZZ_CHECK(zm_proto_valid_name(command->service, strlen(command->service)));
 }
 
 static s_outcome_t

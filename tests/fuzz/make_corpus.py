@@ -84,6 +84,20 @@ PROTO = {
     "other-version": frames(b"", pack(["ZMP2", "CALL", 1, "echo"]), BODY),
     "big-header": frames(b"", header("CALL", 3, "echo", 0, "x" * 600), BODY),
     "deep-body": frames(b"", header("CALL", 4, "echo"), b"\x91" * 40 + b"\xc0"),
+    "progress": frames(b"", header("PROGRESS", 7, 1000)),
+    # pipelines, ZMP.md section 16.2
+    "push": frames(b"", header("PUSH", "numbers", 1, 0), pack(1)),
+    "push-done": frames(b"", header("PUSH", "numbers", 2**64 - 1, 1), BODY),
+    "push-bad-body": frames(b"", header("PUSH", "jobs", 3, 0), b"\x92\x01"),
+    "push-endpoint": frames(header("PUSH", "numbers", 0, 0), pack("no delimiter")),
+    "accept": frames(b"", header("ACCEPT", "numbers", 2)),
+    "refuse": frames(b"", header("REFUSE", "numbers", 3, 503), pack("pipeline is full")),
+    "resume": frames(b"", header("RESUME", "numbers")),
+    "done": frames(b"", header("DONE", "numbers", 2, 200)),
+    "consume": frames(b"", header("CONSUME", "numbers", 10, 1000, 3)),
+    "deliver": frames(b"", header("DELIVER", "numbers", 1, 2), pack(1)),
+    "ack": frames(b"", header("ACK", 1, 2, 3)),
+    "ack-48": frames(b"", header("ACK", *range(2**64 - 48, 2**64))),
 }
 
 
