@@ -476,7 +476,9 @@ zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
         reason = "the message is larger than the pipeline's byte bound";
     if (reason) {
         char sample[65] = "";
-        zframe_t *header = zmsg_next(msg);
+        zframe_t *header = zmsg_first(msg);
+        if (header && zframe_size(header) == 0)
+            header = zmsg_next(msg);
         if (header)
             zm_log_hex(sample, zframe_data(header), zframe_size(header));
         zm_log_warning("broker: push dropped reason=\"%s\" sample=%s", reason, sample);

@@ -1,5 +1,6 @@
 //  fuzz_engine - fuzzes the broker's routing logic (broker/engine.c with its
-//  services, worker sessions and calls) as broker.c drives it, without
+//  services, worker sessions and calls, and engine_pipe.c with its pipelines,
+//  producer links and consumer sessions) as broker.c drives it, without
 //  sockets. The input is two config bytes, then a script of operations:
 //  a well-formed command from one of four peers (routing ids 0 to 3) built
 //  from a few field bytes, a REPLY to a ticket the broker handed out, raw
@@ -12,7 +13,9 @@
 //  heartbeat, grace period and window: then no worker, call, service or
 //  offender may be left, and every CALL the broker took must have been
 //  answered exactly once by its counters, before the engine is destroyed
-//  (LeakSanitizer checks that too). The engine's log lines go nowhere.
+//  (LeakSanitizer checks that too). Pipelines keep their bound and their
+//  books: every message taken is acknowledged, given up, or still held.
+//  The engine's log lines go nowhere.
 #include "engine.h"
 #include "fuzz_common.h"
 #include "zm_hash.h"
@@ -28,6 +31,7 @@
 #define S_OUT_BODY_MAX (16u << 20)      //  any body the broker sends (status grows)
 
 static const char *const s_services[] = {"echo", "kv", "echo.2", "zmesh.status", "zmesh.none"};
+static const char *const s_pipelines[] = {"nums", "words", "zmesh.pipe"};
 static const int64_t s_deltas[] = {0, 1, 50, 99, 100, 400, 1000, 2999, 5000, 60000};
 static const uint32_t s_timeouts[] = {0, 0, 1, 50, 100, 1000, 5000, UINT32_MAX};
 static const uint32_t s_statuses[] = {200, 500, 200, 500, 404, 999};
@@ -48,6 +52,10 @@ typedef struct {
     uint64_t last_ticket;               //  highest ticket seen: tickets only grow
     uint64_t busy_readies;              //  READYs refused 503: counted as rejected_busy too
     uint64_t progress_out;              //  PROGRESS forwarded to callers
+    uint64_t messages[S_TICKETS];       //  recent DELIVER message ids, a ring
+    uint8_t receivers[S_TICKETS];       //  the consumer each went to
+    size_t next_message;
+    uint64_t seqs[S_PEERS];             //  next PUSH seq of each peer
 } s_run_t;
 
 static void
@@ -66,6 +74,8 @@ s_configure(zm_engine_config_t *config, zm_fuzz_cursor_t *input)
     config->limits.max_depth = b & 2 ? 8 : 64;
     if (b & 4)
         config->max_garbage = 2;
+    if (b & 8)
+        config->max_deliveries = 2;
 }
 
 static bool
@@ -114,10 +124,23 @@ s_check_out(s_run_t *run, zmsg_t *msg)
     case ZM_CMD_PROGRESS:                           //  only to a caller that asked
         run->progress_out++;
         break;
-    case ZM_CMD_HEARTBEAT:
-    case ZM_CMD_CALL:                               //  refused above
-    case ZM_CMD_READY:
+    case ZM_CMD_DELIVER:
+        ZM_FUZZ_CHECK(command.attempt >= 1 && command.attempt <= run->config.max_deliveries);
+        ZM_FUZZ_CHECK(strncmp(command.service, "zmesh.", 6) != 0);
+        run->messages[run->next_message] = command.id;
+        run->receivers[run->next_message] = peer;
+        run->next_message = (run->next_message + 1) % S_TICKETS;
         break;
+    case ZM_CMD_REFUSE:
+    case ZM_CMD_DONE:
+        ZM_FUZZ_CHECK(s_known_status(command.status));
+        break;
+    case ZM_CMD_ACCEPT:
+    case ZM_CMD_RESUME:
+    case ZM_CMD_HEARTBEAT:
+        break;
+    default:                                        //  never sent by the broker
+        ZM_FUZZ_CHECK(false);
     }
     zm_proto_reset(&command);
 }
@@ -191,6 +214,51 @@ s_check_services(zm_engine_t *engine)
     ZM_FUZZ_CHECK(zhashx_size(engine->services) <= engine->config.max_services);
 }
 
+//  Recounts each pipeline from its queue and its consumers: the bound holds,
+//  and no message waits while a consumer has free credit.
+static void
+s_check_pipelines(zm_engine_t *engine)
+{
+    size_t items = 0;
+    for (zm_pipeline_t *pipeline = zhashx_first(engine->pipelines); pipeline;
+         pipeline = zhashx_next(engine->pipelines)) {
+        size_t held = 0, bytes = 0, inflight = 0, ready = 0, consumers = 0, credit = 0;
+        for (zm_item_t *item = zlistx_first(pipeline->queue); item;
+             item = zlistx_next(pipeline->queue)) {
+            ZM_FUZZ_CHECK(item->consumer == NULL);
+            held++;
+            bytes += item->size;
+        }
+        for (zm_consumer_t *consumer = zhashx_first(engine->consumers); consumer;
+             consumer = zhashx_next(engine->consumers)) {
+            if (consumer->pipeline != pipeline)
+                continue;
+            consumers++;
+            credit += consumer->credit;
+            ready += consumer->ready_handle != NULL;
+            ZM_FUZZ_CHECK(zlistx_size(consumer->inflight) <= consumer->credit);
+            ZM_FUZZ_CHECK((consumer->ready_handle != NULL)
+                          == (zlistx_size(consumer->inflight) < consumer->credit));
+            for (zm_item_t *item = zlistx_first(consumer->inflight); item;
+                 item = zlistx_next(consumer->inflight)) {
+                ZM_FUZZ_CHECK(item->consumer == consumer);
+                ZM_FUZZ_CHECK(zm_hash_lookup(engine->items, item->id) == item);
+                held++;
+                inflight++;
+                bytes += item->size;
+            }
+        }
+        ZM_FUZZ_CHECK(pipeline->held == held && pipeline->held_bytes == bytes);
+        ZM_FUZZ_CHECK(held <= pipeline->max_held && bytes <= pipeline->max_bytes);
+        ZM_FUZZ_CHECK(pipeline->inflight == inflight && pipeline->consumers == consumers);
+        ZM_FUZZ_CHECK(pipeline->credit == credit && zlistx_size(pipeline->ready) == ready);
+        ZM_FUZZ_CHECK(zm_pipeline_queued(pipeline) == 0 || ready == 0);
+        items += inflight;
+    }
+    ZM_FUZZ_CHECK(zhashx_size(engine->items) == items);
+    ZM_FUZZ_CHECK(zhashx_size(engine->pipelines) <= engine->config.max_pipelines);
+}
+
 //  Hands msg to the engine as the ROUTER would, from peer.
 static void
 s_deliver(s_run_t *run, uint8_t peer, zmsg_t *msg)
@@ -242,7 +310,7 @@ static void
 s_send_command(s_run_t *run, uint8_t peer, zm_proto_t *command)
 {
     if (command->cmd == ZM_CMD_CALL || command->cmd == ZM_CMD_REQUEST
-        || command->cmd == ZM_CMD_REPLY)
+        || command->cmd == ZM_CMD_REPLY || command->cmd == ZM_CMD_PUSH)
         command->body = s_body(run);
     s_deliver(run, peer, zm_proto_encode(command));
 }
@@ -292,6 +360,76 @@ s_op_command(s_run_t *run, uint8_t peer)
             peer = run->holders[slot];
     }
     s_send_command(run, peer, &command);
+}
+
+//  A pipeline command: PUSH (usually the next seq, sometimes a resend or a
+//  gap), CONSUME, or an ACK of recent deliveries, usually by their holder.
+static void
+s_op_pipe(s_run_t *run, uint8_t peer)
+{
+    uint8_t kind = zm_fuzz_byte(&run->input);
+    uint8_t a = zm_fuzz_byte(&run->input);
+    uint8_t b = zm_fuzz_byte(&run->input);
+    zm_proto_t command;
+    zm_proto_init(&command);
+    snprintf(command.service, sizeof command.service, "%s",
+             s_pipelines[a % S_COUNT(s_pipelines)]);
+    if (kind % 3 == 0) {
+        command.cmd = ZM_CMD_PUSH;
+        uint64_t seq = ++run->seqs[peer];
+        if (b % 8 == 0 && seq > 2)
+            seq -= 2;                               //  a resend
+        else if (b % 8 == 1)
+            seq += 1;                               //  a gap
+        command.id = b % 16 == 2 ? 0 : seq;
+        command.flags = a >> 7;                     //  DONE half the time
+    }
+    else if (kind % 3 == 1) {
+        command.cmd = ZM_CMD_CONSUME;
+        command.credit = 1 + b % 3;
+        command.heartbeat_ms = s_heartbeats[b / 4 % S_COUNT(s_heartbeats)];
+        command.liveness = 2 + b / 16 % 3;
+    }
+    else {
+        command.cmd = ZM_CMD_ACK;
+        command.ack_count = 1 + b % 3;
+        for (uint32_t i = 0; i < command.ack_count; i++) {
+            size_t slot = (a + i) % S_TICKETS;
+            command.acks[i] = run->messages[slot] ? run->messages[slot] : 1;
+            if (i == 0 && b & 0x80 && run->messages[slot])
+                peer = run->receivers[slot];
+        }
+    }
+    s_send_command(run, peer, &command);
+}
+
+//  A message off the push endpoint: usually a good PUSH, sometimes raw bytes.
+//  The transport reads none while the engine holds one for a full pipeline.
+static void
+s_op_plain_push(s_run_t *run)
+{
+    uint8_t a = zm_fuzz_byte(&run->input);
+    if (zm_engine_push_blocked(run->engine))
+        return;
+    zmsg_t *msg;
+    if (a & 0x80) {
+        zframe_t *frame = zm_fuzz_frame(&run->input, zm_fuzz_byte(&run->input));
+        msg = zmsg_new();
+        zmsg_append(msg, &frame);
+    }
+    else {
+        zm_proto_t command;
+        zm_proto_init(&command);
+        command.cmd = ZM_CMD_PUSH;
+        snprintf(command.service, sizeof command.service, "%s",
+                 s_pipelines[a % S_COUNT(s_pipelines)]);
+        command.body = s_body(run);
+        msg = zm_proto_encode(&command);
+        zframe_t *delimiter = zmsg_pop(msg);        //  a PUSH socket sends none
+        zframe_destroy(&delimiter);
+    }
+    zm_engine_on_push(run->engine, &msg, run->now);
+    ZM_FUZZ_CHECK(msg == NULL);
 }
 
 //  A worker REPLY to a ticket the broker handed out, usually from its holder.
@@ -349,16 +487,19 @@ s_step(s_run_t *run)
 {
     uint8_t op = zm_fuzz_byte(&run->input);
     uint8_t peer = zm_fuzz_byte(&run->input) % S_PEERS;
-    switch (op % 8) {
+    switch (op % 11) {
     case 0: case 1: case 2: s_op_command(run, peer); break;
     case 3: s_op_reply(run, peer); break;
     case 4: s_op_raw(run, peer); break;
     case 5: case 6: s_op_clock(run); break;
+    case 7: case 8: s_op_pipe(run, peer); break;
+    case 9: s_op_plain_push(run); break;
     default: s_op_send_failed(run, peer); break;
     }
     s_drain(run);
     s_check_workers(run->engine);
     s_check_services(run->engine);
+    s_check_pipelines(run->engine);
 }
 
 //  Jumps past every deadline: workers expire first, then their services'
@@ -385,6 +526,14 @@ s_finish(s_run_t *run)
                                   + c->duplicate_calls);
     ZM_FUZZ_CHECK(zhashx_size(engine->unanswered) == 0);
     ZM_FUZZ_CHECK(run->progress_out <= c->progress);
+    //  No consumer is left; every message taken was acknowledged, given up,
+    //  or still waits in its pipeline (they wait without a deadline).
+    ZM_FUZZ_CHECK(zhashx_size(engine->consumers) == 0 && zhashx_size(engine->links) == 0);
+    size_t held = 0;
+    for (zm_pipeline_t *pipeline = zhashx_first(engine->pipelines); pipeline;
+         pipeline = zhashx_next(engine->pipelines))
+        held += pipeline->held;
+    ZM_FUZZ_CHECK(c->pushes_accepted == c->acks + c->dropped_poison + held);
 }
 
 int
