@@ -30,6 +30,7 @@
 struct zm_proc {
     char name[64];                    //  for logs: "broker", "worker-echo", ...
     char log_path[PATH_MAX];          //  its stderr
+    char push_endpoint[256];          //  a broker's push endpoint, "" if none
     pid_t pid;
     int out;                          //  owned read end of its stdout, -1 if not piped
     char pending[S_LINE_MAX];         //  stdout read but not yet returned
@@ -330,6 +331,29 @@ s_build_argv(char **argv, size_t max, char *const head[], size_t head_count,
     argv[count] = NULL;
 }
 
+//  The value of --push-bind among the extra flags, or NULL.
+static const char *
+s_push_bind_of(const char *const extra[])
+{
+    for (size_t i = 0; extra && extra[i]; i++)
+        if (strcmp(extra[i], "--push-bind") == 0)
+            return extra[i + 1];
+    return NULL;
+}
+
+//  Reads one endpoint line of the broker's --print-endpoint output.
+static bool
+s_read_endpoint(zm_proc_t *proc, const char *what, char *endpoint, size_t size)
+{
+    int rc = zm_harness_read_line(proc, endpoint, size, ZM_HARNESS_START_MS);
+    if (rc == ZMESH_OK
+        && (strncmp(endpoint, "tcp://", 6) == 0 || strncmp(endpoint, "ipc://", 6) == 0))
+        return true;
+    fprintf(stderr, "harness: broker printed no %s (%s)\n", what,
+            rc == ZMESH_OK ? endpoint : zmesh_strerror(rc));
+    return false;
+}
+
 zm_proc_t *
 zm_harness_broker(zm_harness_t *self, const char *bind, const char *const extra[],
                   char *endpoint, size_t size)
@@ -337,20 +361,30 @@ zm_harness_broker(zm_harness_t *self, const char *bind, const char *const extra[
     assert(self);
     assert(bind);
     assert(endpoint && size > 0);
-    char *head[] = {(char *) s_broker_bin, "--bind", (char *) bind, "--print-endpoint"};
+    //  The push endpoint's default port is fixed: tests run side by side
+    //  bind a wildcard port unless they chose one.
+    const char *push_bind = s_push_bind_of(extra);
+    char *head[] = {(char *) s_broker_bin, "--bind", (char *) bind, "--print-endpoint",
+                    "--push-bind", "tcp://127.0.0.1:*"};
     char *argv[32];
-    s_build_argv(argv, 32, head, 4, extra);
+    s_build_argv(argv, 32, head, push_bind ? 4 : 6, extra);
     zm_proc_t *proc = zm_harness_spawn(self, "broker", argv, true);
     if (!proc)
         return NULL;
-    int rc = zm_harness_read_line(proc, endpoint, size, ZM_HARNESS_START_MS);
-    if (rc == ZMESH_OK
-        && (strncmp(endpoint, "tcp://", 6) == 0 || strncmp(endpoint, "ipc://", 6) == 0))
+    bool pushing = !push_bind || strcmp(push_bind, "none") != 0;
+    if (s_read_endpoint(proc, "endpoint", endpoint, size)
+        && (!pushing || s_read_endpoint(proc, "push endpoint", proc->push_endpoint,
+                                        sizeof proc->push_endpoint)))
         return proc;
-    fprintf(stderr, "harness: broker printed no endpoint (%s)\n",
-            rc == ZMESH_OK ? endpoint : zmesh_strerror(rc));
     zm_harness_stop(proc, ZM_HARNESS_STOP_MS);
     return NULL;
+}
+
+const char *
+zm_proc_push_endpoint(const zm_proc_t *proc)
+{
+    assert(proc);
+    return proc->push_endpoint;
 }
 
 zm_proc_t *

@@ -86,10 +86,16 @@ int zm_harness_read_line(zm_proc_t *proc, char *buffer, size_t size, int deadlin
 
 //  Starts a broker bound to bind (for example "tcp://127.0.0.1:*") with
 //  --print-endpoint and the NULL-terminated extra flags (may be NULL), and
-//  reads back the endpoint it bound. Returns NULL, with the child stopped,
-//  if no endpoint came within ZM_HARNESS_START_MS.
+//  reads back the endpoint it bound. Unless extra has --push-bind, the push
+//  endpoint (ZMP.md 16.7) binds "tcp://127.0.0.1:*"; unless it is "none",
+//  the second line the broker prints, its bound push endpoint, is read too
+//  (zm_proc_push_endpoint). Returns NULL, with the child stopped, if an
+//  endpoint did not come within ZM_HARNESS_START_MS.
 zm_proc_t *zm_harness_broker(zm_harness_t *self, const char *bind, const char *const extra[],
                              char *endpoint, size_t size);
+
+//  A broker's bound push endpoint, borrowed; "" if it has none.
+const char *zm_proc_push_endpoint(const zm_proc_t *proc);
 
 //  Starts test-worker for service in mode, with extra flags (may be NULL).
 zm_proc_t *zm_harness_worker(zm_harness_t *self, const char *endpoint, const char *service,
