@@ -485,12 +485,8 @@ test_proto_pipe_accepts_range_edges(void **state)
     assert_int_equal(fx->self.ack_count, 2);
 }
 
-//  One value out of range per case; the good message of cmd decodes after.
-typedef struct {
-    const char *label;
-    bool have_id;           //  the id, when read, is 7
-} s_case_t;
-
+//  fx->pack must be refused 400, with the id (7) when have_id; the good
+//  message of cmd decodes after.
 static void
 s_expect_400(s_fixture_t *fx, zm_cmd_t cmd, int bodies, const char *label, bool have_id)
 {
