@@ -1,0 +1,466 @@
+//  zmesh_consumer - receives the messages of one pipeline (ZMP.md 16.5). An
+//  engine thread (a zactor) owns the DEALER to the broker: it registers with
+//  CONSUME, heartbeats whatever the application is doing, notices a silent
+//  broker and registers again on a new socket (a fresh routing id, the next
+//  broker of the list), and batches the application's acks into ACK
+//  commands. Deliveries reach the application through the actor's pipe. The
+//  application thread never touches the broker socket.
+//
+//  Pipe messages, engine to application: [D id:u64 attempt:u32][body], a
+//  delivery; [E status:u32][reason], the broker refused us for good.
+//  Application to engine: [A id:u64], an ack; "$TERM" (zactor_destroy).
+#include "zm_alloc.h"
+#include "zm_dealer.h"
+#include "zm_log.h"
+#include "zm_msg.h"
+#include "zmesh.h"
+
+#define S_BACKOFF_MIN 100       //  ms, first wait before registering again
+#define S_BACKOFF_MAX 5000      //  ms, cap of the exponential backoff
+#define S_DRAIN_BATCH 1024      //  messages read from one side per wake-up
+#define S_LINGER_MS 500         //  lets DISCONNECT out when the consumer closes
+#define S_TAG_DELIVER 'D'
+#define S_TAG_REFUSED 'E'
+#define S_TAG_ACK 'A'
+
+struct zmesh_consumer {
+    zm_endpoints_t *endpoints;  //  owned; used by the engine thread once it runs
+    char pipeline[ZM_NAME_MAX + 1];
+    int credit;
+    int heartbeat_ms;
+    int liveness;
+    zactor_t *engine;           //  owned; NULL until the first recv
+    int refused;                //  ZMESH_OK, or the error the broker's refusal maps to
+    char error[ZM_REASON_MAX + 1];
+};
+
+//  The engine thread's state.
+typedef struct {
+    const zmesh_consumer_t *consumer;   //  borrowed: settings, read only
+    zm_endpoints_t *endpoints;  //  borrowed from the consumer, walked on reconnects
+    zsock_t *pipe;              //  borrowed: the actor's end of the pipe
+    zsock_t *sock;              //  owned DEALER to the broker, NULL between sessions
+    uint32_t session;           //  counts the sockets opened
+    int64_t last_heard;         //  ms: anything from the broker
+    int64_t last_sent;          //  ms: anything to the broker
+    int64_t reconnect_at;       //  ms: when sock is NULL, when to register again
+    int backoff;                //  ms: next wait after a broker turned us away
+    bool refused;               //  the broker refused us for good: wait for $TERM
+    bool stopping;              //  $TERM came
+    uint64_t acks[ZM_ACK_MAX];  //  acks to send in the next ACK
+    uint32_t ack_count;
+    zlistx_t *backlog;          //  owned zmsg_t for the application while its pipe is full
+} s_engine_t;
+
+zmesh_consumer_t *
+zmesh_consumer_new(const char *endpoint, const char *pipeline, int *err_p)
+{
+    zm_endpoints_t *endpoints = zm_dealer_check(endpoint, pipeline, err_p);
+    if (!endpoints)
+        return NULL;
+    zmesh_consumer_t *self = zm_alloc(sizeof *self);
+    self->endpoints = endpoints;
+    snprintf(self->pipeline, sizeof self->pipeline, "%s", pipeline);
+    self->credit = 10;
+    self->heartbeat_ms = 1000;
+    self->liveness = 3;
+    return self;
+}
+
+void
+zmesh_consumer_set_credit(zmesh_consumer_t *self, int credit)
+{
+    assert(self);
+    assert(!self->engine);
+    assert(credit >= 1 && credit <= ZM_CREDIT_MAX);
+    self->credit = credit;
+}
+
+void
+zmesh_consumer_set_heartbeat(zmesh_consumer_t *self, int interval_ms, int liveness)
+{
+    assert(self);
+    assert(!self->engine);
+    assert(interval_ms >= ZM_HEARTBEAT_MIN && interval_ms <= ZM_HEARTBEAT_MAX);
+    assert(liveness >= ZM_LIVENESS_MIN && liveness <= ZM_LIVENESS_MAX);
+    self->heartbeat_ms = interval_ms;
+    self->liveness = liveness;
+}
+
+const char *
+zmesh_consumer_error(const zmesh_consumer_t *self)
+{
+    assert(self);
+    return self->error;
+}
+
+static void
+s_send(s_engine_t *self, zm_proto_t *command)
+{
+    //  SNDTIMEO is 0: if libzmq's queue to a dead broker is full the command
+    //  is dropped here, and the silence check registers us again.
+    if (zm_dealer_send(self->sock, command, NULL) != ZMESH_OK)
+        zm_log_debug("consumer: send failed cmd=%s", zm_proto_cmd_name(command->cmd));
+    self->last_sent = zclock_mono();
+}
+
+//  Sends the acks collected so far, up to ZM_ACK_MAX per ACK. Acks of a
+//  session already gone go to the new one: the broker ignores them there.
+static void
+s_flush_acks(s_engine_t *self)
+{
+    if (self->ack_count == 0)
+        return;
+    if (self->sock) {
+        zm_proto_t ack;
+        zm_proto_init(&ack);
+        ack.cmd = ZM_CMD_ACK;
+        memcpy(ack.acks, self->acks, sizeof ack.acks[0] * self->ack_count);
+        ack.ack_count = self->ack_count;
+        s_send(self, &ack);
+    }
+    self->ack_count = 0;
+}
+
+//  Opens a new socket, to the next broker of the list after the first
+//  time, and registers. Whatever the old socket still queued is dropped.
+static void
+s_connect(s_engine_t *self)
+{
+    const zmesh_consumer_t *consumer = self->consumer;
+    zm_dealer_abandon(&self->sock);
+    const char *endpoint = self->session == 0 ? zm_endpoints_current(self->endpoints)
+                                              : zm_endpoints_next(self->endpoints);
+    self->session++;
+    self->last_heard = zclock_mono();
+    self->sock = zm_dealer_open(endpoint, false, S_LINGER_MS);
+    if (!self->sock) {
+        zm_log_warning("consumer: cannot connect broker=%s", endpoint);
+        self->reconnect_at = zclock_mono() + S_BACKOFF_MAX;
+        return;
+    }
+    zm_proto_t consume;
+    zm_proto_init(&consume);
+    consume.cmd = ZM_CMD_CONSUME;
+    snprintf(consume.service, sizeof consume.service, "%s", consumer->pipeline);
+    consume.credit = (uint32_t) consumer->credit;
+    consume.heartbeat_ms = (uint32_t) consumer->heartbeat_ms;
+    consume.liveness = (uint32_t) consumer->liveness;
+    s_send(self, &consume);
+    zm_log_debug("consumer: CONSUME pipeline=%s credit=%d session=%u broker=%s",
+                 consumer->pipeline, consumer->credit, self->session, endpoint);
+}
+
+//  Hands a message to the application, keeping the order when its pipe is full.
+static void
+s_to_app(s_engine_t *self, zmsg_t **msg_p)
+{
+    if (zlistx_size(self->backlog) == 0 && zm_dealer_send_msg(self->pipe, msg_p, NULL)
+                                                 != ZMESH_EAGAIN)
+        return;
+    zlistx_add_end(self->backlog, *msg_p);
+    *msg_p = NULL;
+}
+
+static void
+s_flush_backlog(s_engine_t *self)
+{
+    zmsg_t *msg;
+    while ((msg = zlistx_first(self->backlog))) {
+        if (zm_dealer_send_msg(self->pipe, &msg, NULL) == ZMESH_EAGAIN)
+            return;
+        zlistx_detach(self->backlog, NULL);     //  msg was sent and destroyed
+    }
+}
+
+static void
+s_deliver(s_engine_t *self, zm_proto_t *deliver)
+{
+    if (strcmp(deliver->service, self->consumer->pipeline) != 0) {
+        zm_log_warning("consumer: DELIVER for another pipeline=%s dropped", deliver->service);
+        return;
+    }
+    uint8_t tag[13];
+    tag[0] = S_TAG_DELIVER;
+    memcpy(tag + 1, &deliver->id, 8);
+    memcpy(tag + 9, &deliver->attempt, 4);
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, tag, sizeof tag);
+    zmsg_append(msg, &deliver->body);
+    s_to_app(self, &msg);
+}
+
+//  The broker turned us away. "not registered" (it restarted, or expired
+//  us) and "busy" mean register again; anything else is final.
+static void
+s_on_disconnect(s_engine_t *self, zm_proto_t *command)
+{
+    zm_dealer_abandon(&self->sock);
+    bool again = (command->status == ZM_STATUS_MALFORMED
+                  && strcmp(command->reason, "not registered") == 0)
+                 || command->status == ZM_STATUS_BUSY || command->status == ZM_STATUS_OK;
+    if (again) {
+        zm_log_notice("consumer: broker disconnected us reason=\"%s\" retry_ms=%d",
+                      command->reason, self->backoff);
+        self->reconnect_at = zclock_mono() + self->backoff + (int) (random() % 100);
+        self->backoff = self->backoff * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX : self->backoff * 2;
+        return;
+    }
+    zm_log_error("consumer: broker refused us status=%u reason=\"%s\"", command->status,
+                 command->reason);
+    self->refused = true;
+    uint8_t tag[5];
+    tag[0] = S_TAG_REFUSED;
+    memcpy(tag + 1, &command->status, 4);
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, tag, sizeof tag);
+    zmsg_addstr(msg, command->reason);
+    s_to_app(self, &msg);
+}
+
+static void
+s_on_broker(s_engine_t *self, zm_proto_t *command)
+{
+    self->last_heard = zclock_mono();
+    switch (command->cmd) {
+    case ZM_CMD_DELIVER:
+        self->backoff = S_BACKOFF_MIN;          //  we are registered
+        s_deliver(self, command);
+        break;
+    case ZM_CMD_HEARTBEAT:
+        self->backoff = S_BACKOFF_MIN;
+        break;
+    case ZM_CMD_DISCONNECT:
+        s_on_disconnect(self, command);
+        break;
+    default:
+        zm_log_warning("consumer: unexpected %s from broker", zm_proto_cmd_name(command->cmd));
+        break;
+    }
+}
+
+//  Reads what the application sent: acks, or $TERM.
+static void
+s_drain_pipe(s_engine_t *self)
+{
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    void *pipe = zsock_resolve(self->pipe);
+    for (int i = 0; i < S_DRAIN_BATCH && !self->stopping; i++) {
+        if (zmq_msg_recv(&msg, pipe, ZMQ_DONTWAIT) < 0)
+            break;
+        const uint8_t *data = zmq_msg_data(&msg);
+        size_t size = zmq_msg_size(&msg);
+        if (size == 9 && data[0] == S_TAG_ACK) {
+            memcpy(&self->acks[self->ack_count++], data + 1, 8);
+            if (self->ack_count == ZM_ACK_MAX)
+                s_flush_acks(self);
+        }
+        else if (size == 5 && memcmp(data, "$TERM", 5) == 0)
+            self->stopping = true;
+    }
+    zmq_msg_close(&msg);
+}
+
+static void
+s_drain_broker(s_engine_t *self)
+{
+    zm_proto_t command;
+    zm_proto_init(&command);
+    for (int i = 0; i < S_DRAIN_BATCH && self->sock; i++) {
+        if (zm_dealer_recv(self->sock, &command, "consumer"))
+            s_on_broker(self, &command);
+        else if (!(zsock_events(self->sock) & ZMQ_POLLIN))
+            break;
+        else
+            self->last_heard = zclock_mono();   //  malformed, but the broker is there
+    }
+    zm_proto_reset(&command);
+}
+
+//  Heartbeats, notices a silent broker, registers again when it is time.
+static void
+s_on_clock(s_engine_t *self, int64_t now)
+{
+    const zmesh_consumer_t *consumer = self->consumer;
+    if (self->refused)
+        return;
+    if (!self->sock) {
+        if (now >= self->reconnect_at)
+            s_connect(self);
+        return;
+    }
+    if (now - self->last_heard >= (int64_t) consumer->heartbeat_ms * consumer->liveness) {
+        zm_log_notice("consumer: broker silent ms=%" PRId64 ", registering again",
+                      now - self->last_heard);
+        s_connect(self);
+    }
+    else if (now - self->last_sent >= consumer->heartbeat_ms) {
+        zm_proto_t heartbeat;
+        zm_proto_init(&heartbeat);
+        heartbeat.cmd = ZM_CMD_HEARTBEAT;
+        s_send(self, &heartbeat);
+    }
+}
+
+//  Milliseconds until s_on_clock has something to do; -1: nothing.
+static long
+s_wait_ms(const s_engine_t *self, int64_t now)
+{
+    const zmesh_consumer_t *consumer = self->consumer;
+    if (self->refused)
+        return -1;
+    int64_t next = self->reconnect_at;
+    if (self->sock) {
+        next = self->last_sent + consumer->heartbeat_ms;
+        int64_t dead = self->last_heard + (int64_t) consumer->heartbeat_ms * consumer->liveness;
+        if (dead < next)
+            next = dead;
+    }
+    return next > now ? (long) (next - now) : 0;
+}
+
+static void
+s_msg_free(void **item_p)
+{
+    zmsg_destroy((zmsg_t **) item_p);
+}
+
+//  The engine thread.
+static void
+s_engine_main(zsock_t *pipe, void *args)
+{
+    zmesh_consumer_t *consumer = args;
+    s_engine_t self = {.consumer = consumer, .endpoints = consumer->endpoints, .pipe = pipe,
+                       .backoff = S_BACKOFF_MIN};
+    self.backlog = zlistx_new();
+    zlistx_set_destructor(self.backlog, s_msg_free);
+    zsock_signal(pipe, 0);
+    s_connect(&self);
+    while (!self.stopping) {
+        bool backlog = zlistx_size(self.backlog) > 0;
+        zmq_pollitem_t items[2] = {
+            {zsock_resolve(pipe), 0, (short) (ZMQ_POLLIN | (backlog ? ZMQ_POLLOUT : 0)), 0},
+            {self.sock ? zsock_resolve(self.sock) : NULL, 0, ZMQ_POLLIN, 0},
+        };
+        //  Signals end nothing here: the application decides when to stop.
+        if (zmq_poll(items, self.sock ? 2 : 1, s_wait_ms(&self, zclock_mono())) < 0
+            && errno == ETERM)
+            break;
+        s_drain_pipe(&self);
+        if (self.sock)
+            s_drain_broker(&self);
+        s_flush_backlog(&self);
+        s_flush_acks(&self);
+        s_on_clock(&self, zclock_mono());
+    }
+    if (self.sock) {
+        zm_proto_t leave;
+        zm_proto_init(&leave);
+        leave.cmd = ZM_CMD_DISCONNECT;
+        leave.status = ZM_STATUS_OK;
+        snprintf(leave.reason, sizeof leave.reason, "consumer leaving");
+        s_send(&self, &leave);
+    }
+    zsock_destroy(&self.sock);                  //  lingers so that DISCONNECT goes out
+    zlistx_destroy(&self.backlog);
+}
+
+void
+zmesh_consumer_destroy(zmesh_consumer_t **self_p)
+{
+    assert(self_p);
+    zmesh_consumer_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy(&self->engine);              //  $TERM: DISCONNECT, then the thread ends
+    zm_endpoints_destroy(&self->endpoints);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+zmesh_consumer_ack(zmesh_consumer_t *self, uint64_t id)
+{
+    assert(self);
+    if (id == 0)
+        return ZMESH_EINVAL;
+    if (!self->engine || self->refused)
+        return ZMESH_OK;                        //  no session holds it
+    uint8_t ack[9];
+    ack[0] = S_TAG_ACK;
+    memcpy(ack + 1, &id, 8);
+    while (zmq_send(zsock_resolve(self->engine), ack, sizeof ack, 0) < 0) {
+        if (errno != EINTR)
+            return ZMESH_ESYS;
+    }
+    return ZMESH_OK;
+}
+
+//  Unpacks one message from the engine. Returns ZMESH_EAGAIN for nothing
+//  useful (the caller waits on).
+static int
+s_from_engine(zmesh_consumer_t *self, zmsg_t *msg, zmesh_msg_t **msg_p,
+              zmesh_delivery_t *delivery)
+{
+    zframe_t *tag = zmsg_first(msg);
+    if (tag && zframe_size(tag) == 13 && zframe_data(tag)[0] == S_TAG_DELIVER
+        && zmsg_size(msg) == 2) {
+        zmesh_delivery_t meta;
+        memcpy(&meta.id, zframe_data(tag) + 1, 8);
+        memcpy(&meta.attempt, zframe_data(tag) + 9, 4);
+        meta.redelivered = meta.attempt > 1;
+        if (delivery)
+            *delivery = meta;
+        zframe_t *body = zmsg_last(msg);
+        zmsg_remove(msg, body);
+        *msg_p = zm_msg_adopt(&body);
+        return ZMESH_OK;
+    }
+    if (tag && zframe_size(tag) == 5 && zframe_data(tag)[0] == S_TAG_REFUSED) {
+        uint32_t status;
+        memcpy(&status, zframe_data(tag) + 1, 4);
+        char *reason = zframe_strdup(zmsg_next(msg));
+        snprintf(self->error, sizeof self->error, "refused (%u): %s", status,
+                 reason ? reason : "");
+        free(reason);
+        self->refused = ZMESH_EPROTO;
+        return ZMESH_EPROTO;
+    }
+    return ZMESH_EAGAIN;
+}
+
+int
+zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **msg_p,
+                    zmesh_delivery_t *delivery)
+{
+    assert(self);
+    assert(msg_p);
+    if (zsys_interrupted)
+        return ZMESH_ECLOSED;
+    if (self->refused)
+        return self->refused;
+    if (!self->engine) {
+        self->engine = zactor_new(s_engine_main, self);
+        assert(self->engine);
+    }
+    int64_t until = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
+    while (true) {
+        int64_t now = zclock_mono();
+        long wait = until == INT64_MAX ? -1 : until > now ? (long) (until - now) : 0;
+        zmq_pollitem_t item = {zsock_resolve(self->engine), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, wait) < 0 && errno != EINTR)
+            return ZMESH_ESYS;
+        if (zsys_interrupted)
+            return ZMESH_ECLOSED;
+        if (item.revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv(self->engine);
+            int rc = msg ? s_from_engine(self, msg, msg_p, delivery) : ZMESH_EAGAIN;
+            zmsg_destroy(&msg);
+            if (rc != ZMESH_EAGAIN)
+                return rc;
+        }
+        else if (zclock_mono() >= until)
+            return ZMESH_EAGAIN;
+    }
+}
