@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-#  run_example.sh - runs the Python examples of schemas/ZMP.md (pyzmq + msgpack,
-#  a plain REQ socket) against the real zmesh-broker and an echo zmesh-worker,
-#  and checks their output. It proves the spec's client side is enough to call
-#  a service from another binding. It must not skip: a missing Python module
-#  is a failure, because then nothing was proven.
+#  run_example.sh - runs the Python examples of schemas/ZMP.md (pyzmq + msgpack:
+#  a plain REQ socket, and a plain PUSH socket) against the real zmesh-broker,
+#  an echo zmesh-worker and `zmesh pull`, and checks their output. It proves
+#  the spec is enough to call a service and to feed a pipeline from another
+#  binding. It must not skip: a missing Python module is a failure, because
+#  then nothing was proven.
 #
 #  Usage: run_example.sh ZMESH-BROKER ZMESH-WORKER ZMESH ZMP.md
 set -euo pipefail
@@ -88,10 +89,13 @@ extract() {
 
 extract call "$tmp/call.py"
 extract errors "$tmp/errors.py"
+extract push "$tmp/push.py"
 
 endpoint="ipc://$tmp/broker.ipc"
+push_endpoint="ipc://$tmp/push.ipc"
 
-"$broker_bin" --bind "$endpoint" --grace-ms 300 >"$tmp/broker.log" 2>&1 &
+"$broker_bin" --bind "$endpoint" --push-bind "$push_endpoint" --grace-ms 300 \
+    >"$tmp/broker.log" 2>&1 &
 broker_pid=$!
 "$worker_bin" --service echo --broker "$endpoint" >"$tmp/worker.log" 2>&1 &
 worker_pid=$!
@@ -132,5 +136,40 @@ case "$out" in
 "404 "*) ;;
 *) fail "the errors example printed '$out', expected '404 <reason>'" ;;
 esac
+
+#  The push example feeds a pipeline through the push endpoint; `zmesh pull`
+#  must then print exactly its messages, in order. The pipeline and the count
+#  are read from the example, the bodies are what the spec says it sends.
+pipeline=$(sed -n 's/^pipeline = "\(.*\)"$/\1/p' "$tmp/push.py")
+count=$(sed -n 's/^count = \([0-9][0-9]*\)$/\1/p' "$tmp/push.py")
+[ -n "$pipeline" ] && [ -n "$count" ] ||
+    fail "the push example has no 'pipeline = \"...\"' or 'count = N' line"
+rc=0
+out=$(ZMESH_PUSH="$push_endpoint" timeout 30 "$python" "$tmp/push.py") || rc=$?
+[ "$rc" -eq 0 ] || fail "the push example exited with status $rc; stdout: '$out'"
+expected="pushed $count messages into $pipeline"
+[ "$out" = "$expected" ] || fail "the push example printed '$out', expected '$expected'"
+rc=0
+timeout 30 "$cli_bin" pull "$pipeline" --count "$count" --broker "$endpoint" \
+    >"$tmp/pulled.txt" 2>"$tmp/pull.log" || rc=$?
+[ "$rc" -eq 0 ] || fail "zmesh pull exited with status $rc: $(cat "$tmp/pull.log")"
+for n in $(seq 1 "$count"); do
+    printf '{"n":%d,"square":%d}\n' "$n" $((n * n))
+done >"$tmp/expected.txt"
+diff "$tmp/expected.txt" "$tmp/pulled.txt" >&2 ||
+    fail "zmesh pull did not print the pushed messages in order (diff above: expected, pulled)"
+
+#  Nothing was dropped as malformed on the way.
+no_drops='
+import json, sys
+status = json.load(sys.stdin)
+pipe = status.get("pipelines", {}).get(sys.argv[1])
+sys.exit(0 if pipe is not None and pipe["queued"] == 0
+         and not any(pipe.get("drops", {}).values()) else 1)
+'
+timeout 5 "$cli_bin" status --json --broker "$endpoint" >"$tmp/status.json" ||
+    fail "zmesh status failed after the push example"
+"$python" -c "$no_drops" "$pipeline" <"$tmp/status.json" ||
+    fail "pipeline $pipeline not empty or with drops: $(cat "$tmp/status.json")"
 
 echo "interop: ok"
