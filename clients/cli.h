@@ -1,5 +1,5 @@
 //  cli.h - what the parts of the `zmesh` program share: the parsed command line, the exit codes
-//  of README.md ("Exit codes"), the mapping from zmesh_err_t to them,
+//  of README.md ("Exit codes"), the mapping from zmesh_err_t to them, pipeline name checks
 //  and the subcommand entry points. Everything here reads argv or prints; nothing talks to the
 //  network except the subcommands through the public zmesh.h API.
 #ifndef ZM_CLI_H_INCLUDED
@@ -20,16 +20,26 @@ enum {
     ZM_CLI_EXIT_BUSY = 5,       //  the service's queue was full
 };
 
-//  Default --timeout of every subcommand, in milliseconds.
+//  Default --timeout of call and status, in milliseconds. push and pull wait without a limit
+//  unless given --timeout: a full pipeline or an empty one is normal, not an error.
 #define ZM_CLI_TIMEOUT_DEFAULT 5000
+
+//  Default --credit of pull.
+#define ZM_CLI_CREDIT_DEFAULT 100
 
 //  The parsed command line. All strings are borrowed from argv or the environment.
 typedef struct {
-    const char *command;        //  "call" or "status"; NULL if none was given
+    const char *command;        //  "call", "status", "push" or "pull"; NULL if none was given
     const char *broker;         //  --broker, else $ZMESH_BROKER, else ZMESH_DEFAULT_ENDPOINT
-    int timeout_ms;             //  --timeout, > 0
+    int timeout_ms;             //  --timeout, > 0; -1 (push and pull by default): no limit
     int retries;                //  --retries, 0..100 (call only)
     bool json;                  //  --json (status only)
+    bool raw;                   //  --raw: stdin is MessagePack (push only)
+    int mode;                   //  --mode: ZMESH_QUEUED (default), _ACCEPTED or _PROCESSED (push)
+    int window;                 //  --window, 1..100000; 0: the library's default (push only)
+    int count;                  //  --count, > 0; 0: no limit (pull only)
+    int credit;                 //  --credit, 1..1000 (pull only)
+    bool meta;                  //  --meta: print id, attempt and body (pull only)
     const char *args[2];        //  positional arguments after the command
     int arg_count;              //  how many of args are set
 } zm_cli_t;
@@ -58,8 +68,15 @@ zmesh_client_t *zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_
 void zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer,
                    size_t size);
 
+//  True if name may name a pipeline we push to or pull from: a valid ZMP name (1 to 255
+//  printable ASCII bytes, no space) outside the broker's reserved "zmesh." prefix. If not,
+//  reports "zmesh: WHAT: bad pipeline name ..." on stderr.
+bool zm_cli_pipeline_ok(const char *what, const char *name);
+
 //  Subcommands: each returns the process exit code and prints its own errors.
 int zm_cli_call(const zm_cli_t *cli);
 int zm_cli_status(const zm_cli_t *cli);
+int zm_cli_push(const zm_cli_t *cli);
+int zm_cli_pull(const zm_cli_t *cli);
 
 #endif

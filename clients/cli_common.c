@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "zm_json.h"
+#include "zm_proto.h"
 
 int
 zm_cli_exit_code(int err)
@@ -109,4 +110,14 @@ zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer
                  cli->timeout_ms, cli->broker);
     else
         snprintf(buffer, size, "%s", detail);
+}
+
+bool
+zm_cli_pipeline_ok(const char *what, const char *name)
+{
+    if (zm_proto_valid_name(name, strlen(name)) && strncmp(name, "zmesh.", 6) != 0)
+        return true;
+    fprintf(stderr, "zmesh: %s: bad pipeline name (1 to 255 printable ASCII bytes, no space, "
+                    "not starting with zmesh.)\n", what);
+    return false;
 }

@@ -1,5 +1,6 @@
 //  cmd_status.c - `zmesh status`: calls the broker's reserved service "zmesh.status" and prints
-//  its reply, as one JSON line (--json) or as tables of services, workers and every counter.
+//  its reply, as one JSON line (--json) or as tables of services, pipelines, workers and every
+//  counter.
 //  The reply comes from the network: a missing or odd field prints as "-", control bytes in
 //  strings print as '?', and nothing in it is asserted.
 #define _GNU_SOURCE                 //  asprintf, vasprintf
@@ -12,7 +13,7 @@
 #include "zm_alloc.h"
 #include "zm_json.h"
 
-#define S_COLUMNS_MAX 8
+#define S_COLUMNS_MAX 12
 
 //  One column of a table: which field of each row object it shows.
 typedef struct {
@@ -24,6 +25,16 @@ typedef struct {
 static const s_column_t s_service_columns[] = {
     {"name", "NAME", false},        {"workers", "WORKERS", true}, {"slots", "SLOTS", true},
     {"inflight", "INFLIGHT", true}, {"queued", "QUEUED", true},   {"calls", "CALLS", true},
+};
+
+//  ZMP.md 16.9. "drops" is a map of counts by reason, shown as "reason=count ...".
+static const s_column_t s_pipeline_columns[] = {
+    {"name", "NAME", false},          {"queued", "QUEUED", true},
+    {"in_flight", "INFLIGHT", true},  {"delivered", "DELIVERED", true},
+    {"acked", "ACKED", true},         {"redelivered", "REDELIVERED", true},
+    {"consumers", "CONSUMERS", true}, {"credit", "CREDIT", true},
+    {"free_credit", "FREE", true},    {"waiting_producers", "WAITING", true},
+    {"refused_full", "REFUSED", true}, {"drops", "DROPS", false},
 };
 
 static const s_column_t s_worker_columns[] = {
@@ -56,6 +67,54 @@ s_cell(const json_t *value)
     if (size < 0)
         abort();                //  out of memory aborts, as zm_alloc does
     return text;
+}
+
+//  "reason=count" for each drop reason of a pipeline, space-separated; "-" when there is none.
+static json_t *
+s_drops_text(const json_t *drops)
+{
+    char *text = zm_strdup("");
+    const char *reason;
+    json_t *count;
+    json_object_foreach((json_t *) drops, reason, count) {
+        char *cell = s_cell(count);
+        char *joined = NULL;
+        if (asprintf(&joined, "%s%s%s=%s", text, text[0] ? " " : "", reason, cell) < 0)
+            abort();            //  out of memory aborts, as zm_alloc does
+        free(cell);
+        free(text);
+        text = joined;
+    }
+    json_t *value = json_string(text[0] ? text : "-");
+    free(text);
+    return value;
+}
+
+//  The pipelines of the reply as table rows: the map "name": {fields} becomes an array of
+//  {fields, "name": name}, drops as text. An array of rows with a name each is taken as it is.
+static json_t *
+s_pipeline_rows(const json_t *pipelines)
+{
+    json_t *rows = json_array();
+    const char *name;
+    json_t *fields;
+    size_t index;
+    if (json_is_object(pipelines)) {
+        json_object_foreach((json_t *) pipelines, name, fields) {
+            json_t *row = json_is_object(fields) ? json_copy(fields) : json_object();
+            json_object_set_new(row, "name", json_string(name));
+            json_array_append_new(rows, row);
+        }
+    }
+    else if (json_is_array(pipelines)) {
+        json_array_foreach((json_t *) pipelines, index, fields) {
+            json_array_append_new(rows, json_is_object(fields) ? json_copy(fields)
+                                                               : json_object());
+        }
+    }
+    json_array_foreach(rows, index, fields)
+        json_object_set_new(fields, "drops", s_drops_text(json_object_get(fields, "drops")));
+    return rows;
 }
 
 //  Prints one line of a table from its cells, two spaces between columns.
@@ -173,6 +232,11 @@ s_print_status(const zm_cli_t *cli, const zmesh_msg_t *reply)
     free(version);
     s_print_table("SERVICES", json_object_get(status, "services"), s_service_columns,
                   sizeof s_service_columns / sizeof s_service_columns[0]);
+    putchar('\n');
+    json_t *pipelines = s_pipeline_rows(json_object_get(status, "pipelines"));
+    s_print_table("PIPELINES", pipelines, s_pipeline_columns,
+                  sizeof s_pipeline_columns / sizeof s_pipeline_columns[0]);
+    json_decref(pipelines);
     putchar('\n');
     s_print_table("WORKERS", json_object_get(status, "workers"), s_worker_columns,
                   sizeof s_worker_columns / sizeof s_worker_columns[0]);

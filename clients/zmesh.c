@@ -1,5 +1,6 @@
 //  zmesh.c - the `zmesh` scripting CLI: parses the command line (global options may come before
-//  or after the subcommand), prints help and version, and dispatches to `call` or `status`.
+//  or after the subcommand), prints help and version, and dispatches to `call`, `status`,
+//  `push` or `pull`.
 //  It only reads argv and the environment; it never asserts on them: every bad flag or argument
 //  is a usage message on stderr and exit code 2.
 #include <ctype.h>
@@ -16,12 +17,15 @@ static const char s_usage_main[] =
     "\n"
     "Commands:\n"
     "  call SERVICE [JSON]   call a service, print the reply as one JSON line\n"
-    "  status                show the broker's services, workers and counters\n"
+    "  push PIPELINE         send each stdin line (JSON) into a pipeline\n"
+    "  pull PIPELINE         print each message of a pipeline as one JSON line\n"
+    "  status                show the broker's services, pipelines, workers and counters\n"
     "\n"
     "Global options (before or after the command):\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
-    "  --timeout MS   how long to wait for each reply (default 5000)\n"
+    "  --timeout MS   how long to wait for each reply (default 5000; push and pull:\n"
+    "                 no limit)\n"
     "  --help, -h     show help (`zmesh COMMAND --help` for a command)\n"
     "  --version      print the version\n"
     "\n"
@@ -59,7 +63,7 @@ static const char s_usage_status[] =
     "usage: zmesh status [--json] [--timeout MS] [--broker EP]\n"
     "\n"
     "Asks the broker for its state (the reserved service zmesh.status) and prints it as\n"
-    "tables: services, workers and every counter.\n"
+    "tables: services, pipelines, workers and every counter.\n"
     "\n"
     "Options:\n"
     "  --json         print the broker's reply as one JSON line instead\n"
@@ -69,14 +73,81 @@ static const char s_usage_status[] =
     "\n"
     "Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout or broker unreachable.\n";
 
+static const char s_usage_push[] =
+    "usage: zmesh push PIPELINE [--raw] [--mode queued|accepted|processed] [--window N]\n"
+    "                  [--timeout MS] [--broker EP]\n"
+    "\n"
+    "Sends one message into PIPELINE per stdin line: each line is one JSON value, sent as\n"
+    "MessagePack (blank lines are skipped). With --raw, stdin is a stream of MessagePack\n"
+    "objects one after the other, each sent as it is.\n"
+    "\n"
+    "A full pipeline slows push down to its consumers' pace; nothing is dropped. Exit 0\n"
+    "means the broker accepted every message. A bad line (or a bad or cut-off --raw\n"
+    "object) stops the command with exit 2 and its line number (byte offset) on stderr,\n"
+    "once the lines before it are accepted.\n"
+    "\n"
+    "Options:\n"
+    "  --raw          read MessagePack instead of JSON lines\n"
+    "  --mode M       when a message counts as sent (schemas/ZMP.md section 16.8):\n"
+    "                 queued (default): sent without waiting, many in flight; push\n"
+    "                 waits for the broker to accept them all before it exits\n"
+    "                 accepted: one at a time, each once the broker holds it\n"
+    "                 processed: one at a time, each once a consumer acknowledged it\n"
+    "  --window N     messages in flight not yet accepted, 1..100000 (default 1000)\n"
+    "  --timeout MS   give up when the broker has not taken a message, or the messages\n"
+    "                 sent, within MS milliseconds (default: wait as long as it takes)\n"
+    "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
+    "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    "\n"
+    "Errors print `zmesh: push PIPELINE: <error>: <detail>` on stderr. Exit codes: 0 ok,\n"
+    "1 failed (a consumer was lost in processed mode, protocol), 2 usage or bad input,\n"
+    "3 timeout, 5 busy (the pipeline stayed full for --timeout).\n";
+
+static const char s_usage_pull[] =
+    "usage: zmesh pull PIPELINE [--count N] [--credit N] [--timeout MS] [--meta]\n"
+    "                  [--broker EP]\n"
+    "\n"
+    "Takes messages from PIPELINE and prints each as one compact JSON line on stdout, then\n"
+    "acknowledges it: a message is acknowledged only once its line is written, so one that\n"
+    "pull could not print goes to another consumer. SIGINT or SIGTERM stops pull cleanly:\n"
+    "the messages it holds go back to the pipeline.\n"
+    "\n"
+    "Options:\n"
+    "  --count N      exit after N messages (default: run until stopped)\n"
+    "  --credit N     messages held at once, 1..1000 (default 100; at most N with --count)\n"
+    "  --timeout MS   exit 3 when no message came for MS milliseconds (default: wait)\n"
+    "  --meta         print {\"id\":..,\"attempt\":..,\"redelivered\":..,\"body\":..} per\n"
+    "                 message; attempt > 1 (redelivered) means it may have been seen before\n"
+    "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
+    "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    "\n"
+    "Exit codes: 0 ok (or stopped by a signal without --count), 1 failed (refused by the\n"
+    "broker, a message with no JSON form, stdout closed, stopped before --count), 2 usage,\n"
+    "3 timeout.\n";
+
 //  What the command line asked for, beyond zm_cli_t.
 typedef struct {
     bool help;                  //  --help or -h
     bool version;               //  --version
-    bool json_given;            //  --json appeared (checked against the command later)
-    bool retries_given;         //  --retries appeared (checked against the command later)
+    unsigned given;             //  bit i: s_options[i] appeared (checked against the command)
     const char *error;          //  first usage error, static text or s_error_buffer
 } s_flags_t;
+
+//  An option: its name, whether it takes a value, and the one command it is for (NULL: any).
+typedef struct {
+    const char *name;
+    bool takes_value;
+    const char *command;
+} s_option_t;
+
+static const s_option_t s_options[] = {
+    {"--help", false, NULL},      {"-h", false, NULL},          {"--version", false, NULL},
+    {"--broker", true, NULL},     {"--timeout", true, NULL},    {"--retries", true, "call"},
+    {"--json", false, "status"},  {"--raw", false, "push"},     {"--mode", true, "push"},
+    {"--window", true, "push"},   {"--count", true, "pull"},    {"--credit", true, "pull"},
+    {"--meta", false, "pull"},
+};
+#define S_OPTION_COUNT (sizeof s_options / sizeof s_options[0])
 
 static char s_error_buffer[256];
 
@@ -87,6 +158,10 @@ s_usage_for(const char *command)
         return s_usage_call;
     if (command && strcmp(command, "status") == 0)
         return s_usage_status;
+    if (command && strcmp(command, "push") == 0)
+        return s_usage_push;
+    if (command && strcmp(command, "pull") == 0)
+        return s_usage_pull;
     return s_usage_main;
 }
 
@@ -113,13 +188,6 @@ s_parse_count(const char *text, long min, long max, int *value_p)
     return true;
 }
 
-//  Parses a strictly positive millisecond count.
-static bool
-s_parse_ms(const char *text, int *value_p)
-{
-    return s_parse_count(text, 1, INT_MAX, value_p);
-}
-
 static void
 s_set_error(s_flags_t *flags, const char *format, const char *arg)
 {
@@ -127,6 +195,52 @@ s_set_error(s_flags_t *flags, const char *format, const char *arg)
         return;                 //  the first error is the one worth reporting
     snprintf(s_error_buffer, sizeof s_error_buffer, format, arg);
     flags->error = s_error_buffer;
+}
+
+static int
+s_parse_mode(const char *text)
+{
+    if (strcmp(text, "queued") == 0)
+        return ZMESH_QUEUED;
+    if (strcmp(text, "accepted") == 0)
+        return ZMESH_ACCEPTED;
+    if (strcmp(text, "processed") == 0)
+        return ZMESH_PROCESSED;
+    return 0;
+}
+
+//  Stores the value of an option that takes one.
+static void
+s_apply(const char *name, const char *value, zm_cli_t *cli, s_flags_t *flags)
+{
+    if (strcmp(name, "--broker") == 0) {
+        if (value[0] == '\0')
+            s_set_error(flags, "option %s needs a non-empty endpoint", name);
+        cli->broker = value;
+    }
+    else if (strcmp(name, "--timeout") == 0) {
+        if (!s_parse_count(value, 1, INT_MAX, &cli->timeout_ms))
+            s_set_error(flags, "--timeout wants milliseconds from 1 to 2147483647, not '%s'",
+                        value);
+    }
+    else if (strcmp(name, "--retries") == 0) {
+        if (!s_parse_count(value, 0, 100, &cli->retries))
+            s_set_error(flags, "--retries wants 0..100, not '%s'", value);
+    }
+    else if (strcmp(name, "--mode") == 0) {
+        if ((cli->mode = s_parse_mode(value)) == 0)
+            s_set_error(flags, "--mode wants queued, accepted or processed, not '%s'", value);
+    }
+    else if (strcmp(name, "--window") == 0) {
+        if (!s_parse_count(value, 1, 100000, &cli->window))
+            s_set_error(flags, "--window wants 1..100000, not '%s'", value);
+    }
+    else if (strcmp(name, "--count") == 0) {
+        if (!s_parse_count(value, 1, INT_MAX, &cli->count))
+            s_set_error(flags, "--count wants 1 to 2147483647, not '%s'", value);
+    }
+    else if (!s_parse_count(value, 1, 1000, &cli->credit))     //  --credit, the last one
+        s_set_error(flags, "--credit wants 1..1000, not '%s'", value);
 }
 
 //  Applies the option at argv[*index_p], in the form `--name value` or `--name=value`, and moves
@@ -137,45 +251,40 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
     const char *arg = argv[*index_p];
     const char *equals = strchr(arg, '=');
     size_t name_size = equals ? (size_t) (equals - arg) : strlen(arg);
-    char name[32];
-    if (name_size >= sizeof name) {
+    size_t option = 0;
+    while (option < S_OPTION_COUNT && (strlen(s_options[option].name) != name_size
+                                       || strncmp(s_options[option].name, arg, name_size) != 0))
+        option++;
+    if (option == S_OPTION_COUNT) {
         s_set_error(flags, "unknown option %s", arg);
         return;
     }
-    memcpy(name, arg, name_size);
-    name[name_size] = '\0';
+    const char *name = s_options[option].name;
     const char *value = equals ? equals + 1 : NULL;
-    bool takes_value = strcmp(name, "--broker") == 0 || strcmp(name, "--timeout") == 0
-                    || strcmp(name, "--retries") == 0;
-    if (takes_value && !value) {
+    if (s_options[option].takes_value && !value) {
         if (*index_p + 1 >= argc) {
             s_set_error(flags, "option %s needs a value", name);
             return;
         }
         value = argv[++*index_p];
     }
-    else if (!takes_value && value) {
+    else if (!s_options[option].takes_value && value) {
         s_set_error(flags, "option %s takes no value", name);
         return;
     }
+    flags->given |= 1u << option;
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
         flags->help = true;
     else if (strcmp(name, "--version") == 0)
         flags->version = true;
     else if (strcmp(name, "--json") == 0)
-        flags->json_given = true;
-    else if (strcmp(name, "--broker") == 0 && value[0] == '\0')
-        s_set_error(flags, "option %s needs a non-empty endpoint", name);
-    else if (strcmp(name, "--broker") == 0)
-        cli->broker = value;
-    else if (strcmp(name, "--timeout") == 0 && !s_parse_ms(value, &cli->timeout_ms))
-        s_set_error(flags, "--timeout wants milliseconds from 1 to 2147483647, not '%s'", value);
-    else if (strcmp(name, "--retries") == 0 && !s_parse_count(value, 0, 100, &cli->retries))
-        s_set_error(flags, "--retries wants 0..100, not '%s'", value);
-    else if (strcmp(name, "--retries") == 0)
-        flags->retries_given = true;
-    else if (strcmp(name, "--timeout") != 0)
-        s_set_error(flags, "unknown option %s", name);
+        cli->json = true;
+    else if (strcmp(name, "--raw") == 0)
+        cli->raw = true;
+    else if (strcmp(name, "--meta") == 0)
+        cli->meta = true;
+    else
+        s_apply(name, value, cli, flags);
 }
 
 //  Splits argv into options, the command and its positional arguments. "--" ends the options,
@@ -199,6 +308,31 @@ s_parse_args(int argc, char **argv, zm_cli_t *cli, s_flags_t *flags)
     }
 }
 
+static bool
+s_given(const s_flags_t *flags, const char *name)
+{
+    for (size_t option = 0; option < S_OPTION_COUNT; option++) {
+        if (strcmp(s_options[option].name, name) == 0)
+            return flags->given & (1u << option);
+    }
+    return false;
+}
+
+//  Refuses the options given that belong to another command than cli->command.
+static void
+s_check_options(const zm_cli_t *cli, s_flags_t *flags)
+{
+    for (size_t option = 0; option < S_OPTION_COUNT; option++) {
+        const char *command = s_options[option].command;
+        if ((flags->given & (1u << option)) && command && strcmp(command, cli->command) != 0) {
+            snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
+                     s_options[option].name, command);
+            if (!flags->error)
+                flags->error = s_error_buffer;
+        }
+    }
+}
+
 //  Checks that the command exists and got the arguments and options it accepts.
 static void
 s_check_command(zm_cli_t *cli, s_flags_t *flags)
@@ -207,21 +341,28 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
         s_set_error(flags, "%s", "missing command");
         return;
     }
+    bool known = true;
+    int max_args = 0;
     if (strcmp(cli->command, "call") == 0) {
         if (cli->arg_count < 1)
             s_set_error(flags, "%s", "call needs a SERVICE");
-        if (flags->json_given)
-            s_set_error(flags, "%s", "option --json is for status only");
+        max_args = 2;
     }
-    else if (strcmp(cli->command, "status") == 0) {
-        if (cli->arg_count > 0)
-            s_set_error(flags, "unexpected argument '%s'", cli->args[0]);
-        cli->json = flags->json_given;
-        if (flags->retries_given)
-            s_set_error(flags, "%s", "option --retries is for call only");
+    else if (strcmp(cli->command, "push") == 0 || strcmp(cli->command, "pull") == 0) {
+        if (cli->arg_count < 1)
+            s_set_error(flags, "%s needs a PIPELINE", cli->command);
+        max_args = 1;
+        if (!s_given(flags, "--timeout"))
+            cli->timeout_ms = -1;       //  waiting on a pipeline is normal: no limit
     }
-    else
+    else if (strcmp(cli->command, "status") != 0) {
         s_set_error(flags, "unknown command '%s'", cli->command);
+        known = false;
+    }
+    if (known && cli->arg_count > max_args)
+        s_set_error(flags, "unexpected argument '%s'", cli->args[max_args]);
+    if (known)
+        s_check_options(cli, flags);
 }
 
 int
@@ -234,6 +375,8 @@ main(int argc, char **argv)
     zm_cli_t cli = {
         .broker = env_broker && env_broker[0] ? env_broker : ZMESH_DEFAULT_ENDPOINT,
         .timeout_ms = ZM_CLI_TIMEOUT_DEFAULT,
+        .mode = ZMESH_QUEUED,
+        .credit = ZM_CLI_CREDIT_DEFAULT,
     };
     s_flags_t flags = {0};
     s_parse_args(argc, argv, &cli, &flags);
@@ -252,5 +395,9 @@ main(int argc, char **argv)
     }
     if (strcmp(cli.command, "call") == 0)
         return zm_cli_call(&cli);
+    if (strcmp(cli.command, "push") == 0)
+        return zm_cli_push(&cli);
+    if (strcmp(cli.command, "pull") == 0)
+        return zm_cli_pull(&cli);
     return zm_cli_status(&cli);
 }

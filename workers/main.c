@@ -1,7 +1,8 @@
-//  main.c - zmesh-worker: serves one service through a zmesh broker with the built-in echo
-//  handler or an --exec program. It parses flags (with ZMESH_* environment fallbacks), owns
-//  SIGINT/SIGTERM (they stop the worker; a second one during shutdown kills the process), runs
-//  the library's worker loop and cleans up the children. It never asserts on argv or the
+//  main.c - zmesh-worker: serves one service through a zmesh broker, or runs one pipeline stage
+//  (--pipeline), with the built-in echo handler or an --exec program. It parses flags (with
+//  ZMESH_* environment fallbacks), owns SIGINT/SIGTERM (they stop the worker; a second one
+//  during shutdown kills the process), runs the library's worker loop or the stage and cleans
+//  up the children. It never asserts on argv or the
 //  environment: a bad value is a usage message and exit code 2.
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 
 #include "echo.h"
 #include "exec.h"
+#include "stage.h"
 #include "zm_log.h"
 #include "zm_proto.h"
 #include "zmesh.h"
@@ -21,22 +23,36 @@
 //  Exit codes, as README.md gives them for all zmesh programs.
 enum { S_EXIT_OK = 0, S_EXIT_FAILED = 1, S_EXIT_USAGE = 2 };
 
+#define S_CREDIT_DEFAULT 10         //  --credit of a stage
+
 static const char s_usage[] =
     "usage: zmesh-worker --service NAME [--builtin echo | --exec CMD] [--threads N]\n"
     "                    [--idempotent] [--heartbeat-ms N] [--liveness N] [--broker EP]\n"
     "                    [--verbose]\n"
+    "       zmesh-worker --pipeline IN [--output OUT] [--builtin echo | --exec CMD]\n"
+    "                    [--threads N] [--credit N] [--heartbeat-ms N] [--liveness N]\n"
+    "                    [--broker EP] [--verbose]\n"
     "\n"
-    "Serves the service NAME through a zmesh broker.\n"
+    "Serves the service NAME through a zmesh broker, or runs a pipeline stage: takes each\n"
+    "message of the pipeline IN, runs it through the handler and pushes the result into\n"
+    "the pipeline OUT (or drops it without --output). A message is acknowledged only once\n"
+    "its result is held by the broker, so a stage that dies loses nothing.\n"
     "\n"
     "Options:\n"
     "  --service NAME     the service to serve (default: $ZMESH_SERVICE)\n"
+    "  --pipeline IN      run a stage consuming the pipeline IN instead (excludes --service)\n"
+    "  --output OUT       push each result into the pipeline OUT (--pipeline only)\n"
+    "  --credit N         messages each stage thread holds at once, 1..1000 (default 10)\n"
     "  --builtin echo     reply with the request, byte for byte (the default handler)\n"
     "  --exec CMD         run `/bin/sh -c CMD`, one child per request in progress, kept\n"
-    "                     running across requests; each request is written to its stdin\n"
-    "                     as one JSON line and its next stdout line (JSON) is the reply.\n"
-    "                     A child that exits or writes a line that is not JSON fails that\n"
-    "                     request and is restarted. Its stderr is ours.\n"
-    "  --threads N        requests handled at once, 1..1024 (default: $ZMESH_THREADS, else 1)\n"
+    "                     running across requests; each request (message) is written to\n"
+    "                     its stdin as one JSON line and its next stdout line (JSON) is the\n"
+    "                     reply (result). A child that exits or writes a line that is not\n"
+    "                     JSON fails that request and is restarted; a stage does not\n"
+    "                     acknowledge that message, which goes back to the pipeline. Its\n"
+    "                     stderr is ours.\n"
+    "  --threads N        requests handled at once, 1..1024 (default: $ZMESH_THREADS, else 1);\n"
+    "                     a stage runs one consumer and one child per thread\n"
     "  --idempotent       the service's calls may run again on another worker if this one\n"
     "                     dies holding them, instead of failing with \"worker lost\"\n"
     "                     (default: on if $ZMESH_IDEMPOTENT is 1, else off)\n"
@@ -48,16 +64,19 @@ static const char s_usage[] =
     "  --verbose          log every request\n"
     "  --help             show this help\n"
     "\n"
-    "SIGINT or SIGTERM stops the worker (exit 0). Exit codes: 0 stopped, 1 failed (for example\n"
-    "refused by the broker), 2 usage.\n";
+    "SIGINT or SIGTERM stops the worker (exit 0); a stage hands back what it holds. Exit\n"
+    "codes: 0 stopped, 1 failed (for example refused by the broker), 2 usage.\n";
 
 //  The command line, after the environment fallbacks. Strings are borrowed from argv or environ.
 typedef struct {
-    const char *service;        //  --service, else $ZMESH_SERVICE; NULL if neither
+    const char *service;        //  --service, else $ZMESH_SERVICE without --pipeline; or NULL
+    const char *pipeline;       //  --pipeline IN; NULL if not given
+    const char *output;         //  --output OUT; NULL if not given
     const char *broker;         //  --broker, else $ZMESH_BROKER, else the default endpoint
     const char *builtin;        //  --builtin NAME; NULL if not given
     const char *exec;           //  --exec CMD; NULL if not given
     int threads;                //  1..1024
+    int credit;                 //  --credit, 1..1000; 0 if not given
     int heartbeat_ms;           //  0: the library's default
     int liveness;               //  0: the library's default
     bool idempotent;            //  --idempotent, or $ZMESH_IDEMPOTENT=1
@@ -70,6 +89,7 @@ typedef struct {
 //  are removed.
 static zmesh_worker_t *volatile s_worker;
 static zw_exec_t *volatile s_exec;
+static zw_stage_t *volatile s_stage;
 static volatile sig_atomic_t s_signal;      //  the signal that stopped us; 0 if none
 
 static void
@@ -106,6 +126,14 @@ s_apply(s_args_t *args, const char *name, const char *value)
 {
     if (strcmp(name, "--service") == 0)
         args->service = value;
+    else if (strcmp(name, "--pipeline") == 0)
+        args->pipeline = value;
+    else if (strcmp(name, "--output") == 0)
+        args->output = value;
+    else if (strcmp(name, "--credit") == 0) {
+        if (!s_parse_int(value, 1, 1000, &args->credit))
+            s_set_error(args, "--credit wants 1..1000, not '%s'", value);
+    }
     else if (strcmp(name, "--broker") == 0 && value[0] == '\0')
         s_set_error(args, "option %s needs a non-empty endpoint", name);
     else if (strcmp(name, "--broker") == 0)
@@ -129,8 +157,9 @@ s_apply(s_args_t *args, const char *name, const char *value)
 static bool
 s_takes_value(const char *name)
 {
-    static const char *names[] = {"--service", "--broker",       "--builtin", "--exec",
-                                  "--threads", "--heartbeat-ms", "--liveness"};
+    static const char *names[] = {"--service",  "--pipeline", "--output",       "--credit",
+                                  "--broker",   "--builtin",  "--exec",         "--threads",
+                                  "--heartbeat-ms", "--liveness"};
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++) {
         if (strcmp(name, names[index]) == 0)
             return true;
@@ -174,6 +203,22 @@ s_parse_args(int argc, char **argv, s_args_t *args)
     }
 }
 
+//  Checks the options of a stage (--pipeline).
+static void
+s_check_stage_args(s_args_t *args)
+{
+    if (args->service)
+        s_set_error(args, "%s", "--service and --pipeline exclude each other");
+    if (args->idempotent)
+        s_set_error(args, "%s", "--idempotent is for a service, not a stage");
+    if (!s_service_valid(args->pipeline))
+        s_set_error(args, "bad pipeline name '%s' (1 to 255 printable ASCII bytes, no space, "
+                          "not starting with zmesh.)", args->pipeline);
+    if (args->output && !s_service_valid(args->output))
+        s_set_error(args, "bad pipeline name '%s' (1 to 255 printable ASCII bytes, no space, "
+                          "not starting with zmesh.)", args->output);
+}
+
 //  Fills in the environment fallbacks and checks what only the whole command line can tell.
 static void
 s_check_args(s_args_t *args)
@@ -185,17 +230,25 @@ s_check_args(s_args_t *args)
     if (args->threads == 0)
         args->threads = 1;
     const char *idempotent = getenv("ZMESH_IDEMPOTENT");
-    if (!args->idempotent && idempotent && idempotent[0] && strcmp(idempotent, "0") != 0) {
+    bool worker = !args->pipeline;  //  a stage has no calls: the setting is not for it
+    if (!args->idempotent && worker && idempotent && idempotent[0]
+        && strcmp(idempotent, "0") != 0) {
         if (strcmp(idempotent, "1") == 0)
             args->idempotent = true;
         else
             s_set_error(args, "ZMESH_IDEMPOTENT wants 0 or 1, not '%s'", idempotent);
     }
-    if (!args->service)
-        s_set_error(args, "%s", "missing --service NAME (or ZMESH_SERVICE)");
+    if (args->pipeline)
+        s_check_stage_args(args);
+    else if (!args->service)
+        s_set_error(args, "%s", "missing --service NAME (or ZMESH_SERVICE) or --pipeline IN");
     else if (!s_service_valid(args->service))
         s_set_error(args, "bad service name '%s' (1 to 255 printable ASCII bytes, no space, "
                           "not starting with zmesh.)", args->service);
+    if (!args->pipeline && args->output)
+        s_set_error(args, "%s", "--output is for a stage: it needs --pipeline");
+    if (!args->pipeline && args->credit)
+        s_set_error(args, "%s", "--credit is for a stage: it needs --pipeline");
     if (args->builtin && args->exec)
         s_set_error(args, "%s", "--builtin and --exec exclude each other");
     if (args->builtin && strcmp(args->builtin, "echo") != 0)
@@ -219,6 +272,8 @@ s_on_signal(int signal_number)
         zw_exec_stop(s_exec);
     if (s_worker)
         zmesh_worker_stop(s_worker);
+    if (s_stage)
+        zw_stage_stop(s_stage);
     errno = saved_errno;
 }
 
@@ -333,6 +388,50 @@ s_serve(const s_args_t *args)
     return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
 }
 
+//  Runs a pipeline stage until stopped, and cleans up. Returns the exit code.
+static int
+s_run_stage(const s_args_t *args)
+{
+    zw_exec_t *bridge = args->exec ? zw_exec_new(args->exec) : NULL;
+    s_dispatch_t dispatch = {bridge ? zw_exec_handler : zw_echo_handler, bridge};
+    zw_stage_config_t config = {
+        .broker = args->broker,
+        .input = args->pipeline,
+        .output = args->output,
+        .threads = args->threads,
+        .credit = args->credit ? args->credit : S_CREDIT_DEFAULT,
+        .heartbeat_ms = args->heartbeat_ms,
+        .liveness = args->liveness,
+    };
+    zw_stage_t *stage = zw_stage_new(&config, s_handle, &dispatch);
+    s_stage = stage;
+    s_exec = bridge;
+    s_handle_signals(s_on_signal);
+    char command[300] = "";
+    if (bridge)
+        s_quote(args->exec, command, sizeof command);
+    zm_log_info("zmesh-worker: started pipeline=%s output=%s threads=%d credit=%d broker=%s "
+                "handler=%s%s%s", args->pipeline, args->output ? args->output : "(none)",
+                args->threads, config.credit, args->broker, bridge ? "exec" : "echo",
+                bridge ? " command=" : "", command);
+    int rc = zw_stage_run(stage);
+    s_handle_signals(SIG_DFL);      //  from here on, a signal ends the cleanup at once
+    s_stage = NULL;
+    s_exec = NULL;
+    char detail[300];
+    if (rc == ZMESH_OK)
+        zm_log_info("zmesh-worker: stopped pipeline=%s by=%s", args->pipeline,
+                    s_signal == SIGINT ? "SIGINT" : s_signal == SIGTERM ? "SIGTERM" : "stop");
+    else
+        zm_log_error("zmesh-worker: failed pipeline=%s broker=%s error=%s", args->pipeline,
+                     args->broker, s_quote(zw_stage_error(stage), detail, sizeof detail));
+    zw_stage_destroy(&stage);       //  every lane has ended: no handler runs any more
+    zw_exec_destroy(&bridge);
+    if (rc == ZMESH_EINVAL)
+        return S_EXIT_USAGE;        //  the library could not use --broker
+    return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -345,9 +444,9 @@ main(int argc, char **argv)
     const char *env_service = getenv("ZMESH_SERVICE");
     if (env_broker && env_broker[0])
         args.broker = env_broker;
-    if (env_service && env_service[0])
-        args.service = env_service;
     s_parse_args(argc, argv, &args);
+    if (!args.service && !args.pipeline && env_service && env_service[0])
+        args.service = env_service;     //  a fallback for a service worker, not for a stage
     if (args.help) {
         fputs(s_usage, stdout);
         return S_EXIT_OK;
@@ -362,5 +461,5 @@ main(int argc, char **argv)
     zm_log_init("zmesh-worker", args.verbose);  //  runs zsys_init, the one reader of it
     if (!sighandler_set)
         unsetenv("ZSYS_SIGHANDLER");    //  not for our --exec children to inherit
-    return s_serve(&args);
+    return args.pipeline ? s_run_stage(&args) : s_serve(&args);
 }

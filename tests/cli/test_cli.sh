@@ -4,7 +4,9 @@
 #  `zmesh status` print and their exit codes, the usage errors of both programs, and that a
 #  worker stops cleanly on SIGTERM and takes its child with it; also the failure-handling
 #  options (`zmesh call --retries`, `zmesh-worker --idempotent` as zmesh status shows it, broker
-#  lists, "no broker reachable"). Everything it starts is killed and the directory removed on
+#  lists, "no broker reachable"), and pipelines: `zmesh push` (JSON lines, --raw, the send
+#  modes, bad input), `zmesh pull` (--count, --timeout, --meta, SIGTERM), their pipelines in
+#  `zmesh status`, and `zmesh-worker --pipeline` stages (a command that dies, no --output). Everything it starts is killed and the directory removed on
 #  exit, whatever happens.
 #  Usage: test_cli.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
@@ -126,7 +128,8 @@ for line in iter(sys.stdin.readline, ""):
     print(json.dumps({"got": json.loads(line)}), flush=True)
 EOF
 
-"$broker_bin" --bind "$endpoint" --grace-ms 300 2>"$tmp/broker.log" &
+"$broker_bin" --bind "$endpoint" --push-bind "ipc://$tmp/push.ipc" --grace-ms 300 \
+    2>"$tmp/broker.log" &
 pids+=($!)
 "$worker_bin" --service echo --threads 2 2>"$tmp/echo.log" &
 pids+=($!)
@@ -233,6 +236,159 @@ assert isinstance(status["counters"]["calls"], int)'
 checks=$((checks + 1))
 
 #  ---------------------------------------------------------------------------------------
+#  Pipelines: zmesh push, zmesh pull, zmesh status, zmesh-worker --pipeline.
+seq 1 1000 >"$tmp/seq.in"
+run --stdin "$tmp/seq.in" "$zmesh_bin" push p --timeout 10000
+expect "seq 1 1000 | zmesh push p" 0 ''
+run "$zmesh_bin" status
+expect "status with a pipeline" 0
+expect_in "the status table has a pipelines table" "$tmp/out" "PIPELINES"
+expect_in "the pipelines table has its columns" "$tmp/out" "REDELIVERED"
+grep -Eq '^  p +1000 ' "$tmp/out" || fail "status shows no row 'p' with 1000 queued: $out"
+checks=$((checks + 1))
+run "$zmesh_bin" status --json
+expect "status --json with a pipeline" 0
+pipeline_check='
+import json, sys
+p = json.load(open(sys.argv[1]))["pipelines"]["p"]
+assert p["queued"] == 1000 and p["in_flight"] == 0 and p["consumers"] == 0, p
+for key in ("delivered", "acked", "redelivered", "credit", "free_credit",
+            "waiting_producers", "refused_full"):
+    assert isinstance(p[key], int), key
+assert p["drops"] == {"poison": 0, "push_malformed": 0}, p["drops"]'
+"$python" -c "$pipeline_check" "$tmp/out" 2>"$tmp/py.err" ||
+    fail "status --json lacks pipeline p with 1000 queued: $out $(cat "$tmp/py.err")"
+checks=$((checks + 1))
+run "$zmesh_bin" pull p --count 1000 --timeout 10000
+expect "zmesh pull p --count 1000 prints 1 to 1000 in order" 0 "$(seq 1 1000)"
+run "$zmesh_bin" pull p --count 1 --timeout 300
+expect "pull --count with --timeout on an empty pipeline exits 3" 3 ''
+expect_in "the timeout says so" "$tmp/err" "timed out"
+
+printf '1\n\n"two"\n{bad\n4\n' >"$tmp/badline.in"
+run --stdin "$tmp/badline.in" "$zmesh_bin" push pb
+expect "push stops at a bad JSON line with exit 2" 2 ''
+expect_in "the bad line is named by its number" "$tmp/err" "line 4"
+run "$zmesh_bin" pull pb --count 2 --timeout 10000
+expect "the lines before the bad one were pushed" 0 $'1\n"two"'
+run "$zmesh_bin" pull pb --count 1 --timeout 300
+expect "the line after the bad one was not" 3 ''
+
+"$python" -c '
+import msgpack, sys
+out = sys.stdout.buffer
+for value in ({"a": [1, 2]}, b"\x00\xff", "s", list(range(20))):
+    out.write(msgpack.packb(value, use_bin_type=True))' >"$tmp/raw.in"
+run --stdin "$tmp/raw.in" "$zmesh_bin" push pr --raw
+expect "push --raw of four objects" 0 ''
+run "$zmesh_bin" pull pr --count 4 --timeout 10000
+expect "pull prints them, bin as \$bin" 0 \
+    $'{"a":[1,2]}\n{"$bin":"AP8="}\n"s"\n'"$(seq -s, 0 19 | sed 's/.*/[&]/')"
+printf '\x01\x92\x02' >"$tmp/cut.in"
+run --stdin "$tmp/cut.in" "$zmesh_bin" push pr --raw
+expect "push --raw with a cut-off last object exits 2" 2 ''
+expect_in "it says which object and where" "$tmp/err" "object 2 at byte 1: cut off"
+printf '\x07\xc1' >"$tmp/notpack.in"
+run --stdin "$tmp/notpack.in" "$zmesh_bin" push pr --raw
+expect "push --raw of bytes that are not MessagePack exits 2" 2 ''
+expect_in "it says so" "$tmp/err" "not MessagePack"
+run "$zmesh_bin" pull pr --count 2 --timeout 10000
+expect "the whole objects before them were pushed" 0 $'1\n7'
+
+"$zmesh_bin" pull pm --count 3 --timeout 10000 >"$tmp/pm.out" 2>"$tmp/pm.err" &
+puller=$!
+printf '"a"\n"b"\n"c"\n' >"$tmp/abc.in"
+run --stdin "$tmp/abc.in" "$zmesh_bin" push pm --mode processed --timeout 10000
+expect "push --mode processed, a consumer running" 0 ''
+set +e
+wait "$puller"
+rc=$?
+set -e
+out=$(cat "$tmp/pm.out") err=$(cat "$tmp/pm.err")
+cp "$tmp/pm.out" "$tmp/out"
+expect "the consumer got the three processed messages" 0 $'"a"\n"b"\n"c"'
+run --stdin "$tmp/abc.in" "$zmesh_bin" push pm --mode accepted --window 1
+expect "push --mode accepted" 0 ''
+run "$zmesh_bin" pull pm --count 1 --meta --timeout 10000
+expect "pull --meta" 0
+expect_in "pull --meta shows a first delivery" "$tmp/out" \
+    '"attempt":1,"redelivered":false,"body":"a"}'
+run "$zmesh_bin" pull pm --count 2 --timeout 10000
+expect "the messages after it" 0 $'"b"\n"c"'
+
+#  A stage whose command dies on one message (once): that message is not acknowledged, goes
+#  back to the pipeline and comes out once the restarted command handles it.
+cat >"$tmp/stage.py" <<'EOF'
+import json, os, sys
+for line in iter(sys.stdin.readline, ""):
+    value = json.loads(line)
+    if value == {"die": True} and not os.path.exists(sys.argv[1]):
+        open(sys.argv[1], "w").close()
+        sys.exit(3)
+    print(json.dumps({"got": value}), flush=True)
+EOF
+"$worker_bin" --pipeline sin --output sout --exec "$python -u $tmp/stage.py $tmp/died" \
+    2>"$tmp/stage.log" &
+pids+=($!)
+printf '1\n{"die":true}\n3\n' >"$tmp/stage.in"
+run --stdin "$tmp/stage.in" "$zmesh_bin" push sin
+expect "push into a stage's input" 0 ''
+run "$zmesh_bin" pull sout --count 3 --timeout 15000
+expect "the stage's output" 0
+sort "$tmp/out" >"$tmp/sorted.out"
+printf '%s\n' '{"got":1}' '{"got":3}' '{"got":{"die":true}}' | sort | cmp -s - "$tmp/sorted.out" ||
+    fail "stage output: '$out', wanted the three messages wrapped"
+checks=$((checks + 1))
+expect_in "the stage logs the message it could not handle" "$tmp/stage.log" \
+    "goes back to the pipeline"
+expect_count "the stage's command was restarted" "$tmp/stage.log" "child started" 2
+
+#  A stage without --output acknowledges what its command answered; SIGTERM stops it (exit 0).
+"$worker_bin" --pipeline sink --exec cat 2>"$tmp/sink.log" &
+sink_pid=$!
+pids+=($sink_pid)
+run --stdin "$tmp/abc.in" "$zmesh_bin" push sink --mode processed --timeout 10000
+expect "push --mode processed into a stage without --output" 0 ''
+kill -TERM "$sink_pid"
+wait_stopped "$sink_pid" 5 || fail "the sink stage still runs 5 s after SIGTERM"
+set +e
+wait "$sink_pid"
+rc=$?
+set -e
+out="" err=""
+expect "the sink stage exits 0 on SIGTERM" 0
+expect_in "it logs its stop" "$tmp/sink.log" "stopped pipeline=sink"
+
+#  zmesh pull leaves cleanly on SIGTERM: the broker counts no consumer at once (DISCONNECT).
+consumers_of() {
+    "$zmesh_bin" status --json --timeout 2000 2>/dev/null | "$python" -c '
+import json, sys
+print(json.load(sys.stdin)["pipelines"].get(sys.argv[1], {}).get("consumers", 0))' "$1"
+}
+"$zmesh_bin" pull idle >/dev/null 2>"$tmp/idle.err" &
+idle_pid=$!
+pids+=($idle_pid)
+deadline=$(($(now_ns) + 10000000000))
+until [ "$(consumers_of idle)" = 1 ]; do
+    (($(now_ns) < deadline)) || fail "zmesh pull idle did not register within 10 s"
+    sleep 0.05
+done
+kill -TERM "$idle_pid"
+wait_stopped "$idle_pid" 5 || fail "zmesh pull still runs 5 s after SIGTERM"
+set +e
+wait "$idle_pid"
+rc=$?
+set -e
+out="" err=$(cat "$tmp/idle.err")
+expect "zmesh pull exits 0 on SIGTERM" 0
+deadline=$(($(now_ns) + 2000000000))
+until [ "$(consumers_of idle)" = 0 ]; do
+    (($(now_ns) < deadline)) || fail "the broker still counts the stopped consumer after 2 s"
+    sleep 0.05
+done
+checks=$((checks + 1))
+
+#  ---------------------------------------------------------------------------------------
 #  Failure handling: --retries, broker lists, --idempotent.
 run "$zmesh_bin" call echo '{"r":1}' --retries 2
 expect "call --retries 2" 0 '{"r":1}'
@@ -305,6 +461,22 @@ for args in "" "call" "bogus" "--bogus status" "status extra" "call echo 1 --jso
 done
 run "$zmesh_bin" call "bad name" 1
 expect "zmesh call with a service name holding a space is a usage error" 2 ''
+for args in "push" "pull" "push zmesh.status" "pull a b" "push p --mode bogus" \
+    "push p --window 0" "pull p --count 0" "pull p --credit 1001" "pull p --raw" \
+    "push p --meta" "push p --count 1" "status --raw" "call echo 1 --mode queued"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args is a usage error" 2 ''
+done
+expect_in "an option of another command says whose it is" "$tmp/err" "--mode is for push only"
+run "$zmesh_bin" push "bad name"
+expect "zmesh push with a pipeline name holding a space is a usage error" 2 ''
+for args in "push --help" "pull --help"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args" 0
+    expect_in "zmesh $args prints usage" "$tmp/out" "usage: zmesh ${words[0]} PIPELINE"
+done
 for args in "" "--service" "--service echo --threads 0" "--service echo --threads 5x" \
     "--service echo --heartbeat-ms 50" "--service echo --builtin kv" "--service echo extra" \
     "--service zmesh.status" "--service echo --idempotent=1" "--service echo --idempotent yes"; do
@@ -312,6 +484,14 @@ for args in "" "--service" "--service echo --threads 0" "--service echo --thread
     run "$worker_bin" "${words[@]}"
     expect "zmesh-worker $args is a usage error" 2
 done
+for args in "--service echo --pipeline p" "--service echo --output o" "--pipeline p --credit 0" \
+    "--pipeline zmesh.p" "--pipeline p --idempotent" "--service echo --credit 5" \
+    "--pipeline p --output zmesh.o"; do
+    read -ra words <<<"$args"
+    run "$worker_bin" "${words[@]}"
+    expect "zmesh-worker $args is a usage error" 2
+done
+expect_in "--service and --pipeline exclude each other" "$tmp/err" "--pipeline"
 run env ZMESH_IDEMPOTENT=yes "$worker_bin" --service echo
 expect "zmesh-worker with ZMESH_IDEMPOTENT=yes is a usage error" 2
 expect_in "the error names ZMESH_IDEMPOTENT" "$tmp/err" "ZMESH_IDEMPOTENT wants 0 or 1"
@@ -322,6 +502,8 @@ expect_in "zmesh-worker --help documents --idempotent" "$tmp/out" "--idempotent"
 expect_in "zmesh-worker --help says calls may run again" "$tmp/out" "run again on another worker"
 expect_in "zmesh-worker --help allows a list of brokers" "$tmp/out" \
     "comma-separated list of brokers"
+expect_in "zmesh-worker --help documents --pipeline" "$tmp/out" "--pipeline IN"
+expect_in "zmesh-worker --help documents --output" "$tmp/out" "--output OUT"
 
 #  ---------------------------------------------------------------------------------------
 #  A worker stops on SIGTERM with exit 0 and takes its --exec child with it.
