@@ -25,6 +25,7 @@
 #define S_BACKOFF_MIN 100       //  ms before a new socket after a lost connection
 #define S_BACKOFF_MAX 2000
 #define S_READ_BATCH 4096       //  answers read per pump, so sending is never starved
+#define S_SEND_CHECK 256        //  messages sent between two looks at the monitor
 
 struct zmesh_producer {
     zm_endpoints_t *endpoints;  //  owned: the brokers, tried in turn
@@ -41,6 +42,7 @@ struct zmesh_producer {
     int64_t open_at;            //  ms: when sock is NULL, when to open the next one
     int backoff;                //  ms: wait before the next socket after a loss
     bool refused;               //  REFUSE 503: wait for RESUME or the next probe
+    bool connected;             //  the connection in use came up (monitor)
     int wait_mode;              //  the mode a blocking send waits for
     char error[ZM_REASON_MAX + 64];
 };
@@ -134,8 +136,10 @@ s_open(zmesh_producer_t *self, int64_t now)
     char name[96];
     snprintf(name, sizeof name, "inproc://zmesh-producer-%p-%u", (void *) self,
              self->connection);
-    if (self->sock && zmq_socket_monitor(zsock_resolve(self->sock), name,
-                                         ZMQ_EVENT_DISCONNECTED) == 0) {
+    if (self->sock
+        && zmq_socket_monitor(zsock_resolve(self->sock), name,
+                              ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED)
+               == 0) {
         self->monitor = zsock_new(ZMQ_PAIR);
         assert(self->monitor);
         if (zsock_connect(self->monitor, "%s", name) != 0)
@@ -148,6 +152,7 @@ s_open(zmesh_producer_t *self, int64_t now)
         self->open_at = now + S_BACKOFF_MAX;
         return;
     }
+    self->connected = false;
     self->news_at = now;
     self->quiet_since = now;
     zm_log_debug("producer: connecting pipeline=%s broker=%s connection=%u", self->pipeline,
@@ -167,17 +172,41 @@ s_lose(zmesh_producer_t *self, const char *why, int backoff_ms)
     self->open_at = zclock_mono() + backoff_ms;
 }
 
-//  True if the monitor saw the connection drop.
+//  Reads the monitor's events; true if the connection dropped.
 static bool
 s_dropped(zmesh_producer_t *self)
 {
     bool dropped = false;
-    zmq_msg_t event;
-    zmq_msg_init(&event);
-    while (zmq_msg_recv(&event, zsock_resolve(self->monitor), ZMQ_DONTWAIT) >= 0)
-        dropped = true;                         //  only DISCONNECTED is subscribed
-    zmq_msg_close(&event);
+    bool first = true;                          //  the next frame starts an event
+    zmq_msg_t frame;
+    zmq_msg_init(&frame);
+    while (zmq_msg_recv(&frame, zsock_resolve(self->monitor), ZMQ_DONTWAIT) >= 0) {
+        uint16_t event = 0;
+        if (first && zmq_msg_size(&frame) >= sizeof event)
+            memcpy(&event, zmq_msg_data(&frame), sizeof event);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            self->connected = true;
+        else if (event == ZMQ_EVENT_DISCONNECTED)
+            dropped = true;
+        first = !zmq_msg_more(&frame);
+    }
+    zmq_msg_close(&frame);
     return dropped;
+}
+
+//  A loss that may repeat (the broker restarting, turning us away): the
+//  next socket waits, longer each time.
+static void
+s_lose_backoff(zmesh_producer_t *self, const char *why)
+{
+    s_lose(self, why, self->backoff);
+    self->backoff = self->backoff * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX : self->backoff * 2;
+}
+
+static void
+s_lose_dropped(zmesh_producer_t *self)
+{
+    s_lose_backoff(self, "disconnected");
 }
 
 static void
@@ -239,8 +268,13 @@ s_on_answer(zmesh_producer_t *self, zm_proto_t *answer, int64_t now)
         }
         break;
     case ZM_CMD_DISCONNECT:
-        s_lose(self, answer->reason, self->backoff);
-        self->backoff = self->backoff * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX : self->backoff * 2;
+        s_lose_backoff(self, answer->reason);
+        break;
+    case ZM_CMD_REPLY:
+        //  The broker judged a PUSH as a call it could not take: it does
+        //  not speak pipelines, or our header is wrong. Say so; resends go on.
+        zm_log_warning("producer: broker answered a PUSH with REPLY status=%u pipeline=%s",
+                       answer->status, self->pipeline);
         break;
     default:
         break;                                  //  nothing else is for a producer
@@ -257,8 +291,7 @@ s_read_answers(zmesh_producer_t *self)
     zm_proto_init(&answer);
     for (int i = 0; i < S_READ_BATCH && self->sock; i++) {
         if (s_dropped(self)) {
-            s_lose(self, "disconnected", self->backoff);
-            self->backoff = self->backoff * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX : self->backoff * 2;
+            s_lose_dropped(self);
             break;
         }
         if (!zm_dealer_recv(self->sock, &answer, "producer")) {
@@ -273,6 +306,9 @@ s_read_answers(zmesh_producer_t *self)
 }
 
 //  Sends the messages waiting, in order, as far as the socket takes them.
+//  The monitor is read every so often on the way: once the connection
+//  dropped, the rest must wait for the new one (libzmq reconnects after
+//  100 ms at the earliest, so a drop is seen before that can happen).
 static void
 s_send_waiting(zmesh_producer_t *self, int64_t now)
 {
@@ -281,7 +317,11 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
     uint64_t seq;
     uint32_t flags;
     zframe_t *body;
-    while (zm_window_peek(self->window, &seq, &flags, &body)) {
+    for (int sent = 0; zm_window_peek(self->window, &seq, &flags, &body); sent++) {
+        if (sent % S_SEND_CHECK == 0 && s_dropped(self)) {
+            s_lose_dropped(self);
+            return;
+        }
         zm_proto_t push;
         zm_proto_init(&push);
         push.cmd = ZM_CMD_PUSH;
@@ -299,14 +339,22 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
     }
 }
 
+//  How long the broker in use may stay silent while messages wait. Given
+//  a list, a broker that never came up costs a second, not three.
+static int64_t
+s_gone_ms(const zmesh_producer_t *self)
+{
+    return !self->connected && zm_endpoints_size(self->endpoints) > 1 ? S_RESEND_MS : S_GONE_MS;
+}
+
 //  The resend, probe and failover timers.
 static void
 s_on_clock(zmesh_producer_t *self, int64_t now)
 {
     if (!self->sock)
         return;
-    if (zm_window_unaccepted(self->window) > 0 && now - self->news_at >= S_GONE_MS) {
-        s_lose(self, "no answer from the broker", 0);
+    if (zm_window_unaccepted(self->window) > 0 && now - self->news_at >= s_gone_ms(self)) {
+        s_lose(self, self->connected ? "no answer from the broker" : "no connection", 0);
         return;
     }
     if ((self->refused || zm_window_in_flight(self->window))
@@ -343,7 +391,7 @@ s_next_timer(const zmesh_producer_t *self)
         return self->open_at;
     int64_t next = INT64_MAX;
     if (zm_window_unaccepted(self->window) > 0)
-        next = self->news_at + S_GONE_MS;
+        next = self->news_at + s_gone_ms(self);
     if ((self->refused || zm_window_in_flight(self->window))
         && self->quiet_since + S_RESEND_MS < next)
         next = self->quiet_since + S_RESEND_MS;
