@@ -47,7 +47,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [ "$rc" -ne 0 ]; then
-        for log in "$tmp"/*.log; do
+        for log in "$tmp"/*.log "$tmp"/work/*/*.log; do
             [ -s "$log" ] || continue
             echo "---- $(basename "$log") (tail)" >&2
             tail -n 40 "$log" >&2
