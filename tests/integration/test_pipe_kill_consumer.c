@@ -20,10 +20,10 @@
 
 #include <cmocka.h>
 
-#define S_COUNT 20000
+#define S_COUNT 40000
 #define S_CREDIT 8
 #define S_CREDIT_TEXT "8"
-#define S_KILL_AFTER 40               //  messages the victim has seen when it is killed
+#define S_KILL_AFTER 30               //  messages the victim has seen when it is killed
 #define S_RUN_MS 60000
 
 static const char *const s_pipeline = "jobs";
