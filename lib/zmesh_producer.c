@@ -21,7 +21,9 @@
 #include "zmesh.h"
 
 #define S_RESEND_MS 1000        //  no news this long: send again from the oldest
-#define S_GONE_MS 3000          //  no news this long with messages waiting: next broker
+#define S_UNANSWERED_MAX 2      //  resends without an answer before moving to the next broker
+#define S_CONNECT_MS 3000       //  a connection not up this long: open another
+#define S_CONNECT_LIST_MS 1000  //  the same, given a list of brokers to move through
 #define S_BACKOFF_MIN 100       //  ms before a new socket after a lost connection
 #define S_BACKOFF_MAX 2000
 #define S_READ_BATCH 4096       //  answers read per pump, so sending is never starved
@@ -37,7 +39,8 @@ struct zmesh_producer {
     zsock_t *sock;              //  owned DEALER, NULL between connections
     zsock_t *monitor;           //  owned PAIR: sock's DISCONNECTED events
     uint32_t connection;        //  counts the sockets opened
-    int64_t news_at;            //  ms: last answer, or when messages started to wait
+    int64_t opened_at;          //  ms: when sock was opened
+    int unanswered;             //  resends since the last answer
     int64_t quiet_since;        //  ms: last answer or resend, for the resend timer
     int64_t open_at;            //  ms: when sock is NULL, when to open the next one
     int backoff;                //  ms: wait before the next socket after a loss
@@ -153,8 +156,9 @@ s_open(zmesh_producer_t *self, int64_t now)
         return;
     }
     self->connected = false;
-    self->news_at = now;
+    self->opened_at = now;
     self->quiet_since = now;
+    self->unanswered = 0;
     zm_log_debug("producer: connecting pipeline=%s broker=%s connection=%u", self->pipeline,
                  endpoint, self->connection);
 }
@@ -212,8 +216,8 @@ s_lose_dropped(zmesh_producer_t *self)
 static void
 s_news(zmesh_producer_t *self, int64_t now)
 {
-    self->news_at = now;
     self->quiet_since = now;
+    self->unanswered = 0;
     self->backoff = S_BACKOFF_MIN;
 }
 
@@ -339,28 +343,36 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
     }
 }
 
-//  How long the broker in use may stay silent while messages wait. Given
-//  a list, a broker that never came up costs a second, not three.
+//  How long a connection may take to come up while messages wait. Given a
+//  list, a broker that is not there costs a second, not three.
 static int64_t
-s_gone_ms(const zmesh_producer_t *self)
+s_connect_ms(const zmesh_producer_t *self)
 {
-    return !self->connected && zm_endpoints_size(self->endpoints) > 1 ? S_RESEND_MS : S_GONE_MS;
+    return zm_endpoints_size(self->endpoints) > 1 ? S_CONNECT_LIST_MS : S_CONNECT_MS;
 }
 
-//  The resend, probe and failover timers.
+//  The resend, probe and failover timers. A broker is judged gone only by
+//  resends it left unanswered, never by time alone: while the application
+//  does not call send or flush, nothing is asked, and silence proves nothing.
 static void
 s_on_clock(zmesh_producer_t *self, int64_t now)
 {
     if (!self->sock)
         return;
-    if (zm_window_unaccepted(self->window) > 0 && now - self->news_at >= s_gone_ms(self)) {
-        s_lose(self, self->connected ? "no answer from the broker" : "no connection", 0);
+    if (!self->connected && zm_window_unaccepted(self->window) > 0
+        && now - self->opened_at >= s_connect_ms(self)) {
+        s_lose(self, "no connection", 0);
         return;
     }
     if ((self->refused || zm_window_in_flight(self->window))
         && now - self->quiet_since >= S_RESEND_MS) {
+        if (self->unanswered >= S_UNANSWERED_MAX) {
+            s_lose(self, "no answer from the broker", 0);
+            return;
+        }
         zm_log_debug("producer: sending again from the oldest pipeline=%s refused=%d",
                      self->pipeline, self->refused);
+        self->unanswered++;
         zm_window_rewind(self->window);
         self->refused = false;
         self->quiet_since = now;
@@ -390,8 +402,8 @@ s_next_timer(const zmesh_producer_t *self)
     if (!self->sock)
         return self->open_at;
     int64_t next = INT64_MAX;
-    if (zm_window_unaccepted(self->window) > 0)
-        next = self->news_at + s_gone_ms(self);
+    if (!self->connected && zm_window_unaccepted(self->window) > 0)
+        next = self->opened_at + s_connect_ms(self);
     if ((self->refused || zm_window_in_flight(self->window))
         && self->quiet_since + S_RESEND_MS < next)
         next = self->quiet_since + S_RESEND_MS;
@@ -512,8 +524,6 @@ zmesh_producer_send(zmesh_producer_t *self, const void *data, size_t size, int f
                      self->window_max);
         return rc == ZMESH_ETIMEDOUT ? ZMESH_EAGAIN : rc;
     }
-    if (zm_window_unaccepted(self->window) == 0)
-        self->news_at = zclock_mono();          //  the failover timer starts now
     zframe_t *body = zframe_new(data, size);
     uint64_t token = zm_window_add(self->window, &body, mode);
     if (flags & (ZMESH_ASYNC | ZMESH_DONTWAIT)) {
