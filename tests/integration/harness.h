@@ -19,7 +19,7 @@
 
 #define ZM_HARNESS_PROCS_MAX 32       //  processes per harness
 #define ZM_HARNESS_OBJECTS_MAX 32     //  adopted objects per harness
-#define ZM_HARNESS_COUNTERS_MAX 32    //  counters kept from one status reply
+#define ZM_HARNESS_COUNTERS_MAX 64    //  counters kept from one status reply
 #define ZM_HARNESS_START_MS 10000     //  how long a broker may take to print its endpoint
 #define ZM_HARNESS_STOP_MS 10000      //  SIGTERM to SIGKILL (ASan's leak check takes time)
 

@@ -45,8 +45,9 @@ s_start(zm_harness_t *harness, s_setup_t *setup)
     zm_pipe_path(harness, "victim.log", setup->victim_out, sizeof setup->victim_out);
     zm_pipe_path(harness, "survivor.log", setup->survivor_out, sizeof setup->survivor_out);
     const char *const slow[] = {"--credit", S_CREDIT_TEXT, "--slow-ms", "5", "--heartbeat-ms",
-                                "200", NULL};
-    const char *const fast[] = {"--credit", S_CREDIT_TEXT, "--heartbeat-ms", "200", NULL};
+                                "200", "--liveness", "5", NULL};
+    const char *const fast[] = {"--credit", S_CREDIT_TEXT, "--heartbeat-ms", "200",
+                                "--liveness", "5", NULL};
     setup->victim = zm_pipe_consumer(harness, setup->broker.endpoint, s_pipeline,
                                      setup->victim_out, slow);
     assert_non_null(setup->victim);
@@ -128,6 +129,12 @@ test_pipe_kill_consumer_processed_mode_loses_nothing(void **state)
     zm_pipe_status_t after;
     assert_int_equal(zm_pipe_status(setup.broker.endpoint, s_pipeline, &after), ZMESH_OK);
     zm_pipe_status_print(&after, "kill consumer: after");
+    uint64_t expired = zm_harness_counter(setup.broker.endpoint, "consumers_expired");
+    uint64_t unreachable = zm_harness_counter(setup.broker.endpoint, "consumers_unreachable");
+    printf("kill consumer: consumers expired %" PRIu64 ", unreachable %" PRIu64
+           " (more than 1 in all: a live one was taken for dead)\n",
+           expired, unreachable);
+    assert_true(expired + unreachable <= 1);
     assert_int_equal(after.consumers, 1);
     assert_true(after.redelivered >= again);
     assert_true(after.redelivered <= S_CREDIT);
