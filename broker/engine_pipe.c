@@ -132,6 +132,33 @@ s_refuse_full(zm_engine_t *self, zm_link_t *link, const char *reason)
     zm_pipeline_wait(link->pipeline, link);
 }
 
+//  RESUMEs every producer waiting on pipeline, once it is resumable: each
+//  gets an equal share of the free room as its grant, or no limit when the
+//  pipeline is empty (ZMP.md 16.4).
+static void
+s_resume_waiting(zm_engine_t *self, zm_pipeline_t *pipeline)
+{
+    size_t waiting = zlistx_size(pipeline->waiting);
+    if (waiting == 0 || !zm_pipeline_resumable(pipeline))
+        return;
+    uint32_t room = 0;                          //  empty: no limit
+    if (pipeline->held > 0) {
+        size_t share = (pipeline->max_held - pipeline->held) / waiting;
+        room = share == 0 ? 1 : share > UINT32_MAX ? UINT32_MAX : (uint32_t) share;
+    }
+    zm_link_t *link;
+    while ((link = zlistx_detach(pipeline->waiting, NULL))) {
+        link->waiting_handle = NULL;
+        link->grant = room;
+        zm_proto_t resume;
+        zm_proto_init(&resume);
+        resume.cmd = ZM_CMD_RESUME;
+        snprintf(resume.service, sizeof resume.service, "%s", pipeline->name);
+        resume.credit = room;
+        zm_engine_send(self, link->routing, &resume);
+    }
+}
+
 static void
 s_forget_link(zm_engine_t *self, zm_link_t *link)
 {
@@ -183,10 +210,7 @@ s_in_order(zm_engine_t *self, zm_link_t *link, uint64_t seq)
     if (!link->refused) {
         //  A gap nobody announced: have the producer go back to it.
         s_refuse_full(self, link, "messages are missing before this one: resend from here");
-        if (zm_pipeline_resumable(link->pipeline)) {
-            s_tell(self, link->routing, ZM_CMD_RESUME, link->pipeline->name, 0, 0, NULL);
-            zm_pipeline_unwait(link->pipeline, link);
-        }
+        s_resume_waiting(self, link->pipeline);
     }
     return false;
 }
@@ -231,13 +255,7 @@ s_room_freed(zm_engine_t *self, zm_pipeline_t *pipeline, int64_t now)
         self->counters.pushes_accepted++;
         self->parked_in = NULL;
     }
-    if (zlistx_size(pipeline->waiting) > 0 && zm_pipeline_resumable(pipeline)) {
-        zm_link_t *link;
-        while ((link = zlistx_detach(pipeline->waiting, NULL))) {
-            link->waiting_handle = NULL;
-            s_tell(self, link->routing, ZM_CMD_RESUME, pipeline->name, 0, 0, NULL);
-        }
-    }
+    s_resume_waiting(self, pipeline);
     s_deliver(self, pipeline, now);
 }
 
@@ -302,6 +320,10 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
     self->counters.pushes_accepted++;
     link->expected++;
     s_report(self, link, seq);
+    if (link->grant > 0 && --link->grant == 0) {
+        zm_pipeline_wait(pipeline, link);       //  its grant is used up: the next one
+        s_resume_waiting(self, pipeline);       //  comes as soon as there is room
+    }
     s_deliver(self, pipeline, now);
 }
 

@@ -58,7 +58,7 @@ bool
 zm_pipeline_resumable(const zm_pipeline_t *self)
 {
     assert(self);
-    return self->held <= self->max_held - self->max_held / 4
+    return self->held < self->max_held && self->held <= self->max_held - self->max_held / 4
            && self->held_bytes <= self->max_bytes - self->max_bytes / 4;
 }
 

@@ -29,7 +29,7 @@ static const s_shape_t s_shapes[] = {
     {ZM_CMD_PUSH, "PUSH", 5, 5, true},
     {ZM_CMD_ACCEPT, "ACCEPT", 4, 4, false},
     {ZM_CMD_REFUSE, "REFUSE", 5, 5, true},
-    {ZM_CMD_RESUME, "RESUME", 3, 3, false},
+    {ZM_CMD_RESUME, "RESUME", 4, 4, false},
     {ZM_CMD_DONE, "DONE", 5, 5, false},
     {ZM_CMD_CONSUME, "CONSUME", 6, 6, false},
     {ZM_CMD_DELIVER, "DELIVER", 5, 5, true},
@@ -193,7 +193,9 @@ s_decode_pipe(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_e
             return s_fail(error, ZM_STATUS_MALFORMED,
                           "credit, heartbeat or liveness out of range");
         return true;
-    default:            //  RESUME: the name only
+    default:            //  RESUME: the room
+        if (!s_read_u32(reader, 0, UINT32_MAX, &self->credit))
+            return s_fail(error, ZM_STATUS_MALFORMED, "room is not a 32-bit unsigned integer");
         return true;
     }
 }
@@ -398,7 +400,6 @@ s_field_count(const zm_proto_t *self)
     case ZM_CMD_HEARTBEAT:
         return 2;
     case ZM_CMD_RESUME:
-        return 3;
     case ZM_CMD_ACCEPT:
         return 4;
     case ZM_CMD_PUSH:
@@ -436,6 +437,7 @@ s_encode_pipe(const zm_proto_t *self, zm_writer_t *writer)
         zm_writer_uint(writer, self->attempt);
         return;
     case ZM_CMD_RESUME:
+        zm_writer_uint(writer, self->credit);
         return;
     default:            //  PUSH, ACCEPT, REFUSE, DONE: seq, then flags or status
         zm_writer_uint(writer, self->id);

@@ -92,7 +92,7 @@ PROTO = {
     "push-endpoint": frames(header("PUSH", "numbers", 0, 0), pack("no delimiter")),
     "accept": frames(b"", header("ACCEPT", "numbers", 2)),
     "refuse": frames(b"", header("REFUSE", "numbers", 3, 503), pack("pipeline is full")),
-    "resume": frames(b"", header("RESUME", "numbers")),
+    "resume": frames(b"", header("RESUME", "numbers", 256)),
     "done": frames(b"", header("DONE", "numbers", 2, 200)),
     "consume": frames(b"", header("CONSUME", "numbers", 10, 1000, 3)),
     "deliver": frames(b"", header("DELIVER", "numbers", 1, 2), pack(1)),

@@ -144,7 +144,7 @@ test_full_refuses_then_resumes(void **state)
     uint64_t id1 = s_expect_deliver(engine, "C", zt_fixint(1), 1);
     zt_expect_empty(engine);                    //  delivered is still held: no room yet
     s_ack1(engine, "C", id1, ZT_T0 + 2);
-    s_expect(engine, "P", ZM_CMD_RESUME);
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 1);   //  the room
     s_expect_deliver(engine, "C", zt_fixint(2), 1);
     zt_expect_empty(engine);
     s_push(engine, "P", 4, 0, zt_fixint(4), ZT_T0 + 3);   //  the resend, from the refused seq
@@ -154,6 +154,29 @@ test_full_refuses_then_resumes(void **state)
     zt_expect_empty(engine);
     ZT_COUNTERS(.pushes = 7, .pushes_accepted = 4, .refused_full = 2, .skipped_pushes = 1,
                 .deliveries = 2, .acks = 1);
+}
+
+static void
+test_grants_pace_a_refused_producer(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_fill(engine, 0);                          //  the bound is 3
+    s_push(engine, "P", 4, 0, zt_fixint(4), ZT_T0);
+    s_expect_refuse(engine, "P", 4, ZM_STATUS_BUSY);
+    s_consume(engine, "C", 1, ZT_T0);
+    uint64_t id = s_expect_deliver(engine, "C", zt_fixint(1), 1);
+    s_ack1(engine, "C", id, ZT_T0 + 1);         //  room for one: a grant of one
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 1);
+    id = s_expect_deliver(engine, "C", zt_fixint(2), 1);
+    zt_expect_empty(engine);
+    s_push(engine, "P", 4, 0, zt_fixint(4), ZT_T0 + 2);  //  uses the grant up
+    s_expect_accept(engine, "P", 4);
+    zt_expect_empty(engine);                    //  full: the next grant waits for room
+    s_ack1(engine, "C", id, ZT_T0 + 3);
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 1);
+    s_expect_deliver(engine, "C", zt_fixint(3), 1);
+    zt_expect_empty(engine);                    //  paced without a second refusal
+    ZT_COUNTERS(.pushes = 5, .pushes_accepted = 4, .refused_full = 1, .deliveries = 3, .acks = 2);
 }
 
 static void
@@ -179,7 +202,8 @@ test_unannounced_gap_sends_producer_back(void **state)
     s_push(engine, "P", 7, 0, zt_fixint(7), ZT_T0);       //  a link starts where it starts
     s_push(engine, "P", 9, 0, zt_fixint(9), ZT_T0);
     s_expect_refuse(engine, "P", 8, ZM_STATUS_BUSY);
-    s_expect(engine, "P", ZM_CMD_RESUME);       //  there is room: resend at once
+    //  There is room: resend at once, at most what fits (the bound is 3, 1 is held).
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 2);
     s_expect_accept(engine, "P", 7);
     zt_expect_empty(engine);
 }
@@ -444,6 +468,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_and_credit, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_full_refuses_then_resumes, zt_setup, zt_teardown),
+        cmocka_unit_test_setup_teardown(test_grants_pace_a_refused_producer, zt_setup,
+                                        zt_teardown),
         cmocka_unit_test_setup_teardown(test_resend_of_settled_is_accepted_again, zt_setup,
                                         zt_teardown),
         cmocka_unit_test_setup_teardown(test_unannounced_gap_sends_producer_back, zt_setup,

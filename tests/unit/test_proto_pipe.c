@@ -157,7 +157,7 @@ s_good(s_fixture_t *fx, zm_cmd_t cmd)
         bodies = 1;
         break;
     case ZM_CMD_RESUME:
-        s_header(fx, "RESUME", "s", "jobs");
+        s_header(fx, "RESUME", "su", "jobs", U(256));
         break;
     case ZM_CMD_DONE:
         s_header(fx, "DONE", "suu", "jobs", U(7), U(200));
@@ -262,9 +262,16 @@ test_proto_pipe_round_trips_producer_answers(void **state)
 
     fx->in.cmd = ZM_CMD_RESUME;
     strcpy(fx->in.service, "jobs.2");
+    fx->in.credit = UINT32_MAX;
     s_round_trip(fx, header);
     assert_string_equal(fx->self.service, "jobs.2");
-    assert_int_equal(fx->self.fields, 3);
+    assert_int_equal(fx->self.fields, 4);
+    assert_int_equal(fx->self.credit, UINT32_MAX);
+    fx->in.cmd = ZM_CMD_RESUME;
+    strcpy(fx->in.service, "jobs.2");
+    fx->in.credit = 0;                          //  0: no limit
+    s_round_trip(fx, header);
+    assert_int_equal(fx->self.credit, 0);
 
     const uint32_t statuses[] = {200, 502, 100, 999};
     for (size_t index = 0; index < COUNT(statuses); index++) {
@@ -556,7 +563,7 @@ test_proto_pipe_checks_pipeline_names(void **state)
         s_expect_400(fx, ZM_CMD_ACCEPT, 0, "accept name", false);
         s_header(fx, "REFUSE", "suu", bad[index], U(7), U(503));
         s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse name", false);
-        s_header(fx, "RESUME", "s", bad[index]);
+        s_header(fx, "RESUME", "su", bad[index], U(1));
         s_expect_400(fx, ZM_CMD_RESUME, 0, "resume name", false);
         s_header(fx, "DONE", "suu", bad[index], U(7), U(200));
         s_expect_400(fx, ZM_CMD_DONE, 0, "done name", false);
@@ -565,7 +572,7 @@ test_proto_pipe_checks_pipeline_names(void **state)
         s_header(fx, "DELIVER", "suu", bad[index], U(7), U(1));
         s_expect_400(fx, ZM_CMD_DELIVER, 1, "deliver name", false);
     }
-    s_header(fx, "RESUME", "u", U(7));
+    s_header(fx, "RESUME", "uu", U(7), U(1));
     s_expect_400(fx, ZM_CMD_RESUME, 0, "resume name as a uint", false);
     //  The longest valid name, and reserved names: policy is the broker's.
     fx->name[ZM_NAME_MAX] = '\0';
@@ -597,10 +604,10 @@ test_proto_pipe_rejects_wrong_field_counts(void **state)
     s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse without status", false);
     s_header(fx, "REFUSE", "suuu", "p", U(7), U(503), U(0));
     s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse with 6 fields", false);
-    s_header(fx, "RESUME", "");
-    s_expect_400(fx, ZM_CMD_RESUME, 0, "resume without a name", false);
-    s_header(fx, "RESUME", "su", "p", U(7));
-    s_expect_400(fx, ZM_CMD_RESUME, 0, "resume with 4 fields", false);
+    s_header(fx, "RESUME", "s", "p");
+    s_expect_400(fx, ZM_CMD_RESUME, 0, "resume without room", false);
+    s_header(fx, "RESUME", "suu", "p", U(7), U(0));
+    s_expect_400(fx, ZM_CMD_RESUME, 0, "resume with 5 fields", false);
     s_header(fx, "DONE", "su", "p", U(7));
     s_expect_400(fx, ZM_CMD_DONE, 0, "done without status", false);
     s_header(fx, "DONE", "suuu", "p", U(7), U(200), U(0));
