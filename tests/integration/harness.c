@@ -628,6 +628,10 @@ s_read_counters(const msgpack_object *counters, zm_status_t *status)
         return;
     for (uint32_t i = 0; i < counters->via.map.size; i++) {
         const msgpack_object *key = &counters->via.map.ptr[i].key;
+        if (key->type == MSGPACK_OBJECT_STR && status->counter_count == ZM_HARNESS_COUNTERS_MAX)
+            fprintf(stderr, "harness: status counter %.*s not kept: raise"
+                            " ZM_HARNESS_COUNTERS_MAX\n",
+                    (int) key->via.str.size, key->via.str.ptr);
         if (key->type != MSGPACK_OBJECT_STR || status->counter_count == ZM_HARNESS_COUNTERS_MAX)
             continue;
         size_t at = status->counter_count++;

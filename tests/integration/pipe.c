@@ -104,7 +104,9 @@ zm_pipe_producer_done(zm_proc_t *producer, int deadline_ms, char *result, size_t
     int status = -1;
     if (!zm_harness_reap(producer, left > 1000 ? (int) left : 1000, &status))
         return false;
-    return zm_harness_exited_ok(status);
+    char flushed[64];
+    snprintf(flushed, sizeof flushed, " flush=%s ", zmesh_strerror(ZMESH_OK));
+    return zm_harness_exited_ok(status) && strstr(result, flushed);
 }
 
 //  ---------------------------------------------------------------------

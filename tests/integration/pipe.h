@@ -49,8 +49,8 @@ zm_proc_t *zm_pipe_producer(zm_harness_t *harness, const char *endpoint, const c
                             long count, const char *const extra[]);
 
 //  Waits at most deadline_ms for a producer's result line and its exit;
-//  the line goes to result (cut to size). True if it exited 0, which means
-//  every send and the flush returned ZMESH_OK.
+//  the line goes to result (cut to size). True if it exited 0 and its flush
+//  returned ZMESH_OK, which means every send and the flush did.
 bool zm_pipe_producer_done(zm_proc_t *producer, int deadline_ms, char *result, size_t size);
 
 //  What zmesh.status says about one pipeline (ZMP.md 16.9), and the

@@ -4,8 +4,9 @@
 //  `produce` sends numbered messages 1..N (or FIRST..FIRST+N-1) into a
 //  pipeline with zmesh_producer in a chosen mode, flushes, and prints one
 //  line, "produced sent=N flush=TEXT pending=P error=TEXT", then exits 0 if
-//  the flush returned ZMESH_OK. A message is the msgpack uint n, or with
-//  --pad BYTES the map {"n": n, "pad": "xxx..."}.
+//  every send and the flush returned ZMESH_OK, 1 if not, 0 when stopped by
+//  SIGINT/SIGTERM. A message is the msgpack uint n, or with --pad BYTES the
+//  map {"n": n, "pad": "xxx..."}.
 //
 //  `consume` receives messages of a pipeline with zmesh_consumer and, for
 //  each, appends "ID ATTEMPT REDELIVERED N" to the --out file with one
@@ -123,6 +124,8 @@ s_produce(const s_args_t *args)
     zmesh_pack_destroy(&pack);
     free(pad);
     zmesh_producer_destroy(&producer);
+    if (s_stopping)
+        return 0;                     //  told to stop: the result line says how far it got
     return rc == ZMESH_OK && flushed == ZMESH_OK ? 0 : 1;
 }
 

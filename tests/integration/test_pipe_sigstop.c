@@ -48,6 +48,15 @@ s_expired(void *arg)
     return status.consumers == 1;
 }
 
+//  Teardown thaws the frozen consumer first (a stopped process cannot act
+//  on SIGTERM), whether or not an assert left the test early.
+static void
+s_thaw(void **proc_p)
+{
+    zm_harness_kill(*proc_p, SIGCONT);
+    *proc_p = NULL;                   //  the harness owns the process
+}
+
 typedef struct {
     zm_pipe_broker_t broker;
     char frozen_out[ZM_PIPE_PATH_MAX];
@@ -105,6 +114,7 @@ test_pipe_sigstop_frozen_consumer_holds_up_only_its_credit(void **state)
     zm_pipe_tail_init(&frozen_tail, setup.frozen_out);
     zm_pipe_tail_init(&other_tail, setup.other_out);
     assert_true(zm_pipe_wait_lines(&frozen_tail, S_STOP_AFTER, 20000));
+    zm_harness_adopt(harness, setup.frozen, s_thaw);
     zm_harness_kill(setup.frozen, SIGSTOP);
     int64_t stopped_at = zm_harness_now();
     size_t other_at_stop = zm_pipe_tail_lines(&other_tail);
