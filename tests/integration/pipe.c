@@ -426,6 +426,58 @@ zm_pipe_log_in_order(const zm_pipe_log_t *log, uint64_t first, size_t count, cha
     return true;
 }
 
+//  Judges one record of the stream; false (with why) if it breaks the order.
+static bool
+s_next_in_order(const zm_pipe_record_t *record, uint64_t total, uint8_t *seen, uint64_t *next_p,
+                size_t *skipped_p, char *why, size_t size)
+{
+    uint64_t n = record->number;
+    if (n == 0 || n > total) {
+        snprintf(why, size, "number %" PRIu64 " out of range", n);
+        return false;
+    }
+    if (seen[n] && record->attempt > 1) {
+        (*skipped_p)++;
+        return true;
+    }
+    if (seen[n] || n != *next_p) {
+        snprintf(why, size, "%" PRIu64 " (attempt %" PRIu32 ") where %" PRIu64 " was next", n,
+                 record->attempt, *next_p);
+        return false;
+    }
+    seen[n] = 1;
+    (*next_p)++;
+    return true;
+}
+
+bool
+zm_pipe_logs_in_order(const zm_pipe_log_t *const logs[], size_t log_count, uint64_t total,
+                      size_t *skipped_p, char *why, size_t size)
+{
+    assert(logs && skipped_p && why && size > 0);
+    uint8_t *seen = calloc(total + 1, 1);
+    assert(seen);
+    uint64_t next = 1;
+    *skipped_p = 0;
+    bool ok = true;
+    char detail[192] = "";
+    for (size_t j = 0; ok && j < log_count; j++)
+        for (size_t i = 0; ok && i < logs[j]->count; i++) {
+            ok = s_next_in_order(&logs[j]->records[i], total, seen, &next, skipped_p, detail,
+                                 sizeof detail);
+            if (!ok)
+                snprintf(why, size, "log %zu record %zu: %s", j, i, detail);
+        }
+    free(seen);
+    if (ok && next != total + 1) {
+        snprintf(why, size, "the stream ends before %" PRIu64, next);
+        ok = false;
+    }
+    if (ok)
+        snprintf(why, size, "in order, %zu redelivered skipped", *skipped_p);
+    return ok;
+}
+
 bool
 zm_pipe_log_has(const zm_pipe_log_t *log, uint64_t number)
 {

@@ -126,6 +126,14 @@ zm_pipe_log_t *zm_pipe_log_load(zm_harness_t *harness, const char *path);
 bool zm_pipe_log_in_order(const zm_pipe_log_t *log, uint64_t first, size_t count, char *why,
                           size_t size);
 
+//  True if the logs, read one after the other, hold 1..total in order once
+//  the redelivered records (attempt > 1) of numbers already read are
+//  skipped: what one consumer after another makes of a stream from one
+//  producer (ZMP.md 16.3). *skipped_p gets how many were skipped.
+//  Otherwise writes why.
+bool zm_pipe_logs_in_order(const zm_pipe_log_t *const logs[], size_t log_count, uint64_t total,
+                           size_t *skipped_p, char *why, size_t size);
+
 //  Sightings of the numbers 1..total over several consumers' logs.
 typedef struct {
     size_t records;                   //  lines in all logs
