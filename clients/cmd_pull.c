@@ -1,7 +1,8 @@
 //  cmd_pull.c - `zmesh pull PIPELINE`: consumes a pipeline and prints each message as one
 //  compact JSON line on stdout (with --meta, wrapped with its id and attempt). A message is
 //  acknowledged only after its line was written and flushed, so a message pull could not print
-//  (stdout closed, no JSON form) goes back to the pipeline when pull leaves, never lost.
+//  (stdout closed, no JSON form) goes back to the pipeline when pull leaves, never lost. The
+//  messages already received are printed together, flushed once, then acknowledged.
 //  SIGINT and SIGTERM end the loop; leaving destroys the consumer, which tells the broker
 //  (DISCONNECT) so the messages still held go to other consumers at once.
 #define _GNU_SOURCE                 //  asprintf
@@ -45,7 +46,7 @@ s_now_ms(void)
     return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-//  Prints one message as a JSON line and flushes it. Returns the exit code.
+//  Prints one message as a JSON line into stdout's buffer. Returns the exit code.
 static int
 s_print(const char *what, const zmesh_msg_t *msg, const zmesh_delivery_t *delivery, bool meta)
 {
@@ -65,54 +66,102 @@ s_print(const char *what, const zmesh_msg_t *msg, const zmesh_delivery_t *delive
     else
         written = printf("%s\n", body);
     free(body);
-    //  Flushed before the ack: once acknowledged, the message exists only in our output.
-    if (written < 0 || fflush(stdout) == EOF) {
+    if (written < 0) {
         fprintf(stderr, "zmesh: %s: cannot write to stdout: %s\n", what, strerror(errno));
         return ZM_CLI_EXIT_FAILED;
     }
     return ZM_CLI_EXIT_OK;
 }
 
-//  Receives, prints and acknowledges messages until --count, --timeout, a signal or a failure.
+//  The messages of one batch: printed, not yet flushed nor acknowledged.
+typedef struct {
+    uint64_t *ids;              //  owned: their ids, credit of them at most
+    int count;                  //  ids held
+} s_batch_t;
+
+//  Flushes stdout, then acknowledges the batch: once acknowledged, a message exists only in
+//  our output, so it must be written first. Returns the exit code.
 static int
-s_pull(const zm_cli_t *cli, const char *what, zmesh_consumer_t *consumer)
+s_settle(const char *what, zmesh_consumer_t *consumer, s_batch_t *batch)
 {
-    int received = 0;
-    int64_t last_at = s_now_ms();
-    while (!s_signal && (cli->count == 0 || received < cli->count)) {
-        int wait_ms = S_SLICE_MS;
-        if (cli->timeout_ms > 0) {
-            int64_t left = last_at + cli->timeout_ms - s_now_ms();
-            if (left <= 0) {
-                fprintf(stderr, "zmesh: %s: timed out: no message for %d ms (%d received, "
-                                "broker %s)\n", what, cli->timeout_ms, received, cli->broker);
-                return ZM_CLI_EXIT_TIMEOUT;
-            }
-            wait_ms = left < S_SLICE_MS ? (int) left : S_SLICE_MS;
-        }
+    if (fflush(stdout) == EOF) {
+        fprintf(stderr, "zmesh: %s: cannot write to stdout: %s\n", what, strerror(errno));
+        return ZM_CLI_EXIT_FAILED;  //  not acknowledged: they go back to the pipeline
+    }
+    for (int index = 0; index < batch->count; index++) {
+        int rc = zmesh_consumer_ack(consumer, batch->ids[index]);
+        if (rc != ZMESH_OK)
+            return zm_cli_fail(what, rc, "cannot acknowledge a message");
+    }
+    batch->count = 0;
+    return ZM_CLI_EXIT_OK;
+}
+
+//  Receives up to `room` messages, waiting wait_ms for the first and taking only those already
+//  there after it, and prints them. Returns the exit code; batch holds what was printed.
+static int
+s_take(const zm_cli_t *cli, const char *what, zmesh_consumer_t *consumer, int wait_ms,
+       int room, s_batch_t *batch)
+{
+    while (batch->count < room) {
         zmesh_msg_t *msg = NULL;
         zmesh_delivery_t delivery = {0};
-        int rc = zmesh_consumer_recv(consumer, wait_ms, &msg, &delivery);
+        int rc = zmesh_consumer_recv(consumer, batch->count == 0 ? wait_ms : 0, &msg, &delivery);
         if (rc == ZMESH_EAGAIN || (rc == ZMESH_ECLOSED && s_signal))
-            continue;
+            return ZM_CLI_EXIT_OK;
         if (rc != ZMESH_OK)
             return zm_cli_fail(what, rc, zmesh_consumer_error(consumer));
         int exit_code = s_print(what, msg, &delivery, cli->meta);
         zmesh_msg_destroy(&msg);
         if (exit_code != ZM_CLI_EXIT_OK)
             return exit_code;       //  not acknowledged: it goes back to the pipeline
-        rc = zmesh_consumer_ack(consumer, delivery.id);
-        if (rc != ZMESH_OK)
-            return zm_cli_fail(what, rc, "cannot acknowledge a message");
-        received++;
-        last_at = s_now_ms();
+        batch->ids[batch->count++] = delivery.id;
     }
-    if (s_signal && cli->count > 0 && received < cli->count) {
+    return ZM_CLI_EXIT_OK;
+}
+
+//  Receives, prints and acknowledges messages until --count, --timeout, a signal or a failure.
+//  Messages already received are printed together and flushed once: a write per message would
+//  cost more than the rest of the work.
+static int
+s_pull(const zm_cli_t *cli, const char *what, zmesh_consumer_t *consumer, int credit)
+{
+    s_batch_t batch = {.ids = calloc((size_t) credit, sizeof *batch.ids)};
+    if (!batch.ids)
+        abort();                    //  out of memory aborts, as zm_alloc does
+    int received = 0;
+    int exit_code = ZM_CLI_EXIT_OK;
+    int64_t last_at = s_now_ms();
+    while (exit_code == ZM_CLI_EXIT_OK && !s_signal
+           && (cli->count == 0 || received < cli->count)) {
+        int wait_ms = S_SLICE_MS;
+        if (cli->timeout_ms > 0) {
+            int64_t left = last_at + cli->timeout_ms - s_now_ms();
+            if (left <= 0) {
+                fprintf(stderr, "zmesh: %s: timed out: no message for %d ms (%d received, "
+                                "broker %s)\n", what, cli->timeout_ms, received, cli->broker);
+                exit_code = ZM_CLI_EXIT_TIMEOUT;
+                break;
+            }
+            wait_ms = left < S_SLICE_MS ? (int) left : S_SLICE_MS;
+        }
+        int room = cli->count > 0 && cli->count - received < credit ? cli->count - received
+                                                                     : credit;
+        exit_code = s_take(cli, what, consumer, wait_ms, room, &batch);
+        received += batch.count;
+        if (batch.count > 0)
+            last_at = s_now_ms();
+        //  What was printed before a failure is still flushed and acknowledged.
+        int settled = s_settle(what, consumer, &batch);
+        exit_code = exit_code != ZM_CLI_EXIT_OK ? exit_code : settled;
+    }
+    free(batch.ids);
+    if (exit_code == ZM_CLI_EXIT_OK && s_signal && cli->count > 0 && received < cli->count) {
         fprintf(stderr, "zmesh: %s: stopped by a signal after %d of %d messages\n", what,
                 received, cli->count);
         return ZM_CLI_EXIT_FAILED;
     }
-    return ZM_CLI_EXIT_OK;
+    return exit_code;
 }
 
 int
@@ -135,7 +184,7 @@ zm_cli_pull(const zm_cli_t *cli)
     int credit = cli->count > 0 && cli->count < cli->credit ? cli->count : cli->credit;
     zmesh_consumer_set_credit(consumer, credit);
     s_handle_signals(s_on_signal);
-    int exit_code = s_pull(cli, what, consumer);
+    int exit_code = s_pull(cli, what, consumer, credit);
     zmesh_consumer_destroy(&consumer);      //  DISCONNECT: what we hold goes back at once
     s_handle_signals(SIG_DFL);
     return exit_code;
