@@ -15,6 +15,9 @@
 #include "zm_msg.h"
 #include "zmesh.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #define S_BACKOFF_MIN 100       //  ms, first wait before registering again
 #define S_BACKOFF_MAX 5000      //  ms, cap of the exponential backoff
 #define S_DRAIN_BATCH 1024      //  messages read from one side per wake-up
@@ -330,6 +333,11 @@ s_msg_free(void **item_p)
 static void
 s_engine_main(zsock_t *pipe, void *args)
 {
+    //  Signals are for the application's thread: one taken here would not
+    //  interrupt its recv.
+    sigset_t signals;
+    sigfillset(&signals);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
     zmesh_consumer_t *consumer = args;
     s_engine_t self = {.consumer = consumer, .endpoints = consumer->endpoints, .pipe = pipe,
                        .backoff = S_BACKOFF_MIN};
@@ -449,8 +457,12 @@ zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **msg_p,
         int64_t now = zclock_mono();
         long wait = until == INT64_MAX ? -1 : until > now ? (long) (until - now) : 0;
         zmq_pollitem_t item = {zsock_resolve(self->engine), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&item, 1, wait) < 0 && errno != EINTR)
-            return ZMESH_ESYS;
+        if (zmq_poll(&item, 1, wait) < 0) {
+            //  A signal the application handles itself gives it control back.
+            if (errno != EINTR)
+                return ZMESH_ESYS;
+            return zsys_interrupted ? ZMESH_ECLOSED : ZMESH_EAGAIN;
+        }
         if (zsys_interrupted)
             return ZMESH_ECLOSED;
         if (item.revents & ZMQ_POLLIN) {

@@ -411,7 +411,8 @@ s_next_timer(const zmesh_producer_t *self)
 }
 
 //  Waits for socket events until the earlier of deadline and the next timer.
-static void
+//  False if a signal interrupted the wait.
+static bool
 s_poll(zmesh_producer_t *self, int64_t deadline)
 {
     int64_t until = s_next_timer(self);
@@ -428,16 +429,21 @@ s_poll(zmesh_producer_t *self, int64_t deadline)
          (short) (ZMQ_POLLIN | (waiting ? ZMQ_POLLOUT : 0)), 0},
         {self->monitor ? zsock_resolve(self->monitor) : NULL, 0, ZMQ_POLLIN, 0},
     };
+    int rc = 0;
     if (self->sock)
-        zmq_poll(items, 2, wait);
+        rc = zmq_poll(items, 2, wait);
     else if (wait != 0)
-        zmq_poll(NULL, 0, wait);                //  sleeps, and EINTR ends it
+        rc = zmq_poll(NULL, 0, wait);           //  sleeps, and EINTR ends it
+    return !(rc < 0 && errno == EINTR);
 }
 
 typedef bool(s_done_fn)(const zmesh_producer_t *self);
 
 //  Pumps until done(self) holds or deadline passes. Returns ZMESH_OK,
-//  ZMESH_ETIMEDOUT, or ZMESH_ECLOSED after SIGINT/SIGTERM.
+//  ZMESH_ETIMEDOUT, or ZMESH_ECLOSED after SIGINT/SIGTERM under CZMQ's
+//  signal handler. A signal that the application handles itself ends the
+//  wait early, as ZMESH_ETIMEDOUT, so that the application gets control
+//  back to look at its own flags: nothing is lost, the message is kept.
 static int
 s_wait(zmesh_producer_t *self, int64_t deadline, s_done_fn *done)
 {
@@ -447,9 +453,8 @@ s_wait(zmesh_producer_t *self, int64_t deadline, s_done_fn *done)
             return ZMESH_OK;
         if (zsys_interrupted)
             return ZMESH_ECLOSED;
-        if (zclock_mono() >= deadline)
-            return ZMESH_ETIMEDOUT;
-        s_poll(self, deadline);
+        if (zclock_mono() >= deadline || !s_poll(self, deadline))
+            return zsys_interrupted ? ZMESH_ECLOSED : ZMESH_ETIMEDOUT;
     }
 }
 
@@ -520,7 +525,7 @@ zmesh_producer_send(zmesh_producer_t *self, const void *data, size_t size, int f
     int rc = s_wait(self, deadline, s_has_room);
     if (rc != ZMESH_OK) {
         if (rc == ZMESH_ETIMEDOUT)
-            snprintf(self->error, sizeof self->error, "the window of %d messages stayed full",
+            snprintf(self->error, sizeof self->error, "no room came in the window of %d messages",
                      self->window_max);
         return rc == ZMESH_ETIMEDOUT ? ZMESH_EAGAIN : rc;
     }
