@@ -51,7 +51,7 @@ s_fail(s_push_t *self, int rc)
         snprintf(detail, sizeof detail, "%s%s(%s within %d ms, broker %s)", error,
                  error[0] ? " " : "",
                  rc == ZMESH_EAGAIN ? "the pipeline stayed full or no broker took messages"
-                                    : "not accepted",
+                                    : "not settled",
                  self->cli->timeout_ms, self->cli->broker);
     else
         snprintf(detail, sizeof detail, "%s", error);

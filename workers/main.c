@@ -388,6 +388,13 @@ s_serve(const s_args_t *args)
     return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
 }
 
+//  A stage's stop hook: children that do not answer are abandoned after a grace.
+static void
+s_exec_stop(void *arg)
+{
+    zw_exec_stop(arg);
+}
+
 //  Runs a pipeline stage until stopped, and cleans up. Returns the exit code.
 static int
 s_run_stage(const s_args_t *args)
@@ -402,6 +409,8 @@ s_run_stage(const s_args_t *args)
         .credit = args->credit ? args->credit : S_CREDIT_DEFAULT,
         .heartbeat_ms = args->heartbeat_ms,
         .liveness = args->liveness,
+        .stop = bridge ? s_exec_stop : NULL,
+        .stop_arg = bridge,
     };
     zw_stage_t *stage = zw_stage_new(&config, s_handle, &dispatch);
     s_stage = stage;

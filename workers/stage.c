@@ -98,6 +98,8 @@ zw_stage_stop(zw_stage_t *self)
 {
     assert(self);
     atomic_store(&self->stopping, 1);
+    if (self->config.stop)
+        self->config.stop(self->config.stop_arg);
 }
 
 const char *

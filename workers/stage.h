@@ -19,6 +19,8 @@ typedef struct {
     int credit;                 //  messages each consumer holds at once, 1..1000
     int heartbeat_ms;           //  0: the library's default
     int liveness;               //  0: the library's default
+    void (*stop)(void *arg);    //  may be NULL: tells the handler to give up (async-signal-safe)
+    void *stop_arg;             //  borrowed: its argument
 } zw_stage_config_t;
 
 //  Creates a stage that runs handler(arg) on each message. Connects nothing yet.
@@ -33,9 +35,10 @@ void zw_stage_destroy(zw_stage_t **self_p);
 //  ZMESH_EPROTO if the broker refused a consumer (zw_stage_error says why).
 int zw_stage_run(zw_stage_t *self);
 
-//  Asks a running stage to stop: each thread ends within a fraction of a second, except that a
-//  handler running is waited for (the --exec bridge bounds that by its own stop grace).
-//  Async-signal-safe.
+//  Asks a running stage to stop, and calls config.stop so that handlers running give up: each
+//  thread ends within a fraction of a second, or once its handler returned (the --exec bridge
+//  bounds that by its own stop grace). A fatal error stops the stage the same way.
+//  Async-signal-safe if config.stop is.
 void zw_stage_stop(zw_stage_t *self);
 
 //  Text of the fatal error zw_stage_run returned, borrowed; "" if none.
