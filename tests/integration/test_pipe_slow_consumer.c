@@ -5,7 +5,7 @@
 //  producer while the consumer was slow (back-pressure, not buffering), and
 //  the broker's resident memory must stay under a bound derived from its
 //  own baseline and its --max-queue: a broker that buffered what the
-//  producer offered would hold hundreds of MiB.
+//  producer offered would hold over 100 MiB of bodies alone.
 #include "harness.h"
 #include "pipe.h"
 #include "zmesh.h"
