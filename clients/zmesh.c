@@ -325,11 +325,11 @@ s_check_options(const zm_cli_t *cli, s_flags_t *flags)
 {
     for (size_t option = 0; option < S_OPTION_COUNT; option++) {
         const char *command = s_options[option].command;
-        if ((flags->given & (1u << option)) && command && strcmp(command, cli->command) != 0) {
+        if (!flags->error && (flags->given & (1u << option)) && command
+            && strcmp(command, cli->command) != 0) {
             snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
                      s_options[option].name, command);
-            if (!flags->error)
-                flags->error = s_error_buffer;
+            flags->error = s_error_buffer;
         }
     }
 }
