@@ -311,6 +311,7 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
         s_refuse_full(self, link, "the pipeline is full: resend from this seq after RESUME");
         return;
     }
+    bool probe = link->waiting_handle != NULL;  //  sent while waiting for RESUME
     link->refused = false;
     zm_pipeline_unwait(pipeline, link);
     zframe_t *producer = (command->flags & ZM_PUSH_DONE) ? zframe_dup(routing) : NULL;
@@ -320,9 +321,11 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
     self->counters.pushes_accepted++;
     link->expected++;
     s_report(self, link, seq);
-    if (link->grant > 0 && --link->grant == 0) {
-        zm_pipeline_wait(pipeline, link);       //  its grant is used up: the next one
-        s_resume_waiting(self, pipeline);       //  comes as soon as there is room
+    if (probe || (link->grant > 0 && --link->grant == 0)) {
+        //  Its grant is used up, or it probed (its RESUME may have been lost):
+        //  the next grant goes out as soon as there is room.
+        zm_pipeline_wait(pipeline, link);
+        s_resume_waiting(self, pipeline);
     }
     s_deliver(self, pipeline, now);
 }

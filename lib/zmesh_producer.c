@@ -45,6 +45,7 @@ struct zmesh_producer {
     int64_t open_at;            //  ms: when sock is NULL, when to open the next one
     int backoff;                //  ms: wait before the next socket after a loss
     bool refused;               //  REFUSE 503: wait for RESUME or the next probe
+    int64_t grant;              //  messages the last RESUME lets us send; -1: no limit
     bool connected;             //  the connection in use came up (monitor)
     int wait_mode;              //  the mode a blocking send waits for
     char error[ZM_REASON_MAX + 64];
@@ -65,6 +66,7 @@ zmesh_producer_new(const char *endpoint, const char *pipeline, int *err_p)
     self->window = zm_window_new();
     self->backoff = S_BACKOFF_MIN;
     self->open_at = zclock_mono();
+    self->grant = -1;
     return self;
 }
 
@@ -173,6 +175,7 @@ s_lose(zmesh_producer_t *self, const char *why, int backoff_ms)
     s_close(self);
     zm_window_renumber(self->window);
     self->refused = false;
+    self->grant = -1;                           //  a new link starts without a grant
     self->open_at = zclock_mono() + backoff_ms;
 }
 
@@ -260,8 +263,11 @@ s_on_answer(zmesh_producer_t *self, zm_proto_t *answer, int64_t now)
         break;
     case ZM_CMD_RESUME:
         if (ours) {
+            //  A grant of room messages, or none (0): the broker paces a
+            //  full pipeline's producers with grants (ZMP.md 16.4).
             zm_window_rewind(self->window);
             self->refused = false;
+            self->grant = answer->credit ? (int64_t) answer->credit : -1;
             s_news(self, now);
         }
         break;
@@ -321,7 +327,8 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
     uint64_t seq;
     uint32_t flags;
     zframe_t *body;
-    for (int sent = 0; zm_window_peek(self->window, &seq, &flags, &body); sent++) {
+    for (int sent = 0; self->grant != 0 && zm_window_peek(self->window, &seq, &flags, &body);
+         sent++) {
         if (sent % S_SEND_CHECK == 0 && s_dropped(self)) {
             s_lose_dropped(self);
             return;
@@ -340,7 +347,21 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
             break;
         }
         zm_window_sent(self->window);
+        if (self->grant > 0)
+            self->grant--;
     }
+}
+
+//  True while messages wait that only a RESUME, or a probe, lets out.
+static bool
+s_held_back(const zmesh_producer_t *self)
+{
+    if (self->refused)
+        return true;
+    uint64_t seq;
+    uint32_t flags;
+    zframe_t *body;
+    return self->grant == 0 && zm_window_peek(self->window, &seq, &flags, &body);
 }
 
 //  How long a connection may take to come up while messages wait. Given a
@@ -364,7 +385,7 @@ s_on_clock(zmesh_producer_t *self, int64_t now)
         s_lose(self, "no connection", 0);
         return;
     }
-    if ((self->refused || zm_window_in_flight(self->window))
+    if ((s_held_back(self) || zm_window_in_flight(self->window))
         && now - self->quiet_since >= S_RESEND_MS) {
         if (self->unanswered >= S_UNANSWERED_MAX) {
             s_lose(self, "no answer from the broker", 0);
@@ -373,6 +394,8 @@ s_on_clock(zmesh_producer_t *self, int64_t now)
         zm_log_debug("producer: sending again from the oldest pipeline=%s refused=%d",
                      self->pipeline, self->refused);
         self->unanswered++;
+        if (s_held_back(self))
+            self->grant = 1;                    //  a probe is one message
         zm_window_rewind(self->window);
         self->refused = false;
         self->quiet_since = now;
@@ -404,7 +427,7 @@ s_next_timer(const zmesh_producer_t *self)
     int64_t next = INT64_MAX;
     if (!self->connected && zm_window_unaccepted(self->window) > 0)
         next = self->opened_at + s_connect_ms(self);
-    if ((self->refused || zm_window_in_flight(self->window))
+    if ((s_held_back(self) || zm_window_in_flight(self->window))
         && self->quiet_since + S_RESEND_MS < next)
         next = self->quiet_since + S_RESEND_MS;
     return next;
@@ -423,7 +446,8 @@ s_poll(zmesh_producer_t *self, int64_t deadline)
     uint64_t seq;
     uint32_t flags;
     zframe_t *body;
-    bool waiting = !self->refused && zm_window_peek(self->window, &seq, &flags, &body);
+    bool waiting = !self->refused && self->grant != 0
+                   && zm_window_peek(self->window, &seq, &flags, &body);
     zmq_pollitem_t items[2] = {
         {self->sock ? zsock_resolve(self->sock) : NULL, 0,
          (short) (ZMQ_POLLIN | (waiting ? ZMQ_POLLOUT : 0)), 0},
