@@ -133,6 +133,9 @@ test_pipe_slow_consumer_in_order_and_bounded(void **state)
     printf("slow consumer: broker VmRSS peak %" PRIu64 " KiB (%" PRIu64 " while slow), %zu"
            " samples, bound %" PRIu64 " KiB\n",
            run.peak_kb, run.slow_peak_kb, run.samples, bound_kb);
+    zm_pipe_status_t status;
+    if (!done && zm_pipe_status(broker.endpoint, s_pipeline, &status) == ZMESH_OK)
+        zm_pipe_status_print(&status, "slow consumer: status when the run stopped");
     assert_false(run.broker_gone);
     assert_true(done);
     assert_true(produced);
@@ -145,7 +148,6 @@ test_pipe_slow_consumer_in_order_and_bounded(void **state)
     assert_true(in_order);
 
     bool settled = zm_pipe_wait_drained(broker.endpoint, s_pipeline, 10000);
-    zm_pipe_status_t status;
     assert_int_equal(zm_pipe_status(broker.endpoint, s_pipeline, &status), ZMESH_OK);
     zm_pipe_status_print(&status, "slow consumer: status");
     assert_true(settled);

@@ -36,9 +36,14 @@ wait_ended() {
 }
 
 #  Stops what the test started (TERM, then KILL after 10 s: ASan's leak
-#  check takes time), shows the logs if the test failed, removes the directory.
+#  check takes time); if the test failed, shows the broker's status first and
+#  the logs after; removes the directory.
 cleanup() {
     local rc=$? pid log
+    if [ "$rc" -ne 0 ] && [ -n "${zmesh_bin:-}" ]; then
+        echo "---- zmesh status --json at the failure" >&2
+        timeout 5 "$zmesh_bin" status --json --broker "$endpoint" >&2 2>/dev/null || true
+    fi
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
