@@ -133,28 +133,28 @@ s_refuse_full(zm_engine_t *self, zm_link_t *link, const char *reason)
 }
 
 //  RESUMEs every producer waiting on pipeline, once it is resumable: each
-//  gets an equal share of the free room as its grant, or no limit when the
-//  pipeline is empty (ZMP.md 16.4).
+//  is granted an equal share of the free room, as the last seq it may send,
+//  or no limit when the pipeline is empty (ZMP.md 16.4).
 static void
 s_resume_waiting(zm_engine_t *self, zm_pipeline_t *pipeline)
 {
     size_t waiting = zlistx_size(pipeline->waiting);
     if (waiting == 0 || !zm_pipeline_resumable(pipeline))
         return;
-    uint32_t room = 0;                          //  empty: no limit
-    if (pipeline->held > 0) {
-        size_t share = (pipeline->max_held - pipeline->held) / waiting;
-        room = share == 0 ? 1 : share > UINT32_MAX ? UINT32_MAX : (uint32_t) share;
-    }
+    size_t share = (pipeline->max_held - pipeline->held) / waiting;
+    if (share == 0)
+        share = 1;
     zm_link_t *link;
     while ((link = zlistx_detach(pipeline->waiting, NULL))) {
         link->waiting_handle = NULL;
-        link->grant = room;
+        //  Empty: no limit. A link that has not started yet has no seq to count from.
+        link->granted = pipeline->held == 0 || link->expected == 0
+                            ? 0 : link->expected + share - 1;
         zm_proto_t resume;
         zm_proto_init(&resume);
         resume.cmd = ZM_CMD_RESUME;
         snprintf(resume.service, sizeof resume.service, "%s", pipeline->name);
-        resume.credit = room;
+        resume.id = link->granted;
         zm_engine_send(self, link->routing, &resume);
     }
 }
@@ -321,7 +321,7 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
     self->counters.pushes_accepted++;
     link->expected++;
     s_report(self, link, seq);
-    if (probe || (link->grant > 0 && --link->grant == 0)) {
+    if (probe || (link->granted && seq >= link->granted)) {
         //  Its grant is used up, or it probed (its RESUME may have been lost):
         //  the next grant goes out as soon as there is room.
         zm_pipeline_wait(pipeline, link);

@@ -18,7 +18,7 @@ typedef struct zm_link {
     uint64_t report;            //  highest settled seq not yet reported; 0 = none
     void *report_handle;        //  its place in the engine's ACCEPT list, or NULL
     bool refused;               //  sent REFUSE 503 for `expected`: later seqs are skipped
-    uint32_t grant;             //  messages left of its last RESUME's room; 0 = no limit
+    uint64_t granted;           //  the last seq its last RESUME granted; 0 = no limit
     void *waiting_handle;       //  its place in pipeline->waiting (wants RESUME), or NULL
     int64_t last_heard;         //  ms
 } zm_link_t;

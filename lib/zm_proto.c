@@ -193,9 +193,9 @@ s_decode_pipe(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_e
             return s_fail(error, ZM_STATUS_MALFORMED,
                           "credit, heartbeat or liveness out of range");
         return true;
-    default:            //  RESUME: the room
-        if (!s_read_u32(reader, 0, UINT32_MAX, &self->credit))
-            return s_fail(error, ZM_STATUS_MALFORMED, "room is not a 32-bit unsigned integer");
+    default:            //  RESUME: the last seq granted
+        if (!zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "granted seq is not an unsigned integer");
         return true;
     }
 }
@@ -437,7 +437,7 @@ s_encode_pipe(const zm_proto_t *self, zm_writer_t *writer)
         zm_writer_uint(writer, self->attempt);
         return;
     case ZM_CMD_RESUME:
-        zm_writer_uint(writer, self->credit);
+        zm_writer_uint(writer, self->id);
         return;
     default:            //  PUSH, ACCEPT, REFUSE, DONE: seq, then flags or status
         zm_writer_uint(writer, self->id);

@@ -71,11 +71,12 @@ typedef struct {
     zm_cmd_t cmd;
     uint64_t id;                      //  CALL, REPLY: request id; REQUEST, worker REPLY: ticket;
                                       //  PUSH, ACCEPT, REFUSE, DONE: seq; DELIVER: message id;
+                                      //  RESUME: the last seq granted (0 = no limit);
                                       //  ACK: acks[0]
     uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE
     uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
     uint32_t slots;                   //  READY
-    uint32_t credit;                  //  CONSUME: credit; RESUME: room (0 = no limit)
+    uint32_t credit;                  //  CONSUME
     uint32_t heartbeat_ms;            //  READY, CONSUME
     uint32_t liveness;                //  READY, CONSUME
     uint32_t flags;                   //  CALL, READY (optional field; 0 when absent), PUSH

@@ -45,7 +45,7 @@ struct zmesh_producer {
     int64_t open_at;            //  ms: when sock is NULL, when to open the next one
     int backoff;                //  ms: wait before the next socket after a loss
     bool refused;               //  REFUSE 503: wait for RESUME or the next probe
-    int64_t grant;              //  messages the last RESUME lets us send; -1: no limit
+    uint64_t granted;           //  the last seq the last RESUME lets us send; 0: no limit
     bool connected;             //  the connection in use came up (monitor)
     int wait_mode;              //  the mode a blocking send waits for
     char error[ZM_REASON_MAX + 64];
@@ -66,7 +66,6 @@ zmesh_producer_new(const char *endpoint, const char *pipeline, int *err_p)
     self->window = zm_window_new();
     self->backoff = S_BACKOFF_MIN;
     self->open_at = zclock_mono();
-    self->grant = -1;
     return self;
 }
 
@@ -175,7 +174,7 @@ s_lose(zmesh_producer_t *self, const char *why, int backoff_ms)
     s_close(self);
     zm_window_renumber(self->window);
     self->refused = false;
-    self->grant = -1;                           //  a new link starts without a grant
+    self->granted = 0;                          //  a new link starts without a grant
     self->open_at = zclock_mono() + backoff_ms;
 }
 
@@ -263,11 +262,13 @@ s_on_answer(zmesh_producer_t *self, zm_proto_t *answer, int64_t now)
         break;
     case ZM_CMD_RESUME:
         if (ours) {
-            //  A grant of room messages, or none (0): the broker paces a
-            //  full pipeline's producers with grants (ZMP.md 16.4).
-            zm_window_rewind(self->window);
+            //  Up to which seq we may send (0: no limit): the broker paces
+            //  a full pipeline's producers with grants (ZMP.md 16.4). After
+            //  a refusal, what followed the refused seq was skipped.
+            if (self->refused)
+                zm_window_rewind(self->window);
             self->refused = false;
-            self->grant = answer->credit ? (int64_t) answer->credit : -1;
+            self->granted = answer->id;
             s_news(self, now);
         }
         break;
@@ -327,7 +328,8 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
     uint64_t seq;
     uint32_t flags;
     zframe_t *body;
-    for (int sent = 0; self->grant != 0 && zm_window_peek(self->window, &seq, &flags, &body);
+    for (int sent = 0; zm_window_peek(self->window, &seq, &flags, &body)
+                       && (!self->granted || seq <= self->granted);
          sent++) {
         if (sent % S_SEND_CHECK == 0 && s_dropped(self)) {
             s_lose_dropped(self);
@@ -347,8 +349,6 @@ s_send_waiting(zmesh_producer_t *self, int64_t now)
             break;
         }
         zm_window_sent(self->window);
-        if (self->grant > 0)
-            self->grant--;
     }
 }
 
@@ -361,7 +361,8 @@ s_held_back(const zmesh_producer_t *self)
     uint64_t seq;
     uint32_t flags;
     zframe_t *body;
-    return self->grant == 0 && zm_window_peek(self->window, &seq, &flags, &body);
+    return self->granted && zm_window_peek(self->window, &seq, &flags, &body)
+           && seq > self->granted;
 }
 
 //  How long a connection may take to come up while messages wait. Given a
@@ -394,9 +395,12 @@ s_on_clock(zmesh_producer_t *self, int64_t now)
         zm_log_debug("producer: sending again from the oldest pipeline=%s refused=%d",
                      self->pipeline, self->refused);
         self->unanswered++;
-        if (s_held_back(self))
-            self->grant = 1;                    //  a probe is one message
         zm_window_rewind(self->window);
+        uint64_t seq;
+        uint32_t flags;
+        zframe_t *body;
+        if (s_held_back(self) && zm_window_peek(self->window, &seq, &flags, &body))
+            self->granted = seq;                //  a probe is one message
         self->refused = false;
         self->quiet_since = now;
     }
@@ -446,8 +450,8 @@ s_poll(zmesh_producer_t *self, int64_t deadline)
     uint64_t seq;
     uint32_t flags;
     zframe_t *body;
-    bool waiting = !self->refused && self->grant != 0
-                   && zm_window_peek(self->window, &seq, &flags, &body);
+    bool waiting = !self->refused && zm_window_peek(self->window, &seq, &flags, &body)
+                   && (!self->granted || seq <= self->granted);
     zmq_pollitem_t items[2] = {
         {self->sock ? zsock_resolve(self->sock) : NULL, 0,
          (short) (ZMQ_POLLIN | (waiting ? ZMQ_POLLOUT : 0)), 0},

@@ -83,7 +83,7 @@ static bool
 s_has_id(zm_cmd_t cmd)
 {
     return s_has_body(cmd) || cmd == ZM_CMD_PROGRESS || cmd == ZM_CMD_ACCEPT
-           || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK;
+           || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK || cmd == ZM_CMD_RESUME;
 }
 
 //  Commands with a service or pipeline name.
@@ -113,7 +113,7 @@ s_check_session(const zm_proto_t *command)
         ZM_FUZZ_CHECK(command->slots == 0);
     if (command->cmd == ZM_CMD_CONSUME)
         ZM_FUZZ_CHECK(command->credit >= 1 && command->credit <= ZM_CREDIT_MAX);
-    else if (command->cmd != ZM_CMD_RESUME)     //  RESUME's room: any uint32
+    else
         ZM_FUZZ_CHECK(command->credit == 0);
 }
 

@@ -144,7 +144,7 @@ test_full_refuses_then_resumes(void **state)
     uint64_t id1 = s_expect_deliver(engine, "C", zt_fixint(1), 1);
     zt_expect_empty(engine);                    //  delivered is still held: no room yet
     s_ack1(engine, "C", id1, ZT_T0 + 2);
-    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 1);   //  the room
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.id, 4);   //  room for one
     s_expect_deliver(engine, "C", zt_fixint(2), 1);
     zt_expect_empty(engine);
     s_push(engine, "P", 4, 0, zt_fixint(4), ZT_T0 + 3);   //  the resend, from the refused seq
@@ -165,15 +165,15 @@ test_grants_pace_a_refused_producer(void **state)
     s_expect_refuse(engine, "P", 4, ZM_STATUS_BUSY);
     s_consume(engine, "C", 1, ZT_T0);
     uint64_t id = s_expect_deliver(engine, "C", zt_fixint(1), 1);
-    s_ack1(engine, "C", id, ZT_T0 + 1);         //  room for one: a grant of one
-    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 1);
+    s_ack1(engine, "C", id, ZT_T0 + 1);         //  room for one: seq 4 granted
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.id, 4);
     id = s_expect_deliver(engine, "C", zt_fixint(2), 1);
     zt_expect_empty(engine);
     s_push(engine, "P", 4, 0, zt_fixint(4), ZT_T0 + 2);  //  uses the grant up
     s_expect_accept(engine, "P", 4);
     zt_expect_empty(engine);                    //  full: the next grant waits for room
     s_ack1(engine, "C", id, ZT_T0 + 3);
-    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 1);
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.id, 5);
     s_expect_deliver(engine, "C", zt_fixint(3), 1);
     zt_expect_empty(engine);                    //  paced without a second refusal
     ZT_COUNTERS(.pushes = 5, .pushes_accepted = 4, .refused_full = 1, .deliveries = 3, .acks = 2);
@@ -203,7 +203,7 @@ test_unannounced_gap_sends_producer_back(void **state)
     s_push(engine, "P", 9, 0, zt_fixint(9), ZT_T0);
     s_expect_refuse(engine, "P", 8, ZM_STATUS_BUSY);
     //  There is room: resend at once, at most what fits (the bound is 3, 1 is held).
-    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.credit, 2);
+    assert_int_equal(s_expect(engine, "P", ZM_CMD_RESUME)->command.id, 9);
     s_expect_accept(engine, "P", 7);
     zt_expect_empty(engine);
 }

@@ -262,16 +262,16 @@ test_proto_pipe_round_trips_producer_answers(void **state)
 
     fx->in.cmd = ZM_CMD_RESUME;
     strcpy(fx->in.service, "jobs.2");
-    fx->in.credit = UINT32_MAX;
+    fx->in.id = UINT64_MAX;
     s_round_trip(fx, header);
     assert_string_equal(fx->self.service, "jobs.2");
     assert_int_equal(fx->self.fields, 4);
-    assert_int_equal(fx->self.credit, UINT32_MAX);
+    assert_true(fx->self.id == UINT64_MAX);
     fx->in.cmd = ZM_CMD_RESUME;
     strcpy(fx->in.service, "jobs.2");
-    fx->in.credit = 0;                          //  0: no limit
+    fx->in.id = 0;                              //  0: no limit
     s_round_trip(fx, header);
-    assert_int_equal(fx->self.credit, 0);
+    assert_true(fx->self.id == 0);
 
     const uint32_t statuses[] = {200, 502, 100, 999};
     for (size_t index = 0; index < COUNT(statuses); index++) {
