@@ -256,13 +256,18 @@ void zmesh_producer_set_timeout(zmesh_producer_t *self, int timeout_ms);
 //  time (not sent: retry); ZMESH_ETIMEDOUT if it was sent but its receipt
 //  did not come in time (it stays tracked: flush waits for it);
 //  ZMESH_EINVAL (not MessagePack) or ZMESH_ETOOBIG (refused by the broker);
-//  ZMESH_EWORKERLOST (PROCESSED: every consumer it was given to was lost).
+//  ZMESH_EWORKERLOST (PROCESSED: every consumer it was given to was lost);
+//  ZMESH_ECLOSED after SIGINT/SIGTERM under CZMQ's signal handling. A signal
+//  the application handles itself ends a blocking wait early: EAGAIN before
+//  the message entered the window, ETIMEDOUT after (it stays tracked).
 int zmesh_producer_send(zmesh_producer_t *self, const void *data, size_t size, int flags);
 
 //  Waits up to timeout_ms (-1 forever) until every message sent has met its
 //  mode (queued ones: accepted by the broker). Returns ZMESH_OK, or
-//  ZMESH_ETIMEDOUT, or the error of a message that failed since the last
-//  flush (zmesh_producer_error says which and why).
+//  ZMESH_ETIMEDOUT (also when a signal the application handles ends the
+//  wait early), ZMESH_ECLOSED after SIGINT/SIGTERM under CZMQ's signal
+//  handling, or the error of a message that failed since the last flush
+//  (zmesh_producer_error says which and why).
 int zmesh_producer_flush(zmesh_producer_t *self, int timeout_ms);
 
 //  Messages sent whose mode is not met yet.
@@ -305,7 +310,8 @@ void zmesh_consumer_set_heartbeat(zmesh_consumer_t *self, int interval_ms, int l
 //  caller destroys it) and *delivery (may be NULL) tells its id and attempt.
 //  Returns ZMESH_EAGAIN when none came in time, ZMESH_EPROTO if the broker
 //  refused the consumer (zmesh_consumer_error says why), ZMESH_ECLOSED
-//  after SIGINT/SIGTERM.
+//  after SIGINT/SIGTERM under CZMQ's signal handling (a signal the
+//  application handles itself ends the wait early with ZMESH_EAGAIN).
 int zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **msg_p,
                         zmesh_delivery_t *delivery);
 
