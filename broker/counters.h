@@ -35,7 +35,8 @@
     X(deliveries)           /*  DELIVERs, redeliveries included                   */              \
     X(redeliveries)         /*  messages put back after their consumer was lost   */              \
     X(acks)                 /*  messages acknowledged by consumers                */              \
-    X(stray_acks)           /*  ACK ids the sender did not hold                   */              \
+    X(stray_acks)           /*  ACK or RELEASE ids the sender did not hold        */              \
+    X(released)             /*  messages consumers gave back unseen (RELEASE)     */              \
     X(consumers_expired)    /*  consumers silent past heartbeat x liveness        */              \
     X(consumers_kicked)     /*  consumers disconnected for a protocol violation   */              \
     X(consumers_unreachable) /* consumers gone without DISCONNECT, seen on a send */              \

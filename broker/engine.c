@@ -526,6 +526,7 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
         zm_engine_pipe_on_consume(self, routing_p, id, command, now);
         return;
     case ZM_CMD_ACK:
+    case ZM_CMD_RELEASE:
         //  A consumer we do not know (expired, or the broker restarted).
         self->counters.stray_acks += command->ack_count;
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");

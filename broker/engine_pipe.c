@@ -442,6 +442,33 @@ s_on_ack(zm_engine_t *self, zm_consumer_t *consumer, const zm_proto_t *command, 
     s_room_freed(self, pipeline, now);
 }
 
+//  The consumer is leaving: it gets nothing more, and the messages it never
+//  handed to its application come back as they were, first in line again,
+//  the delivery not counted (ZMP.md 16.5).
+static void
+s_on_release(zm_engine_t *self, zm_consumer_t *consumer, const zm_proto_t *command,
+             int64_t now)
+{
+    zm_pipeline_t *pipeline = consumer->pipeline;
+    consumer->gone = true;
+    for (uint32_t i = command->ack_count; i-- > 0;) {   //  the last first: order kept
+        zm_item_t *item = zm_hash_lookup(self->items, command->acks[i]);
+        if (!item || item->consumer != consumer) {
+            self->counters.stray_acks++;
+            continue;
+        }
+        zlistx_delete(consumer->inflight, item->consumer_handle);
+        zhashx_delete(self->items, ZM_HASH_KEY(item->id));
+        item->consumer = NULL;
+        item->consumer_handle = NULL;
+        pipeline->inflight--;
+        zm_pipeline_unpop(pipeline, item);
+        self->counters.released++;
+    }
+    zm_pipeline_requeue_consumer(pipeline, consumer, false);      //  off the ready list
+    s_deliver(self, pipeline, now);
+}
+
 void
 zm_engine_pipe_on_consumer(zm_engine_t *self, zm_consumer_t *consumer, zm_proto_t *command,
                            int64_t now)
@@ -450,6 +477,9 @@ zm_engine_pipe_on_consumer(zm_engine_t *self, zm_consumer_t *consumer, zm_proto_
     switch (command->cmd) {
     case ZM_CMD_ACK:
         s_on_ack(self, consumer, command, now);
+        return;
+    case ZM_CMD_RELEASE:
+        s_on_release(self, consumer, command, now);
         return;
     case ZM_CMD_HEARTBEAT:
         return;

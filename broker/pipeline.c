@@ -83,6 +83,15 @@ zm_pipeline_requeue(zm_pipeline_t *self, zm_item_t *item)
     self->redelivered++;
 }
 
+void
+zm_pipeline_unpop(zm_pipeline_t *self, zm_item_t *item)
+{
+    assert(self);
+    assert(item && !item->consumer && item->attempts > 0);
+    item->attempts--;
+    zlistx_add_start(self->queue, item);
+}
+
 zm_item_t *
 zm_pipeline_pop(zm_pipeline_t *self)
 {

@@ -49,6 +49,10 @@ void zm_pipeline_push(zm_pipeline_t *self, zm_item_t **item_p);
 //  Puts a message its consumer lost back at the head (still held).
 void zm_pipeline_requeue(zm_pipeline_t *self, zm_item_t *item);
 
+//  Puts a message its consumer gave back unseen (RELEASE) at the head, its
+//  delivery undone: not a redelivery.
+void zm_pipeline_unpop(zm_pipeline_t *self, zm_item_t *item);
+
 //  The next message to deliver, removed from the queue (still held); NULL if none.
 zm_item_t *zm_pipeline_pop(zm_pipeline_t *self);
 

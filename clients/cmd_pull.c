@@ -151,6 +151,10 @@ s_pull(const zm_cli_t *cli, const char *what, zmesh_consumer_t *consumer, int cr
         received += batch.count;
         if (batch.count > 0)
             last_at = s_now_ms();
+        //  Done: take nothing more before the last acks free credit, or the
+        //  broker would send messages that then come back flagged redelivered.
+        if (cli->count > 0 && received >= cli->count)
+            zmesh_consumer_leave(consumer);
         //  What was printed before a failure is still flushed and acknowledged.
         int settled = s_settle(what, consumer, &batch);
         exit_code = exit_code != ZM_CLI_EXIT_OK ? exit_code : settled;

@@ -319,8 +319,18 @@ int zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **ms
 //  frees one credit. Returns ZMESH_OK or ZMESH_EINVAL (id 0).
 int zmesh_consumer_ack(zmesh_consumer_t *self, uint64_t id);
 
-//  Leaves (DISCONNECT: messages not acknowledged go to other consumers,
-//  flagged as redelivered), frees the consumer and sets *self_p to NULL.
+//  Tells the broker this consumer takes nothing more (RELEASE): messages it
+//  received that the application has not yet had go back to the pipeline as
+//  they were, not flagged. Acks still count afterwards. Call it before
+//  acknowledging the last messages when the application knows it is done:
+//  otherwise those acks free credit for messages that then come back
+//  flagged as redelivered when the consumer leaves. recv returns
+//  ZMESH_ECLOSED afterwards.
+void zmesh_consumer_leave(zmesh_consumer_t *self);
+
+//  Leaves (RELEASE, as zmesh_consumer_leave, then DISCONNECT: messages not
+//  acknowledged go to other consumers, flagged as redelivered), frees the
+//  consumer and sets *self_p to NULL.
 void zmesh_consumer_destroy(zmesh_consumer_t **self_p);
 
 //  Text of the broker's last refusal, borrowed; "" if none.

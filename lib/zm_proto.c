@@ -34,6 +34,7 @@ static const s_shape_t s_shapes[] = {
     {ZM_CMD_CONSUME, "CONSUME", 6, 6, false},
     {ZM_CMD_DELIVER, "DELIVER", 5, 5, true},
     {ZM_CMD_ACK, "ACK", 3, 2 + ZM_ACK_MAX, false},
+    {ZM_CMD_RELEASE, "RELEASE", 2, 2 + ZM_ACK_MAX, false},
 };
 #define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
 
@@ -142,7 +143,7 @@ static bool
 s_decode_ack(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_error_t *error)
 {
     if (fields - 2 > ZM_ACK_MAX)        //  the shape table says so; acks[] depends on it
-        return s_fail(error, ZM_STATUS_MALFORMED, "more message ids than an ACK may hold");
+        return s_fail(error, ZM_STATUS_MALFORMED, "more message ids than an ACK or RELEASE may hold");
     self->ack_count = fields - 2;
     for (uint32_t i = 0; i < self->ack_count; i++) {
         if (!zm_reader_uint(reader, &self->acks[i]) || self->acks[i] == 0) {
@@ -163,7 +164,7 @@ s_decode_ack(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_er
 static bool
 s_decode_pipe(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_error_t *error)
 {
-    if (self->cmd == ZM_CMD_ACK)
+    if (self->cmd == ZM_CMD_ACK || self->cmd == ZM_CMD_RELEASE)
         return s_decode_ack(self, reader, fields, error);
     if (!s_read_name(reader, self->service))
         return s_fail(error, ZM_STATUS_MALFORMED, "pipeline name is not 1..255 printable bytes");
@@ -258,6 +259,7 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
     case ZM_CMD_CONSUME:
     case ZM_CMD_DELIVER:
     case ZM_CMD_ACK:
+    case ZM_CMD_RELEASE:
         return s_decode_pipe(self, reader, fields, error);
     case ZM_CMD_DISCONNECT:
         if (!s_read_u32(reader, 100, 999, &self->status))
@@ -410,6 +412,7 @@ s_field_count(const zm_proto_t *self)
     case ZM_CMD_CONSUME:
         return 6;
     case ZM_CMD_ACK:
+    case ZM_CMD_RELEASE:
         return 2 + self->ack_count;
     }
     return 2;
@@ -419,8 +422,9 @@ s_field_count(const zm_proto_t *self)
 static void
 s_encode_pipe(const zm_proto_t *self, zm_writer_t *writer)
 {
-    if (self->cmd == ZM_CMD_ACK) {
-        assert(self->ack_count >= 1 && self->ack_count <= ZM_ACK_MAX);
+    if (self->cmd == ZM_CMD_ACK || self->cmd == ZM_CMD_RELEASE) {
+        assert(self->ack_count >= (self->cmd == ZM_CMD_ACK ? 1u : 0u));
+        assert(self->ack_count <= ZM_ACK_MAX);
         for (uint32_t i = 0; i < self->ack_count; i++)
             zm_writer_uint(writer, self->acks[i]);
         return;
@@ -500,6 +504,7 @@ zm_proto_encode(zm_proto_t *self)
     case ZM_CMD_CONSUME:
     case ZM_CMD_DELIVER:
     case ZM_CMD_ACK:
+    case ZM_CMD_RELEASE:
         s_encode_pipe(self, &writer);
         break;
     }

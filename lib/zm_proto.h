@@ -40,6 +40,7 @@ typedef enum {
     ZM_CMD_CONSUME,
     ZM_CMD_DELIVER,
     ZM_CMD_ACK,
+    ZM_CMD_RELEASE,
 } zm_cmd_t;
 
 //  CALL flags. Receivers ignore bits they do not know.
@@ -83,8 +84,8 @@ typedef struct {
     uint32_t attempt;                 //  REQUEST: 1 for the first dispatch (0 when absent); DELIVER
     uint32_t extend_ms;               //  PROGRESS: how much longer the handler needs
     uint32_t fields;                  //  decoded: header elements the sender wrote
-    uint32_t ack_count;               //  ACK: ids in acks (1..ZM_ACK_MAX)
-    uint64_t acks[ZM_ACK_MAX];        //  ACK: message ids
+    uint32_t ack_count;               //  ACK: ids in acks (1..ZM_ACK_MAX); RELEASE: 0..ZM_ACK_MAX
+    uint64_t acks[ZM_ACK_MAX];        //  ACK, RELEASE: message ids
     char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; pipeline commands but ACK
     char reason[ZM_REASON_MAX + 1];   //  DISCONNECT; NUL-terminated
     zframe_t *body;                   //  owned; CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER

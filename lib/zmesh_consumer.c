@@ -8,7 +8,8 @@
 //
 //  Pipe messages, engine to application: [D id:u64 attempt:u32][body], a
 //  delivery; [E status:u32][reason], the broker refused us for good.
-//  Application to engine: [A id:u64], an ack; "$TERM" (zactor_destroy).
+//  Application to engine: [A id:u64], an ack; [R id:u64], a delivery it
+//  never handed to the user; [L], leave: RELEASE now; "$TERM" (zactor_destroy).
 #include "zm_alloc.h"
 #include "zm_dealer.h"
 #include "zm_log.h"
@@ -25,6 +26,8 @@
 #define S_TAG_DELIVER 'D'
 #define S_TAG_REFUSED 'E'
 #define S_TAG_ACK 'A'
+#define S_TAG_RELEASE 'R'
+#define S_TAG_LEAVE 'L'
 
 struct zmesh_consumer {
     zm_endpoints_t *endpoints;  //  owned; used by the engine thread once it runs
@@ -34,6 +37,7 @@ struct zmesh_consumer {
     int liveness;
     zactor_t *engine;           //  owned; NULL until the first recv
     int refused;                //  ZMESH_OK, or the error the broker's refusal maps to
+    bool left;                  //  zmesh_consumer_leave was called
     char error[ZM_REASON_MAX + 1];
 };
 
@@ -53,6 +57,9 @@ typedef struct {
     uint64_t acks[ZM_ACK_MAX];  //  acks to send in the next ACK
     uint32_t ack_count;
     zlistx_t *backlog;          //  owned zmsg_t for the application while its pipe is full
+    uint64_t *releases;         //  owned: deliveries to give back when closing, in order
+    size_t release_count;
+    size_t release_max;
 } s_engine_t;
 
 zmesh_consumer_t *
@@ -123,6 +130,51 @@ s_flush_acks(s_engine_t *self)
         s_send(self, &ack);
     }
     self->ack_count = 0;
+}
+
+static void
+s_add_release(s_engine_t *self, uint64_t id)
+{
+    if (self->release_count == self->release_max) {
+        self->release_max = self->release_max ? 2 * self->release_max : 64;
+        self->releases = realloc(self->releases, self->release_max * sizeof self->releases[0]);
+        assert(self->releases);
+    }
+    self->releases[self->release_count++] = id;
+}
+
+//  Says we are leaving, with RELEASE, which also gives back the deliveries
+//  the application never got: the ones it returned when closing, then the
+//  backlog. The last chunk goes first: the broker puts each chunk at the
+//  head of the queue, so the messages stay in their order (ZMP.md 16.5).
+static void
+s_release_unseen(s_engine_t *self)
+{
+    zmsg_t *msg;
+    while ((msg = zlistx_detach(self->backlog, NULL))) {
+        zframe_t *tag = zmsg_first(msg);
+        uint64_t id;
+        if (tag && zframe_size(tag) == 13 && zframe_data(tag)[0] == S_TAG_DELIVER) {
+            memcpy(&id, zframe_data(tag) + 1, 8);
+            s_add_release(self, id);
+        }
+        zmsg_destroy(&msg);
+    }
+    size_t end = self->release_count;
+    bool first = true;                          //  one RELEASE even with no id
+    while ((end > 0 || first) && self->sock) {
+        first = false;
+        size_t start = end > ZM_ACK_MAX ? end - ZM_ACK_MAX : 0;
+        zm_proto_t release;
+        zm_proto_init(&release);
+        release.cmd = ZM_CMD_RELEASE;
+        release.ack_count = (uint32_t) (end - start);
+        if (end > start)
+            memcpy(release.acks, self->releases + start, sizeof release.acks[0] * (end - start));
+        s_send(self, &release);
+        end = start;
+    }
+    self->release_count = 0;
 }
 
 //  Opens a new socket, to the next broker of the list after the first
@@ -259,6 +311,15 @@ s_drain_pipe(s_engine_t *self)
             if (self->ack_count == ZM_ACK_MAX)
                 s_flush_acks(self);
         }
+        else if (size == 9 && data[0] == S_TAG_RELEASE) {
+            uint64_t id;
+            memcpy(&id, data + 1, 8);
+            s_add_release(self, id);
+        }
+        else if (size == 1 && data[0] == S_TAG_LEAVE) {
+            s_flush_acks(self);                 //  acked before: they count as such
+            s_release_unseen(self);
+        }
         else if (size == 5 && memcmp(data, "$TERM", 5) == 0)
             self->stopping = true;
     }
@@ -362,6 +423,8 @@ s_engine_main(zsock_t *pipe, void *args)
         s_flush_acks(&self);
         s_on_clock(&self, zclock_mono());
     }
+    s_release_unseen(&self);                    //  first: our last acks free no credit
+    s_flush_acks(&self);
     if (self.sock) {
         zm_proto_t leave;
         zm_proto_init(&leave);
@@ -372,6 +435,40 @@ s_engine_main(zsock_t *pipe, void *args)
     }
     zsock_destroy(&self.sock);                  //  lingers so that DISCONNECT goes out
     zlistx_destroy(&self.backlog);
+    free(self.releases);
+}
+
+//  Hands the engine back the deliveries still in the pipe, which the
+//  application never received: the broker gives them to another consumer
+//  as they were, not as redeliveries.
+static void
+s_give_back(zmesh_consumer_t *self)
+{
+    while (zsock_events(self->engine) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv(self->engine);
+        if (!msg)
+            break;
+        zframe_t *tag = zmsg_first(msg);
+        if (tag && zframe_size(tag) == 13 && zframe_data(tag)[0] == S_TAG_DELIVER) {
+            uint8_t release[9];
+            release[0] = S_TAG_RELEASE;
+            memcpy(release + 1, zframe_data(tag) + 1, 8);
+            zmq_send(zsock_resolve(self->engine), release, sizeof release, 0);
+        }
+        zmsg_destroy(&msg);
+    }
+}
+
+void
+zmesh_consumer_leave(zmesh_consumer_t *self)
+{
+    assert(self);
+    if (!self->engine || self->left)
+        return;
+    s_give_back(self);
+    uint8_t leave = S_TAG_LEAVE;
+    zmq_send(zsock_resolve(self->engine), &leave, 1, 0);
+    self->left = true;
 }
 
 void
@@ -381,6 +478,8 @@ zmesh_consumer_destroy(zmesh_consumer_t **self_p)
     zmesh_consumer_t *self = *self_p;
     if (!self)
         return;
+    if (self->engine)
+        s_give_back(self);
     zactor_destroy(&self->engine);              //  $TERM: DISCONNECT, then the thread ends
     zm_endpoints_destroy(&self->endpoints);
     free(self);
@@ -444,7 +543,7 @@ zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **msg_p,
 {
     assert(self);
     assert(msg_p);
-    if (zsys_interrupted)
+    if (zsys_interrupted || self->left)
         return ZMESH_ECLOSED;
     if (self->refused)
         return self->refused;

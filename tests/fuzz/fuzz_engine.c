@@ -391,7 +391,7 @@ s_op_pipe(s_run_t *run, uint8_t peer)
         command.liveness = 2 + b / 16 % 3;
     }
     else {
-        command.cmd = ZM_CMD_ACK;
+        command.cmd = kind & 0x40 ? ZM_CMD_RELEASE : ZM_CMD_ACK;
         command.ack_count = 1 + b % 3;
         for (uint32_t i = 0; i < command.ack_count; i++) {
             size_t slot = (a + i) % S_TICKETS;

@@ -75,7 +75,7 @@ s_has_body(zm_cmd_t cmd)
 static bool
 s_valid_cmd(zm_cmd_t cmd)
 {
-    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_ACK;
+    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_RELEASE;
 }
 
 //  Commands whose header carries a request id, ticket, seq or message id.
@@ -83,7 +83,8 @@ static bool
 s_has_id(zm_cmd_t cmd)
 {
     return s_has_body(cmd) || cmd == ZM_CMD_PROGRESS || cmd == ZM_CMD_ACCEPT
-           || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK || cmd == ZM_CMD_RESUME;
+           || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK || cmd == ZM_CMD_RESUME
+           || cmd == ZM_CMD_RELEASE;
 }
 
 //  Commands with a service or pipeline name.
@@ -121,8 +122,9 @@ s_check_session(const zm_proto_t *command)
 static void
 s_check_pipe_fields(const zm_proto_t *command)
 {
-    if (command->cmd == ZM_CMD_ACK) {
-        ZM_FUZZ_CHECK(command->ack_count >= 1 && command->ack_count <= ZM_ACK_MAX);
+    if (command->cmd == ZM_CMD_ACK || command->cmd == ZM_CMD_RELEASE) {
+        ZM_FUZZ_CHECK(command->ack_count >= (command->cmd == ZM_CMD_ACK ? 1u : 0u));
+        ZM_FUZZ_CHECK(command->ack_count <= ZM_ACK_MAX);
         ZM_FUZZ_CHECK(command->fields == 2 + command->ack_count);
         ZM_FUZZ_CHECK(command->id == command->acks[0]);
         for (uint32_t index = 0; index < command->ack_count; index++)

@@ -355,6 +355,33 @@ test_consumer_may_not_push(void **state)
 }
 
 static void
+test_release_gives_back_unseen(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_fill(engine, 0);
+    s_consume(engine, "C1", 3, ZT_T0);
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = s_expect_deliver(engine, "C1", zt_fixint(i + 1), 1);
+    s_ack1(engine, "C1", ids[0], ZT_T0 + 1);    //  handled the first, not the others
+    zm_proto_t release;
+    zm_proto_init(&release);
+    release.cmd = ZM_CMD_RELEASE;
+    release.ack_count = 2;
+    release.acks[0] = ids[1];
+    release.acks[1] = ids[2];
+    zt_feed(engine, "C1", &release, ZT_T0 + 2);
+    zt_expect_empty(engine);                    //  C1 is leaving: nothing more for it
+    s_consume(engine, "C2", 3, ZT_T0 + 3);      //  first in line, attempt 1 still
+    assert_int_equal(s_expect_deliver(engine, "C2", zt_fixint(2), 1), ids[1]);
+    assert_int_equal(s_expect_deliver(engine, "C2", zt_fixint(3), 1), ids[2]);
+    zt_expect_empty(engine);
+    zt_leave(engine, "C1", ZT_T0 + 4);
+    zt_expect_empty(engine);
+    ZT_COUNTERS(.pushes = 3, .pushes_accepted = 3, .deliveries = 5, .acks = 1, .released = 2);
+}
+
+static void
 test_stray_ack_ignored(void **state)
 {
     zm_engine_t *engine = *state;
@@ -484,6 +511,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_poison_message_is_given_up, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_bad_body_refused_alone, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_consumer_may_not_push, zt_setup, zt_teardown),
+        cmocka_unit_test_setup_teardown(test_release_gives_back_unseen, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_stray_ack_ignored, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_push_endpoint_blocks_when_full, zt_setup,
                                         zt_teardown),

@@ -169,6 +169,9 @@ s_good(s_fixture_t *fx, zm_cmd_t cmd)
         s_header(fx, "DELIVER", "suu", "jobs", U(7), U(1));
         bodies = 1;
         break;
+    case ZM_CMD_RELEASE:
+        s_header(fx, "RELEASE", "u", U(7));
+        break;
     default:
         s_header(fx, "ACK", "u", U(7));
         break;
@@ -783,6 +786,29 @@ test_proto_pipe_rejects_long_header_and_other_version(void **state)
     s_good(fx, ZM_CMD_PUSH);
 }
 
+//  RELEASE has ACK's shape, no name, but 0 to ZM_ACK_MAX message ids.
+static void
+test_proto_pipe_release(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    fx->in.cmd = ZM_CMD_RELEASE;
+    fx->in.ack_count = ZM_ACK_MAX;
+    for (uint32_t i = 0; i < ZM_ACK_MAX; i++)
+        fx->in.acks[i] = UINT64_MAX - i;
+    s_round_trip(fx, header);
+    assert_int_equal(fx->self.cmd, ZM_CMD_RELEASE);
+    assert_int_equal(fx->self.ack_count, ZM_ACK_MAX);
+    assert_true(fx->self.acks[ZM_ACK_MAX - 1] == UINT64_MAX - (ZM_ACK_MAX - 1));
+    s_header(fx, "RELEASE", "uu", U(7), U(0));
+    s_expect_400(fx, ZM_CMD_RELEASE, 0, "release of id 0", true);
+    fx->in.cmd = ZM_CMD_RELEASE;                //  no id: "I am leaving" alone
+    fx->in.ack_count = 0;
+    s_round_trip(fx, header);
+    assert_int_equal(fx->self.ack_count, 0);
+    assert_int_equal(fx->self.fields, 2);
+}
+
 static void
 test_proto_pipe_names_commands(void **state)
 {
@@ -793,7 +819,8 @@ test_proto_pipe_names_commands(void **state)
     } table[] = {
         {ZM_CMD_PUSH, "PUSH"},       {ZM_CMD_ACCEPT, "ACCEPT"},   {ZM_CMD_REFUSE, "REFUSE"},
         {ZM_CMD_RESUME, "RESUME"},   {ZM_CMD_DONE, "DONE"},       {ZM_CMD_CONSUME, "CONSUME"},
-        {ZM_CMD_DELIVER, "DELIVER"}, {ZM_CMD_ACK, "ACK"},         {ZM_CMD_ACK + 1, "UNKNOWN"},
+        {ZM_CMD_DELIVER, "DELIVER"}, {ZM_CMD_ACK, "ACK"},         {ZM_CMD_RELEASE, "RELEASE"},
+        {ZM_CMD_RELEASE + 1, "UNKNOWN"},
     };
     for (size_t index = 0; index < COUNT(table); index++)
         assert_string_equal(zm_proto_cmd_name(table[index].cmd), table[index].name);
@@ -821,6 +848,7 @@ main(void)
         S_TEST(test_proto_pipe_refused_push_keeps_pipeline_and_seq),
         S_TEST(test_proto_pipe_checks_refuse_and_deliver_bodies),
         S_TEST(test_proto_pipe_rejects_long_header_and_other_version),
+        S_TEST(test_proto_pipe_release),
         cmocka_unit_test(test_proto_pipe_names_commands),
     };
     return cmocka_run_group_tests_name("proto_pipe", tests, NULL, NULL);
