@@ -17,10 +17,7 @@ zm_consumer_new(zframe_t **routing_p, const char *id, struct zm_pipeline *pipeli
     *routing_p = NULL;
     self->pipeline = pipeline;
     self->credit = consume->credit;
-    self->heartbeat_ms = consume->heartbeat_ms;
-    self->liveness = consume->liveness;
-    self->last_heard = now;
-    self->last_sent = now;
+    zm_liveness_init(&self->peer, consume->heartbeat_ms, consume->liveness, now);
     self->inflight = zlistx_new();
     return self;
 }
@@ -45,18 +42,4 @@ zm_consumer_free_credit(const zm_consumer_t *self)
     assert(self);
     size_t held = zlistx_size(self->inflight);
     return held >= self->credit ? 0 : self->credit - (uint32_t) held;
-}
-
-bool
-zm_consumer_expired(const zm_consumer_t *self, int64_t now)
-{
-    assert(self);
-    return now - self->last_heard >= (int64_t) self->heartbeat_ms * self->liveness;
-}
-
-bool
-zm_consumer_heartbeat_due(const zm_consumer_t *self, int64_t now)
-{
-    assert(self);
-    return now - self->last_sent >= (int64_t) self->heartbeat_ms;
 }

@@ -5,6 +5,7 @@
 #define ZM_CONSUMER_H_INCLUDED
 
 #include "item.h"
+#include "liveness.h"
 #include "zm_proto.h"
 
 #include <stdbool.h>
@@ -16,10 +17,7 @@ typedef struct zm_consumer {
     zframe_t *routing;          //  owned
     struct zm_pipeline *pipeline;   //  borrowed: the pipeline it reads
     uint32_t credit;            //  messages it may hold unacknowledged
-    uint32_t heartbeat_ms;      //  agreed at CONSUME
-    uint32_t liveness;
-    int64_t last_heard;         //  ms
-    int64_t last_sent;          //  ms
+    zm_liveness_t peer;         //  heartbeats agreed at CONSUME
     uint64_t acked;             //  messages it acknowledged
     bool gone;                  //  its session is ending: never ready again
     zlistx_t *inflight;         //  borrowed zm_item_t, in delivery order
@@ -33,7 +31,5 @@ zm_consumer_t *zm_consumer_new(zframe_t **routing_p, const char *id,
 void zm_consumer_destroy(zm_consumer_t **self_p);
 
 uint32_t zm_consumer_free_credit(const zm_consumer_t *self);
-bool zm_consumer_expired(const zm_consumer_t *self, int64_t now);
-bool zm_consumer_heartbeat_due(const zm_consumer_t *self, int64_t now);
 
 #endif

@@ -314,7 +314,7 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
             call->body = NULL;
         }
         zm_engine_send(self, worker->routing, &request);
-        worker->last_sent = now;
+        worker->peer.last_sent = now;
     }
 }
 
@@ -384,12 +384,8 @@ static void
 s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *command,
            int64_t now)
 {
-    if (strncmp(command->service, "zmesh.", 6) == 0) {
-        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "service names zmesh.* are reserved");
-        self->counters.rejected_malformed++;
-        zm_engine_count_garbage(self, id, now);
+    if (zm_engine_refuse_reserved(self, *routing_p, id, command->service, "service", now))
         return;
-    }
     zm_service_t *service = s_service_require(self, command->service, now);
     if (!service) {
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many services");
@@ -400,7 +396,7 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
     zhashx_insert(self->workers, id, worker);
     zm_service_attach(service, worker);
     zm_log_info("broker: worker ready id=%s service=%s slots=%u heartbeat_ms=%u", id,
-                service->name, worker->slots, worker->heartbeat_ms);
+                service->name, worker->slots, worker->peer.heartbeat_ms);
     s_dispatch(self, service, now);
 }
 
@@ -543,6 +539,20 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
         zm_engine_count_garbage(self, id, now);
         return;
     }
+}
+
+bool
+zm_engine_refuse_reserved(zm_engine_t *self, zframe_t *routing, const char *id,
+                          const char *name, const char *what, int64_t now)
+{
+    if (strncmp(name, "zmesh.", 6) != 0)
+        return false;
+    char reason[64];
+    snprintf(reason, sizeof reason, "%s names zmesh.* are reserved", what);
+    zm_engine_disconnect(self, routing, ZM_STATUS_MALFORMED, reason);
+    self->counters.rejected_malformed++;
+    zm_engine_count_garbage(self, id, now);
+    return true;
 }
 
 //  Counts one malformed message from a peer that is not a worker; at
@@ -698,7 +708,7 @@ s_tick_workers(zm_engine_t *self, int64_t now)
             zm_proto_init(&heartbeat);
             heartbeat.cmd = ZM_CMD_HEARTBEAT;
             zm_engine_send(self, worker->routing, &heartbeat);
-            worker->last_sent = now;
+            worker->peer.last_sent = now;
         }
     }
     //  All of them leave the ready lists first, so that a call one of them

@@ -19,6 +19,11 @@ void zm_engine_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command);
 void zm_engine_disconnect(zm_engine_t *self, zframe_t *routing, uint32_t status,
                           const char *reason);
 
+//  True, after answering DISCONNECT 400 and counting it, if a READY or a
+//  CONSUME names a reserved zmesh.* service or pipeline (what: "service"...).
+bool zm_engine_refuse_reserved(zm_engine_t *self, zframe_t *routing, const char *id,
+                               const char *name, const char *what, int64_t now);
+
 //  Counts a malformed message from a peer that holds no session.
 void zm_engine_count_garbage(zm_engine_t *self, const char *id, int64_t now);
 

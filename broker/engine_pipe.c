@@ -239,7 +239,7 @@ s_deliver(zm_engine_t *self, zm_pipeline_t *pipeline, int64_t now)
         deliver.attempt = item->attempts;
         deliver.body = zframe_dup(item->body);      //  kept until acknowledged
         zm_engine_send(self, consumer->routing, &deliver);
-        consumer->last_sent = now;
+        consumer->peer.last_sent = now;
     }
 }
 
@@ -354,13 +354,8 @@ void
 zm_engine_pipe_on_consume(zm_engine_t *self, zframe_t **routing_p, const char *id,
                           zm_proto_t *command, int64_t now)
 {
-    if (s_reserved(command->service)) {
-        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED,
-                             "pipeline names zmesh.* are reserved");
-        self->counters.rejected_malformed++;
-        zm_engine_count_garbage(self, id, now);
+    if (zm_engine_refuse_reserved(self, *routing_p, id, command->service, "pipeline", now))
         return;
-    }
     zm_pipeline_t *pipeline = s_pipeline_require(self, command->service, now);
     if (!pipeline) {
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many pipelines");
@@ -371,8 +366,26 @@ zm_engine_pipe_on_consume(zm_engine_t *self, zframe_t **routing_p, const char *i
     zhashx_insert(self->consumers, id, consumer);
     zm_pipeline_attach(pipeline, consumer);
     zm_log_info("broker: consumer ready id=%s pipeline=%s credit=%u heartbeat_ms=%u", id,
-                pipeline->name, consumer->credit, consumer->heartbeat_ms);
+                pipeline->name, consumer->credit, consumer->peer.heartbeat_ms);
     s_deliver(self, pipeline, now);
+}
+
+//  The message the consumer holds under id, taken out of its hands (and out
+//  of the table of messages in flight); NULL, counted, if it holds none.
+static zm_item_t *
+s_take_back(zm_engine_t *self, zm_consumer_t *consumer, uint64_t id)
+{
+    zm_item_t *item = zm_hash_lookup(self->items, id);
+    if (!item || item->consumer != consumer) {
+        self->counters.stray_acks++;
+        return NULL;
+    }
+    zlistx_detach(consumer->inflight, item->consumer_handle);
+    zhashx_delete(self->items, ZM_HASH_KEY(item->id));
+    item->consumer = NULL;
+    item->consumer_handle = NULL;
+    consumer->pipeline->inflight--;
+    return item;
 }
 
 //  Ends a consumer session: what it held goes back to the head of the
@@ -386,11 +399,7 @@ s_retire(zm_engine_t *self, zm_consumer_t *consumer, const char *why, int64_t no
     size_t requeued = 0, poisoned = 0;
     zm_item_t *item;
     while ((item = zlistx_last(consumer->inflight))) {
-        zlistx_detach(consumer->inflight, item->consumer_handle);
-        item->consumer = NULL;
-        item->consumer_handle = NULL;
-        pipeline->inflight--;
-        zhashx_delete(self->items, ZM_HASH_KEY(item->id));
+        s_take_back(self, consumer, item->id);
         if (item->attempts >= self->config.max_deliveries) {
             pipeline->dropped_poison++;
             self->counters.dropped_poison++;
@@ -425,14 +434,9 @@ s_on_ack(zm_engine_t *self, zm_consumer_t *consumer, const zm_proto_t *command, 
 {
     zm_pipeline_t *pipeline = consumer->pipeline;
     for (uint32_t i = 0; i < command->ack_count; i++) {
-        zm_item_t *item = zm_hash_lookup(self->items, command->acks[i]);
-        if (!item || item->consumer != consumer) {
-            self->counters.stray_acks++;
+        zm_item_t *item = s_take_back(self, consumer, command->acks[i]);
+        if (!item)
             continue;
-        }
-        zlistx_delete(consumer->inflight, item->consumer_handle);
-        zhashx_delete(self->items, ZM_HASH_KEY(item->id));
-        pipeline->inflight--;
         pipeline->acked++;
         consumer->acked++;
         self->counters.acks++;
@@ -452,16 +456,9 @@ s_on_release(zm_engine_t *self, zm_consumer_t *consumer, const zm_proto_t *comma
     zm_pipeline_t *pipeline = consumer->pipeline;
     consumer->gone = true;
     for (uint32_t i = command->ack_count; i-- > 0;) {   //  the last first: order kept
-        zm_item_t *item = zm_hash_lookup(self->items, command->acks[i]);
-        if (!item || item->consumer != consumer) {
-            self->counters.stray_acks++;
+        zm_item_t *item = s_take_back(self, consumer, command->acks[i]);
+        if (!item)
             continue;
-        }
-        zlistx_delete(consumer->inflight, item->consumer_handle);
-        zhashx_delete(self->items, ZM_HASH_KEY(item->id));
-        item->consumer = NULL;
-        item->consumer_handle = NULL;
-        pipeline->inflight--;
         zm_pipeline_unpop(pipeline, item);
         self->counters.released++;
     }
@@ -473,7 +470,7 @@ void
 zm_engine_pipe_on_consumer(zm_engine_t *self, zm_consumer_t *consumer, zm_proto_t *command,
                            int64_t now)
 {
-    consumer->last_heard = now;             //  any traffic counts as a heartbeat
+    consumer->peer.last_heard = now;             //  any traffic counts as a heartbeat
     switch (command->cmd) {
     case ZM_CMD_ACK:
         s_on_ack(self, consumer, command, now);
@@ -570,17 +567,17 @@ s_tick_consumers(zm_engine_t *self, int64_t now)
     zlistx_t *dead = zlistx_new();              //  borrowed: retire after the walk
     for (zm_consumer_t *consumer = zhashx_first(self->consumers); consumer;
          consumer = zhashx_next(self->consumers)) {
-        if (zm_consumer_expired(consumer, now)) {
+        if (zm_liveness_expired(&consumer->peer, now)) {
             consumer->gone = true;              //  none of them gets a requeued message
             zm_pipeline_requeue_consumer(consumer->pipeline, consumer, false);
             zlistx_add_end(dead, consumer);
         }
-        else if (zm_consumer_heartbeat_due(consumer, now)) {
+        else if (zm_liveness_due(&consumer->peer, now)) {
             zm_proto_t heartbeat;
             zm_proto_init(&heartbeat);
             heartbeat.cmd = ZM_CMD_HEARTBEAT;
             zm_engine_send(self, consumer->routing, &heartbeat);
-            consumer->last_sent = now;
+            consumer->peer.last_sent = now;
         }
     }
     for (zm_consumer_t *consumer = zlistx_first(dead); consumer; consumer = zlistx_next(dead)) {

@@ -47,7 +47,7 @@ s_pack_workers(const zm_engine_t *self, zmesh_pack_t *pack, int64_t now)
         s_pack_key_uint(pack, "slots", worker->slots);
         s_pack_key_uint(pack, "inflight", zlistx_size(worker->inflight));
         s_pack_key_uint(pack, "served", worker->served);
-        s_pack_key_uint(pack, "silent_ms", (uint64_t) (now - worker->last_heard));
+        s_pack_key_uint(pack, "silent_ms", (uint64_t) (now - worker->peer.last_heard));
     }
 }
 

@@ -28,12 +28,9 @@ zm_worker_new(zframe_t **routing_p, const char *id, struct zm_service *service,
     self->service = service;
     self->state = ZM_WORKER_READY;
     self->slots = ready->slots;
-    self->heartbeat_ms = ready->heartbeat_ms;
-    self->liveness = ready->liveness;
+    zm_liveness_init(&self->peer, ready->heartbeat_ms, ready->liveness, now);
     self->idempotent = (ready->flags & ZM_READY_IDEMPOTENT) != 0;
     self->reads_attempt = ready->fields >= 7;
-    self->last_heard = now;
-    self->last_sent = now;
     self->inflight = zlistx_new();
     return self;
 }
@@ -64,14 +61,14 @@ bool
 zm_worker_expired(const zm_worker_t *self, int64_t now)
 {
     assert(self);
-    return now - self->last_heard >= (int64_t) self->heartbeat_ms * self->liveness;
+    return zm_liveness_expired(&self->peer, now);
 }
 
 bool
 zm_worker_heartbeat_due(const zm_worker_t *self, int64_t now)
 {
     assert(self);
-    return now - self->last_sent >= (int64_t) self->heartbeat_ms;
+    return zm_liveness_due(&self->peer, now);
 }
 
 //  The engine updates inflight before DISPATCH and REPLY; the state follows it.
@@ -94,7 +91,7 @@ zm_worker_on_event(zm_worker_t *self, zm_worker_event_t event, int64_t now)
         return event != ZM_WORKER_VIOLATION;
     }
     if (event != ZM_WORKER_DISPATCH)
-        self->last_heard = now;             //  any traffic counts as a heartbeat
+        self->peer.last_heard = now;        //  any traffic counts as a heartbeat
     switch (self->state) {
     case ZM_WORKER_READY:
         if (event == ZM_WORKER_DISPATCH || event == ZM_WORKER_REPLY) {

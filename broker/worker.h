@@ -5,6 +5,7 @@
 #define ZM_WORKER_H_INCLUDED
 
 #include "call.h"
+#include "liveness.h"
 
 #include <stdbool.h>
 
@@ -32,12 +33,9 @@ typedef struct zm_worker {
     struct zm_service *service; //  borrowed: the service it serves
     zm_worker_state_t state;
     uint32_t slots;             //  calls it may hold at once
-    uint32_t heartbeat_ms;      //  agreed at READY
-    uint32_t liveness;          //  silent intervals before it is dead
+    zm_liveness_t peer;         //  heartbeats agreed at READY
     bool idempotent;            //  its calls may run again elsewhere if it dies
     bool reads_attempt;         //  its READY had the flags field: REQUEST may carry attempt
-    int64_t last_heard;         //  ms: last message from it
-    int64_t last_sent;          //  ms: last message to it
     uint64_t served;            //  calls it answered
     zlistx_t *inflight;         //  borrowed zm_call_t (the engine owns them), oldest first
     void *ready_handle;         //  its place in service->ready, NULL when not there
