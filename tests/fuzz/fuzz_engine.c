@@ -237,8 +237,10 @@ s_check_pipelines(zm_engine_t *engine)
             credit += consumer->credit;
             ready += consumer->ready_handle != NULL;
             ZM_FUZZ_CHECK(zlistx_size(consumer->inflight) <= consumer->credit);
+            //  A consumer that sent RELEASE is leaving: never ready again.
             ZM_FUZZ_CHECK((consumer->ready_handle != NULL)
-                          == (zlistx_size(consumer->inflight) < consumer->credit));
+                          == (zlistx_size(consumer->inflight) < consumer->credit
+                              && !consumer->gone));
             for (zm_item_t *item = zlistx_first(consumer->inflight); item;
                  item = zlistx_next(consumer->inflight)) {
                 ZM_FUZZ_CHECK(item->consumer == consumer);
