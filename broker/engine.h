@@ -43,6 +43,7 @@ typedef struct zm_engine {
     zhashx_t *items;            //  message id -> owned zm_item_t, delivered, not acked
     zlistx_t *reports;          //  borrowed zm_link_t with an ACCEPT to send
     uint64_t next_message_id;   //  last message id given
+    int64_t links_swept_at;     //  ms: the last sweep of idle links
     zframe_t *parked;           //  owned: push-endpoint body waiting for room
     zm_pipeline_t *parked_in;   //  borrowed: the full pipeline it waits for
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]

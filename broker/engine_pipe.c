@@ -301,6 +301,10 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
         return;
     zm_pipeline_t *pipeline = link->pipeline;
     uint32_t fits = zm_pipeline_fits(pipeline, zframe_size(command->body));
+    if (fits == ZM_STATUS_OK && self->parked_in == pipeline
+        && zm_pipeline_fits(pipeline, zframe_size(command->body) + zframe_size(self->parked))
+               != ZM_STATUS_OK)
+        fits = ZM_STATUS_BUSY;      //  the parked push-endpoint message goes first
     if (fits == ZM_STATUS_TOO_BIG) {
         s_refuse(self, routing, name, seq, ZM_STATUS_TOO_BIG,
                  "the message is larger than the pipeline's byte bound");
@@ -616,6 +620,9 @@ void
 zm_engine_pipe_tick(zm_engine_t *self, int64_t now)
 {
     s_tick_consumers(self, now);
-    s_tick_links(self, now);
+    if (now >= self->links_swept_at + 1000) {     //  a 60 s limit needs no finer sweep
+        s_tick_links(self, now);
+        self->links_swept_at = now;
+    }
     s_tick_pipelines(self, now);
 }

@@ -11,6 +11,13 @@ s_item_destroy(void **item_p)
     zm_item_destroy((zm_item_t **) item_p);
 }
 
+static int
+s_item_compare(const void *a, const void *b)
+{
+    uint64_t id_a = ((const zm_item_t *) a)->id, id_b = ((const zm_item_t *) b)->id;
+    return id_a < id_b ? -1 : id_a > id_b;
+}
+
 zm_pipeline_t *
 zm_pipeline_new(const char *name, size_t max_held, size_t max_bytes, int64_t now)
 {
@@ -20,6 +27,7 @@ zm_pipeline_new(const char *name, size_t max_held, size_t max_bytes, int64_t now
     self->name = zm_strdup(name);
     self->queue = zlistx_new();
     zlistx_set_destructor(self->queue, s_item_destroy);
+    zlistx_set_comparator(self->queue, s_item_compare);
     self->max_held = max_held;
     self->max_bytes = max_bytes;
     self->ready = zlistx_new();
@@ -74,12 +82,22 @@ zm_pipeline_push(zm_pipeline_t *self, zm_item_t **item_p)
     *item_p = NULL;
 }
 
+//  Puts item back where its message id says. Ids rise in the order messages
+//  were taken, and new ones join at the end, so the queue stays in that
+//  order whatever comes back from where; the search from the head covers
+//  only the messages back before it.
+static void
+s_put_back(zm_pipeline_t *self, zm_item_t *item)
+{
+    zlistx_insert(self->queue, item, true);
+}
+
 void
 zm_pipeline_requeue(zm_pipeline_t *self, zm_item_t *item)
 {
     assert(self);
     assert(item && !item->consumer);
-    zlistx_add_start(self->queue, item);
+    s_put_back(self, item);
     self->redelivered++;
 }
 
@@ -89,7 +107,7 @@ zm_pipeline_unpop(zm_pipeline_t *self, zm_item_t *item)
     assert(self);
     assert(item && !item->consumer && item->attempts > 0);
     item->attempts--;
-    zlistx_add_start(self->queue, item);
+    s_put_back(self, item);
 }
 
 zm_item_t *

@@ -46,11 +46,12 @@ bool zm_pipeline_resumable(const zm_pipeline_t *self);
 //  Takes *item_p at the tail of the queue and counts it as held.
 void zm_pipeline_push(zm_pipeline_t *self, zm_item_t **item_p);
 
-//  Puts a message its consumer lost back at the head (still held).
+//  Puts a message its consumer lost back in line (still held): before every
+//  message taken after it, so redelivered messages go first, in order.
 void zm_pipeline_requeue(zm_pipeline_t *self, zm_item_t *item);
 
-//  Puts a message its consumer gave back unseen (RELEASE) at the head, its
-//  delivery undone: not a redelivery.
+//  Puts a message its consumer gave back unseen (RELEASE) back in line, as
+//  zm_pipeline_requeue does, its delivery undone: not a redelivery.
 void zm_pipeline_unpop(zm_pipeline_t *self, zm_item_t *item);
 
 //  The next message to deliver, removed from the queue (still held); NULL if none.

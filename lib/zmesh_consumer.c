@@ -54,6 +54,7 @@ typedef struct {
     int backoff;                //  ms: next wait after a broker turned us away
     bool refused;               //  the broker refused us for good: wait for $TERM
     bool stopping;              //  $TERM came
+    bool left;                  //  sent RELEASE: never registers again
     uint64_t acks[ZM_ACK_MAX];  //  acks to send in the next ACK
     uint32_t ack_count;
     zlistx_t *backlog;          //  owned zmsg_t for the application while its pipe is full
@@ -145,8 +146,8 @@ s_add_release(s_engine_t *self, uint64_t id)
 
 //  Says we are leaving, with RELEASE, which also gives back the deliveries
 //  the application never got: the ones it returned when closing, then the
-//  backlog. The last chunk goes first: the broker puts each chunk at the
-//  head of the queue, so the messages stay in their order (ZMP.md 16.5).
+//  backlog, 48 ids per RELEASE (the broker puts each message back in line
+//  by the order it took them, so the chunks may go in any order).
 static void
 s_release_unseen(s_engine_t *self)
 {
@@ -251,6 +252,8 @@ static void
 s_on_disconnect(s_engine_t *self, zm_proto_t *command)
 {
     zm_dealer_abandon(&self->sock);
+    if (self->left)
+        return;                                 //  leaving: nothing to register again for
     bool again = (command->status == ZM_STATUS_MALFORMED
                   && strcmp(command->reason, "not registered") == 0)
                  || command->status == ZM_STATUS_BUSY || command->status == ZM_STATUS_OK;
@@ -319,6 +322,7 @@ s_drain_pipe(s_engine_t *self)
         else if (size == 1 && data[0] == S_TAG_LEAVE) {
             s_flush_acks(self);                 //  acked before: they count as such
             s_release_unseen(self);
+            self->left = true;
         }
         else if (size == 5 && memcmp(data, "$TERM", 5) == 0)
             self->stopping = true;
@@ -349,6 +353,9 @@ s_on_clock(s_engine_t *self, int64_t now)
     const zmesh_consumer_t *consumer = self->consumer;
     if (self->refused)
         return;
+    if (self->left && (!self->sock || now - self->last_heard
+                                          >= (int64_t) consumer->heartbeat_ms * consumer->liveness))
+        return;                                 //  leaving: no new session
     if (!self->sock) {
         if (now >= self->reconnect_at)
             s_connect(self);

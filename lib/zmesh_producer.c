@@ -249,6 +249,11 @@ s_on_answer(zmesh_producer_t *self, zm_proto_t *answer, int64_t now)
     case ZM_CMD_ACCEPT:
         if (ours) {
             zm_window_on_accept(self->window, answer->id);
+            //  A probe past our grant was taken with no new grant before
+            //  it: the broker is not pacing us (it forgot the link, or
+            //  its RESUME was lost). Send freely until refused again.
+            if (self->granted && answer->id > self->granted)
+                self->granted = 0;
             s_news(self, now);
         }
         break;

@@ -432,6 +432,43 @@ test_push_endpoint_blocks_when_full(void **state)
 }
 
 static void
+test_parked_message_goes_first(void **state)
+{
+    zm_engine_t *engine = *state;
+    for (int i = 1; i <= 3; i++)
+        s_push_plain(engine, S_PLAIN_HEADER, zt_fixint(i), ZT_T0);
+    s_push_plain(engine, S_PLAIN_HEADER, zt_fixint(4), ZT_T0);      //  parked
+    s_consume(engine, "C", 1, ZT_T0);
+    uint64_t id = s_expect_deliver(engine, "C", zt_fixint(1), 1);
+    s_ack1(engine, "C", id, ZT_T0 + 1);         //  room for one: the parked message
+    assert_false(zm_engine_push_blocked(engine));
+    id = s_expect_deliver(engine, "C", zt_fixint(2), 1);
+    s_push(engine, "P", 1, 0, zt_fixint(5), ZT_T0 + 2);   //  no room left for P
+    s_expect_refuse(engine, "P", 1, ZM_STATUS_BUSY);
+    zt_expect_empty(engine);
+}
+
+static void
+test_redelivered_in_taken_order(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_fill(engine, 0);
+    s_consume(engine, "C1", 1, ZT_T0);
+    uint64_t id1 = s_expect_deliver(engine, "C1", zt_fixint(1), 1);
+    s_consume(engine, "C2", 1, ZT_T0);
+    uint64_t id2 = s_expect_deliver(engine, "C2", zt_fixint(2), 1);
+    s_consume(engine, "C3", 1, ZT_T0);
+    s_expect_deliver(engine, "C3", zt_fixint(3), 1);
+    zt_leave(engine, "C1", ZT_T0 + 1);          //  1 goes back first...
+    zt_leave(engine, "C2", ZT_T0 + 1);          //  ...then 2, which must not pass it
+    zt_expect_empty(engine);
+    s_consume(engine, "C4", 2, ZT_T0 + 2);
+    assert_int_equal(s_expect_deliver(engine, "C4", zt_fixint(1), 2), id1);
+    assert_int_equal(s_expect_deliver(engine, "C4", zt_fixint(2), 2), id2);
+    zt_expect_empty(engine);
+}
+
+static void
 test_push_endpoint_drops_bad_input_counted(void **state)
 {
     zm_engine_t *engine = *state;
@@ -483,9 +520,11 @@ test_idle_pipeline_forgotten(void **state)
     zt_leave(engine, "C", ZT_T0);
     zm_engine_on_tick(engine, ZT_T0 + 500);
     assert_int_equal(zhashx_size(engine->pipelines), 1);     //  the link keeps it
-    zm_engine_on_tick(engine, ZT_T0 + 1000);                 //  the link goes
+    zm_engine_on_tick(engine, ZT_T0 + 1000);
+    assert_int_equal(zhashx_size(engine->links), 1);        //  links are swept each second
+    zm_engine_on_tick(engine, ZT_T0 + 1500);                 //  the link goes
     assert_int_equal(zhashx_size(engine->links), 0);
-    zm_engine_on_tick(engine, ZT_T0 + 1000 + ZT_GRACE_MS);
+    zm_engine_on_tick(engine, ZT_T0 + 1500 + ZT_GRACE_MS);
     assert_int_equal(zhashx_size(engine->pipelines), 0);
 }
 
@@ -515,6 +554,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stray_ack_ignored, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_push_endpoint_blocks_when_full, zt_setup,
                                         zt_teardown),
+        cmocka_unit_test_setup_teardown(test_parked_message_goes_first, zt_setup, zt_teardown),
+        cmocka_unit_test_setup_teardown(test_redelivered_in_taken_order, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_push_endpoint_drops_bad_input_counted, zt_setup,
                                         zt_teardown),
         cmocka_unit_test_setup_teardown(test_status_shows_pipeline, zt_setup, zt_teardown),
