@@ -124,12 +124,31 @@ zm_engine_pipe_report(zm_engine_t *self)
 
 //  REFUSE 503 for the seq the link expects: it resends from there on RESUME.
 static void
-s_refuse_full(zm_engine_t *self, zm_link_t *link, const char *reason)
+s_refuse_full(zm_engine_t *self, zm_link_t *link, const char *reason, size_t size)
 {
     s_refuse(self, link->routing, link->pipeline->name, link->expected, ZM_STATUS_BUSY, reason);
     link->refused = true;
+    link->refused_size = size;
     link->pipeline->refused_full++;
     zm_pipeline_wait(link->pipeline, link);
+}
+
+//  RESUMEs one waiting producer with a grant of share messages (at least
+//  one), or no limit when the pipeline is empty.
+static void
+s_resume(zm_engine_t *self, zm_link_t *link, size_t share)
+{
+    zm_pipeline_t *pipeline = link->pipeline;
+    zm_pipeline_unwait(pipeline, link);
+    //  A link that has not started yet has no seq to count from.
+    link->granted = pipeline->held == 0 || link->expected == 0
+                        ? 0 : link->expected + (share ? share : 1) - 1;
+    zm_proto_t resume;
+    zm_proto_init(&resume);
+    resume.cmd = ZM_CMD_RESUME;
+    snprintf(resume.service, sizeof resume.service, "%s", pipeline->name);
+    resume.id = link->granted;
+    zm_engine_send(self, link->routing, &resume);
 }
 
 //  RESUMEs every producer waiting on pipeline, once it is resumable: each
@@ -142,20 +161,14 @@ s_resume_waiting(zm_engine_t *self, zm_pipeline_t *pipeline)
     if (waiting == 0 || !zm_pipeline_resumable(pipeline))
         return;
     size_t share = (pipeline->max_held - pipeline->held) / waiting;
-    if (share == 0)
-        share = 1;
-    zm_link_t *link;
-    while ((link = zlistx_detach(pipeline->waiting, NULL))) {
-        link->waiting_handle = NULL;
-        //  Empty: no limit. A link that has not started yet has no seq to count from.
-        link->granted = pipeline->held == 0 || link->expected == 0
-                            ? 0 : link->expected + share - 1;
-        zm_proto_t resume;
-        zm_proto_init(&resume);
-        resume.cmd = ZM_CMD_RESUME;
-        snprintf(resume.service, sizeof resume.service, "%s", pipeline->name);
-        resume.id = link->granted;
-        zm_engine_send(self, link->routing, &resume);
+    zm_link_t *link = zlistx_first(pipeline->waiting);
+    while (link) {
+        zm_link_t *next = zlistx_next(pipeline->waiting);
+        //  One refused for a body that still does not fit waits on: resuming
+        //  it would only bring the same body back to be refused again.
+        if (zm_pipeline_fits(pipeline, link->refused_size) == ZM_STATUS_OK)
+            s_resume(self, link, share);
+        link = next;
     }
 }
 
@@ -209,8 +222,9 @@ s_in_order(zm_engine_t *self, zm_link_t *link, uint64_t seq)
     self->counters.skipped_pushes++;
     if (!link->refused) {
         //  A gap nobody announced: have the producer go back to it.
-        s_refuse_full(self, link, "messages are missing before this one: resend from here");
-        s_resume_waiting(self, link->pipeline);
+        s_refuse_full(self, link, "messages are missing before this one: resend from here", 0);
+        if (zm_pipeline_fits(link->pipeline, 0) == ZM_STATUS_OK)
+            s_resume(self, link, 1);                //  room now: resend at once
     }
     return false;
 }
@@ -312,11 +326,13 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
         return;
     }
     if (fits != ZM_STATUS_OK) {
-        s_refuse_full(self, link, "the pipeline is full: resend from this seq after RESUME");
+        s_refuse_full(self, link, "the pipeline is full: resend from this seq after RESUME",
+                      zframe_size(command->body));
         return;
     }
     bool probe = link->waiting_handle != NULL;  //  sent while waiting for RESUME
     link->refused = false;
+    link->refused_size = 0;
     zm_pipeline_unwait(pipeline, link);
     zframe_t *producer = (command->flags & ZM_PUSH_DONE) ? zframe_dup(routing) : NULL;
     zm_item_t *item = zm_item_new(++self->next_message_id, &command->body,

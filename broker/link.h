@@ -19,6 +19,7 @@ typedef struct zm_link {
     void *report_handle;        //  its place in the engine's ACCEPT list, or NULL
     bool refused;               //  sent REFUSE 503 for `expected`: later seqs are skipped
     uint64_t granted;           //  the last seq its last RESUME granted; 0 = no limit
+    size_t refused_size;        //  body bytes of the message last refused for room
     void *waiting_handle;       //  its place in pipeline->waiting (wants RESUME), or NULL
     int64_t last_heard;         //  ms
 } zm_link_t;
