@@ -216,13 +216,43 @@ s_all_reaped(void *arg)
     return all;
 }
 
+//  True once pid catches SIGTERM (its SigCgt mask in /proc), or is gone. A
+//  process that has only just been spawned (the chaos test respawns workers
+//  to the end) would otherwise die of the signal's default action before
+//  it installed its handler, and look like one that does not stop cleanly.
+static bool
+s_catches_sigterm(void *arg)
+{
+    pid_t pid = *(pid_t *) arg;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return true;
+    bool caught = true;                 //  unreadable: do not wait for it
+    unsigned long long mask;
+    char state = 0;
+    while (fgets(line, sizeof line, file)) {
+        if (sscanf(line, "State: %c", &state) == 1 && state == 'Z')
+            break;                      //  exited already: nothing to wait for
+        if (sscanf(line, "SigCgt: %llx", &mask) == 1) {
+            caught = (mask >> (SIGTERM - 1)) & 1;
+            break;
+        }
+    }
+    fclose(file);
+    return caught;
+}
+
 int
 zm_fault_stop_all(void)
 {
     int failed = 0;
     for (size_t i = 0; i < ZM_FAULT_PROCS_MAX; i++)
-        if (s_procs[i].pid > 0)
+        if (s_procs[i].pid > 0) {
+            zm_harness_wait_until(s_catches_sigterm, &s_procs[i].pid, ZM_HARNESS_STOP_MS);
             kill(s_procs[i].pid, SIGTERM);
+        }
     if (!zm_harness_wait_until(s_all_reaped, &failed, ZM_HARNESS_STOP_MS))
         for (size_t i = 0; i < ZM_FAULT_PROCS_MAX; i++)
             if (s_procs[i].pid > 0) {
