@@ -11,6 +11,7 @@
 //  Application to engine: [A id:u64], an ack; [R id:u64], a delivery it
 //  never handed to the user; [L], leave: RELEASE now; "$TERM" (zactor_destroy).
 #include "zm_alloc.h"
+#include "zm_beat.h"
 #include "zm_dealer.h"
 #include "zm_log.h"
 #include "zm_msg.h"
@@ -382,12 +383,9 @@ s_wait_ms(const s_engine_t *self, int64_t now)
     if (self->refused)
         return -1;
     int64_t next = self->reconnect_at;
-    if (self->sock) {
-        next = self->last_sent + consumer->heartbeat_ms;
-        int64_t dead = self->last_heard + (int64_t) consumer->heartbeat_ms * consumer->liveness;
-        if (dead < next)
-            next = dead;
-    }
+    if (self->sock)
+        next = zm_beat_next(self->last_sent, self->last_heard, consumer->heartbeat_ms,
+                            consumer->liveness);
     return next > now ? (long) (next - now) : 0;
 }
 

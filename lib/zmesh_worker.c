@@ -5,6 +5,7 @@
 //  on. The worker offers the broker one slot per handler thread, so the
 //  broker never sends more requests than there are idle threads.
 #include "zm_alloc.h"
+#include "zm_beat.h"
 #include "zm_endpoints.h"
 #include "zm_log.h"
 #include "zm_msg.h"
@@ -425,12 +426,9 @@ s_wait_ms(const s_engine_t *self, int64_t now)
     int64_t next;
     if (!self->sock)
         next = self->reconnect_at;
-    else {
-        next = self->last_sent + worker->heartbeat_ms;
-        int64_t dead = self->last_heard + (int64_t) worker->heartbeat_ms * worker->liveness;
-        if (dead < next)
-            next = dead;
-    }
+    else
+        next = zm_beat_next(self->last_sent, self->last_heard, worker->heartbeat_ms,
+                            worker->liveness);
     return next > now ? (long) (next - now) : 0;
 }
 
