@@ -31,6 +31,7 @@ zm_consumer_destroy(zm_consumer_t **self_p)
         return;
     zlistx_destroy(&self->inflight);
     zframe_destroy(&self->routing);
+    free(self->key);
     free(self->id);
     free(self);
     *self_p = NULL;

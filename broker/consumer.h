@@ -14,6 +14,7 @@ struct zm_pipeline;
 
 typedef struct zm_consumer {
     char *id;                   //  owned: routing id in hex
+    char *key;                  //  owned: the CURVE key it registered with, or NULL
     zframe_t *routing;          //  owned
     struct zm_pipeline *pipeline;   //  borrowed: the pipeline it reads
     uint32_t credit;            //  messages it may hold unacknowledged

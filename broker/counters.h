@@ -41,7 +41,12 @@
     X(consumers_kicked)     /*  consumers disconnected for a protocol violation   */              \
     X(consumers_unreachable) /* consumers gone without DISCONNECT, seen on a send */              \
     X(dropped_poison)       /*  messages given up after max-deliveries            */              \
-    X(dropped_push_malformed) /* bad messages off the push endpoint (logged)      */
+    X(dropped_push_malformed) /* bad messages off the push endpoint (logged)      */ \
+    X(denied)               /*  commands refused by the sender key's rights (403) */              \
+    X(denied_unknown_key)   /*  messages from a key no longer in the keyring      */              \
+    X(sessions_revoked)     /*  sessions ended: their key was removed or lost a right */          \
+    X(sessions_replaced)    /*  sessions whose routing id came back on another connection */ \
+    X(handshakes_failed)    /*  CURVE handshakes refused: unknown key, bad key or bad bytes */
 
 typedef struct {
 #define ZM_COUNTER_FIELD(name) uint64_t name;

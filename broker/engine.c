@@ -274,6 +274,19 @@ s_kick(zm_engine_t *self, zm_worker_t *worker, const char *reason, int64_t now)
 }
 
 
+void
+zm_engine_retire_worker(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
+{
+    s_retire(self, worker, why, now);
+}
+
+void
+zm_engine_reply_error(zm_engine_t *self, zframe_t *client, uint64_t request_id,
+                      uint32_t status, const char *reason)
+{
+    s_reply_error(self, client, request_id, status, reason);
+}
+
 //  Sends queued calls to workers with free slots, least recently used first.
 static void
 s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
@@ -393,6 +406,8 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
         return;
     }
     zm_worker_t *worker = zm_worker_new(routing_p, id, service, command, now);
+    if (self->sender)
+        worker->key = zm_strdup(self->sender->key);
     zhashx_insert(self->workers, id, worker);
     zm_service_attach(service, worker);
     zm_log_info("broker: worker ready id=%s service=%s slots=%u heartbeat_ms=%u", id,
@@ -630,7 +645,14 @@ s_on_malformed(zm_engine_t *self, zframe_t *routing, const char *id, zmsg_t *msg
 }
 
 void
-zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
+zm_engine_set_keyring(zm_engine_t *self, zm_keyring_t *keyring)
+{
+    assert(self);
+    self->keyring = keyring;
+}
+
+void
+zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, const char *user_id, int64_t now)
 {
     assert(self);
     assert(msg_p && *msg_p);
@@ -645,7 +667,9 @@ zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
     zm_proto_t command;
     zm_proto_init(&command);
     zm_proto_error_t error;
-    if (!zm_proto_decode(&command, msg, &self->config.limits, &error))
+    if (self->keyring && !zm_engine_auth_sender(self, id, user_id, now))
+        ;                                       //  an unknown key: dropped, counted
+    else if (!zm_proto_decode(&command, msg, &self->config.limits, &error))
         s_on_malformed(self, routing, id, msg, &command, &error, now);
     else {
         zm_worker_t *worker = zhashx_lookup(self->workers, id);
@@ -654,9 +678,10 @@ zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
             s_on_worker(self, worker, &command, now);
         else if (consumer)
             zm_engine_pipe_on_consumer(self, consumer, &command, now);
-        else
+        else if (!self->keyring || zm_engine_auth_admit(self, routing, id, &command, now))
             s_on_stranger(self, &routing, id, &command, now);
     }
+    self->sender = NULL;
     zm_proto_reset(&command);
     zframe_destroy(&routing);                   //  no-op if a call or worker took it
     zmsg_destroy(msg_p);
@@ -669,6 +694,21 @@ zm_engine_take_kick(zm_engine_t *self)
     bool kick = self->kick;
     self->kick = false;
     return kick;
+}
+
+void
+zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now)
+{
+    assert(self);
+    assert(id);
+    zm_worker_t *worker = zhashx_lookup(self->workers, id);
+    if (worker) {
+        zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
+        s_retire(self, worker, "connection closed", now);
+    }
+    zm_consumer_t *consumer = zhashx_lookup(self->consumers, id);
+    if (consumer)
+        zm_engine_pipe_retire(self, consumer, "connection closed", now);
 }
 
 void

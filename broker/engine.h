@@ -7,6 +7,7 @@
 #define ZM_ENGINE_H_INCLUDED
 
 #include "counters.h"
+#include "keyring.h"
 #include "pipeline.h"
 #include "service.h"
 #include "worker.h"
@@ -49,8 +50,16 @@ typedef struct zm_engine {
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]
     uint64_t next_ticket;       //  last ticket given
     int64_t started_at;         //  ms
+    zm_keyring_t *keyring;      //  borrowed: CURVE keys and their rights; NULL: open broker
+    zm_key_t *sender;           //  borrowed: the key of the message being handled
     zm_counters_t counters;
 } zm_engine_t;
+
+#define ZM_ENGINE_ID_MAX (2 * 255 + 1)  //  a routing id in hex, NUL included
+
+//  Writes routing's bytes in hex into buffer (ZM_ENGINE_ID_MAX bytes), the
+//  form the engine keys peers by; returns buffer.
+const char *zm_engine_hex(char *buffer, zframe_t *routing);
 
 //  The defaults of ZMP.md's limits table.
 void zm_engine_config_defaults(zm_engine_config_t *config);
@@ -58,17 +67,23 @@ void zm_engine_config_defaults(zm_engine_config_t *config);
 zm_engine_t *zm_engine_new(const zm_engine_config_t *config, int64_t now);
 void zm_engine_destroy(zm_engine_t **self_p);
 
+//  Turns authorization on (ZMP.md section 18): from now on every message
+//  must come with the public key of its sender (its ZAP User-Id), and each
+//  command is checked against that key's rights in keyring (borrowed).
+void zm_engine_set_keyring(zm_engine_t *self, zm_keyring_t *keyring);
+
 //  Feeds one message as the ROUTER gave it: [routing id][empty][header]
-//  [body?]. Takes *msg_p. Every outcome is a message in the outbox, a
-//  counter, or both.
-void zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, int64_t now);
+//  [body?]. Takes *msg_p. user_id is the sender's public key (ignored, and
+//  may be NULL, without a keyring). Every outcome is a message in the
+//  outbox, a counter, or both.
+void zm_engine_on_message(zm_engine_t *self, zmsg_t **msg_p, const char *user_id, int64_t now);
 
 //  Feeds one message off the push endpoint, [header][body] (ZMP.md 16.7).
 //  Takes *msg_p. A message that can never be taken is logged and counted;
 //  one whose pipeline is full is kept until it fits, and meanwhile
 //  zm_engine_push_blocked() is true: the transport stops reading the push
 //  endpoint, so its producers block instead of the broker growing.
-void zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, int64_t now);
+void zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, const char *user_id, int64_t now);
 bool zm_engine_push_blocked(const zm_engine_t *self);
 
 //  Heartbeats, worker expiry, queued-call expiry and idle-service cleanup.
@@ -79,6 +94,15 @@ void zm_engine_on_tick(zm_engine_t *self, int64_t now);
 //  The transport could not deliver a message to routing (the peer is gone,
 //  or its queue is full when full is true). A worker there is lost.
 void zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_t now);
+
+//  After the keyring changed: ends, with DISCONNECT 403, every worker and
+//  consumer session whose key is gone or may no longer do what it does.
+void zm_engine_recheck_keys(zm_engine_t *self, int64_t now);
+
+//  The transport saw the connection of routing id id (hex) close: its
+//  worker or consumer session ends now, so that a peer that takes the
+//  routing id later gets none of its traffic.
+void zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now);
 
 //  True if the sender of the message just fed to zm_engine_on_message has sent
 //  max_garbage malformed messages within the window and must be disconnected

@@ -5,16 +5,20 @@
 
 #include "engine.h"
 
-#define ZM_ENGINE_ID_MAX (2 * 255 + 1)  //  a routing id in hex, NUL included
-
-//  Writes routing's bytes in hex into buffer (ZM_ENGINE_ID_MAX bytes); returns buffer.
-const char *zm_engine_hex(char *buffer, zframe_t *routing);
 
 //  Queues command for the peer *routing_p, taking the routing frame.
 void zm_engine_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command);
 
 //  Queues command for routing, which the caller keeps.
 void zm_engine_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command);
+
+//  Answers a CALL (request_id) with an error REPLY.
+void zm_engine_reply_error(zm_engine_t *self, zframe_t *client, uint64_t request_id,
+                           uint32_t status, const char *reason);
+
+//  Ends a worker session: its calls are requeued or answered 502.
+void zm_engine_retire_worker(zm_engine_t *self, zm_worker_t *worker, const char *why,
+                             int64_t now);
 
 void zm_engine_disconnect(zm_engine_t *self, zframe_t *routing, uint32_t status,
                           const char *reason);
@@ -26,6 +30,18 @@ bool zm_engine_refuse_reserved(zm_engine_t *self, zframe_t *routing, const char 
 
 //  Counts a malformed message from a peer that holds no session.
 void zm_engine_count_garbage(zm_engine_t *self, const char *id, int64_t now);
+
+//  engine_auth.c: who may do what (ZMP.md section 18), with a keyring only.
+//  Checks the key of a message's sender before it is decoded; false (counted,
+//  the connection to be closed) if the key is not in the keyring. A session
+//  that routing id held under another key is ended first.
+bool zm_engine_auth_sender(zm_engine_t *self, const char *id, const char *user_id, int64_t now);
+//  Checks a decoded command from a peer without a session against the
+//  sender's rights; false, after answering 403 and counting it, if denied.
+bool zm_engine_auth_admit(zm_engine_t *self, zframe_t *routing, const char *id,
+                          zm_proto_t *command, int64_t now);
+//  Checks a push-endpoint PUSH; false (logged and counted) if denied.
+bool zm_engine_auth_push(zm_engine_t *self, const char *user_id, const char *pipeline);
 
 //  engine_pipe.c: pipelines (ZMP.md section 16).
 void zm_engine_pipe_init(zm_engine_t *self);
@@ -42,6 +58,9 @@ void zm_engine_pipe_on_bad_push(zm_engine_t *self, zframe_t *routing, const char
 //  A message from a registered consumer, or one it sent that did not decode.
 void zm_engine_pipe_on_consumer(zm_engine_t *self, zm_consumer_t *consumer,
                                 zm_proto_t *command, int64_t now);
+//  Ends a consumer session: what it held goes back in line.
+void zm_engine_pipe_retire(zm_engine_t *self, zm_consumer_t *consumer, const char *why,
+                           int64_t now);
 void zm_engine_pipe_kick(zm_engine_t *self, zm_consumer_t *consumer, uint32_t status,
                          const char *reason, int64_t now);
 //  A send to routing failed: true if it was a consumer's (now retired).

@@ -383,6 +383,8 @@ zm_engine_pipe_on_consume(zm_engine_t *self, zframe_t **routing_p, const char *i
         return;
     }
     zm_consumer_t *consumer = zm_consumer_new(routing_p, id, pipeline, command, now);
+    if (self->sender)
+        consumer->key = zm_strdup(self->sender->key);
     zhashx_insert(self->consumers, id, consumer);
     zm_pipeline_attach(pipeline, consumer);
     zm_log_info("broker: consumer ready id=%s pipeline=%s credit=%u heartbeat_ms=%u", id,
@@ -438,6 +440,12 @@ s_retire(zm_engine_t *self, zm_consumer_t *consumer, const char *why, int64_t no
                 consumer->id, pipeline->name, why, requeued, poisoned);
     zhashx_delete(self->consumers, consumer->id);               //  frees consumer
     s_room_freed(self, pipeline, now);
+}
+
+void
+zm_engine_pipe_retire(zm_engine_t *self, zm_consumer_t *consumer, const char *why, int64_t now)
+{
+    s_retire(self, consumer, why, now);
 }
 
 void
@@ -524,7 +532,7 @@ zm_engine_pipe_send_failed(zm_engine_t *self, const char *id, bool full, int64_t
 }
 
 void
-zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
+zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, const char *user_id, int64_t now)
 {
     assert(self);
     assert(msg_p && *msg_p);
@@ -541,6 +549,11 @@ zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, int64_t now)
         reason = "only PUSH is read on the push endpoint";
     else if (ok && s_reserved(command.service))
         reason = "pipeline names zmesh.* are reserved";
+    if (!reason && self->keyring && !zm_engine_auth_push(self, user_id, command.service)) {
+        zm_proto_reset(&command);           //  denied: logged and counted there
+        zmsg_destroy(msg_p);
+        return;
+    }
     zm_pipeline_t *pipeline = NULL;
     if (!reason && !(pipeline = s_pipeline_require(self, command.service, now)))
         reason = "too many pipelines";

@@ -34,12 +34,19 @@ s_usage(FILE *out)
             "                       connection is closed; 0 = never (env ZMESH_MAX_GARBAGE;\n"
             "                       default 16)\n"
             "  --no-check-payloads  do not check that payloads are one MessagePack object\n"
+            "  --curve-secret FILE  turn CURVE on: the broker's secret certificate, from\n"
+            "                       `zmesh keygen broker` (mode 0600; env ZMESH_CURVE_SECRET)\n"
+            "  --curve-keys DIR     with --curve-secret: the public certificates of every\n"
+            "                       peer let in, with their rights (env ZMESH_CURVE_KEYS).\n"
+            "                       A key whose file is removed is cut off within 2 s\n"
+            "  --insecure           allow binding an endpoint other hosts can reach without\n"
+            "                       CURVE (env ZMESH_INSECURE=1)\n"
             "  --print-endpoint     print the bound endpoint, then the push endpoint, on\n"
             "                       stdout once listening\n"
             "  --verbose            log debug lines (env ZMESH_VERBOSE=1)\n"
             "  --help               this text\n\n"
-            "Stops cleanly on SIGINT or SIGTERM. Exit codes: 0 stopped, 1 cannot bind,\n"
-            "2 bad option.\n",
+            "Stops cleanly on SIGINT or SIGTERM. Exit codes: 0 stopped, 1 cannot bind or\n"
+            "cannot set up security, 2 bad option.\n",
             ZMESH_DEFAULT_ENDPOINT, ZMESH_DEFAULT_PUSH_ENDPOINT);
 }
 
@@ -74,7 +81,11 @@ int
 main(int argc, char *argv[])
 {
     zm_broker_config_t config = {.bind = getenv("ZMESH_BIND"),
-                                 .push_bind = getenv("ZMESH_PUSH_BIND")};
+                                 .push_bind = getenv("ZMESH_PUSH_BIND"),
+                                 .curve_secret = getenv("ZMESH_CURVE_SECRET"),
+                                 .curve_keys = getenv("ZMESH_CURVE_KEYS")};
+    const char *env_insecure = getenv("ZMESH_INSECURE");
+    config.insecure = env_insecure && strcmp(env_insecure, "1") == 0;
     zm_engine_config_defaults(&config.engine);
     if (!config.bind || !*config.bind)
         config.bind = ZMESH_DEFAULT_ENDPOINT;
@@ -116,6 +127,9 @@ main(int argc, char *argv[])
         {"max-garbage", required_argument, NULL, 'x'},
         {"max-attempts", required_argument, NULL, 'a'},
         {"no-check-payloads", no_argument, NULL, 'n'},
+        {"curve-secret", required_argument, NULL, 'S'},
+        {"curve-keys", required_argument, NULL, 'K'},
+        {"insecure", no_argument, NULL, 'I'},
         {"print-endpoint", no_argument, NULL, 'p'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -134,6 +148,9 @@ main(int argc, char *argv[])
         case 'x': ok = s_set_number("--max-garbage", optarg, 0, 1000000, &garbage); break;
         case 'a': ok = s_set_number("--max-attempts", optarg, 1, 100, &attempts); break;
         case 'n': config.engine.limits.check_body = false; break;
+        case 'S': config.curve_secret = optarg; break;
+        case 'K': config.curve_keys = optarg; break;
+        case 'I': config.insecure = true; break;
         case 'p': config.print_endpoint = true; break;
         case 'v': verbose = true; break;
         case 'h': s_usage(stdout); return 0;
@@ -142,6 +159,15 @@ main(int argc, char *argv[])
     }
     if (ok && optind < argc) {
         fprintf(stderr, "zmesh-broker: unexpected argument '%s'\n", argv[optind]);
+        ok = false;
+    }
+    if (config.curve_secret && !*config.curve_secret)
+        config.curve_secret = NULL;
+    if (config.curve_keys && !*config.curve_keys)
+        config.curve_keys = NULL;
+    if (ok && !config.curve_secret != !config.curve_keys) {
+        fprintf(stderr, "zmesh-broker: --curve-secret and --curve-keys go together "
+                        "(or ZMESH_CURVE_SECRET and ZMESH_CURVE_KEYS)\n");
         ok = false;
     }
     if (!ok) {

@@ -98,12 +98,36 @@ s_pack_counters(const zm_engine_t *self, zmesh_pack_t *pack)
 #undef ZM_PACK
 }
 
+//  Whether CURVE is on and, if so, each key the broker knows by name.
+static void
+s_pack_security(const zm_engine_t *self, zmesh_pack_t *pack)
+{
+    zmesh_pack_str(pack, "security");
+    zmesh_pack_map(pack, self->keyring ? 3 : 1);
+    zmesh_pack_str(pack, "curve");
+    zmesh_pack_bool(pack, self->keyring != NULL);
+    if (!self->keyring)
+        return;
+    s_pack_key_uint(pack, "keys", zm_keyring_size(self->keyring));
+    zmesh_pack_str(pack, "key_stats");
+    zmesh_pack_map(pack, (uint32_t) zm_keyring_size(self->keyring));
+    for (zm_key_t *key = zm_keyring_first(self->keyring); key;
+         key = zm_keyring_next(self->keyring)) {
+        zmesh_pack_str(pack, key->name);
+        zmesh_pack_map(pack, 3);
+        zmesh_pack_str(pack, "key");
+        zmesh_pack_str(pack, key->key);
+        s_pack_key_uint(pack, "messages", key->messages);
+        s_pack_key_uint(pack, "denied", key->denied);
+    }
+}
+
 zframe_t *
 zm_engine_status(const zm_engine_t *self, int64_t now)
 {
     assert(self);
     zmesh_pack_t *pack = zmesh_pack_new();
-    zmesh_pack_map(pack, 6);
+    zmesh_pack_map(pack, 7);
     zmesh_pack_str(pack, "version");
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", ZMESH_VERSION_MAJOR, ZMESH_VERSION_MINOR,
@@ -114,6 +138,7 @@ zm_engine_status(const zm_engine_t *self, int64_t now)
     s_pack_workers(self, pack, now);
     s_pack_pipelines(self, pack);
     s_pack_counters(self, pack);
+    s_pack_security(self, pack);
     zframe_t *body = zframe_new(zmesh_pack_data(pack), zmesh_pack_size(pack));
     zmesh_pack_destroy(&pack);
     return body;

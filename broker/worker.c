@@ -44,6 +44,7 @@ zm_worker_destroy(zm_worker_t **self_p)
         return;
     zlistx_destroy(&self->inflight);
     zframe_destroy(&self->routing);
+    free(self->key);
     free(self->id);
     free(self);
     *self_p = NULL;

@@ -29,6 +29,7 @@ typedef enum {
 
 typedef struct zm_worker {
     char *id;                   //  owned: routing id in hex, for logs and lookups
+    char *key;                  //  owned: the CURVE key it registered with, or NULL
     zframe_t *routing;          //  owned: routing id
     struct zm_service *service; //  borrowed: the service it serves
     zm_worker_state_t state;

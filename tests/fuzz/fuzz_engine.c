@@ -268,7 +268,7 @@ s_deliver(s_run_t *run, uint8_t peer, zmsg_t *msg)
     zframe_t *routing = zframe_new(&peer, 1);
     zmsg_prepend(msg, &routing);
     run->heard[peer] = true;
-    zm_engine_on_message(run->engine, &msg, run->now);
+    zm_engine_on_message(run->engine, &msg, NULL, run->now);
     ZM_FUZZ_CHECK(msg == NULL);
     //  The transport would close a kicked peer's connection; here the peer may
     //  speak again, as a reconnected one would. Taking the flag clears it.
@@ -430,7 +430,7 @@ s_op_plain_push(s_run_t *run)
         zframe_t *delimiter = zmsg_pop(msg);        //  a PUSH socket sends none
         zframe_destroy(&delimiter);
     }
-    zm_engine_on_push(run->engine, &msg, run->now);
+    zm_engine_on_push(run->engine, &msg, NULL, run->now);
     ZM_FUZZ_CHECK(msg == NULL);
 }
 

@@ -95,7 +95,7 @@ zt_feed(zm_engine_t *engine, const char *peer, zm_proto_t *command, int64_t now)
     zmsg_t *msg = zm_proto_encode(command);
     zframe_t *routing = zframe_new(peer, strlen(peer));
     zmsg_prepend(msg, &routing);
-    zm_engine_on_message(engine, &msg, now);
+    zm_engine_on_message(engine, &msg, NULL, now);
     assert_null(msg);
 }
 
@@ -111,7 +111,7 @@ zt_feed_raw(zm_engine_t *engine, const char *peer, const zt_bytes_t *frames, siz
         zframe_t *frame = zframe_new(frames[i].data, frames[i].size);
         zmsg_append(msg, &frame);
     }
-    zm_engine_on_message(engine, &msg, now);
+    zm_engine_on_message(engine, &msg, NULL, now);
     assert_null(msg);
 }
 

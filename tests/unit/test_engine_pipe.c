@@ -425,7 +425,7 @@ s_push_plain(zm_engine_t *engine, zt_bytes_t header, zt_bytes_t body, int64_t no
     zmsg_t *msg = zmsg_new();
     zmsg_addmem(msg, header.data, header.size);
     zmsg_addmem(msg, body.data, body.size);
-    zm_engine_on_push(engine, &msg, now);
+    zm_engine_on_push(engine, &msg, NULL, now);
     assert_null(msg);
 }
 

@@ -1,0 +1,131 @@
+//  conns - live connections by descriptor and by routing id.
+#include "conns.h"
+
+#include "zm_alloc.h"
+
+typedef struct {
+    int fd;
+    char key[ZM_CURVE_KEY_TXT];
+    char *id;                   //  owned hex routing id; NULL on the push endpoint
+} s_conn_t;
+
+struct zm_conns {
+    zhashx_t *by_fd;            //  "fd" -> owned s_conn_t
+    zhashx_t *by_id;            //  hex id -> borrowed s_conn_t
+};
+
+static void
+s_conn_destroy(void **item_p)
+{
+    s_conn_t *conn = *item_p;
+    if (conn) {
+        free(conn->id);
+        free(conn);
+        *item_p = NULL;
+    }
+}
+
+zm_conns_t *
+zm_conns_new(void)
+{
+    zm_conns_t *self = zm_alloc(sizeof *self);
+    self->by_fd = zhashx_new();
+    zhashx_set_destructor(self->by_fd, s_conn_destroy);
+    self->by_id = zhashx_new();
+    return self;
+}
+
+void
+zm_conns_destroy(zm_conns_t **self_p)
+{
+    assert(self_p);
+    zm_conns_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy(&self->by_id);
+    zhashx_destroy(&self->by_fd);
+    free(self);
+    *self_p = NULL;
+}
+
+static void
+s_fd_key(char *buffer, size_t size, int fd)
+{
+    snprintf(buffer, size, "%d", fd);
+}
+
+//  Forgets conn; its routing id, if any, goes to gone.
+static void
+s_forget(zm_conns_t *self, s_conn_t *conn, zlistx_t *gone)
+{
+    if (conn->id) {
+        if (zhashx_lookup(self->by_id, conn->id) == conn)
+            zhashx_delete(self->by_id, conn->id);
+        if (gone)
+            zlistx_add_end(gone, zm_strdup(conn->id));
+    }
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, conn->fd);
+    zhashx_delete(self->by_fd, fd_key);                 //  frees conn
+}
+
+void
+zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_t *gone)
+{
+    assert(self && key);
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, fd);
+    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    if (conn && (!streq(conn->key, key) || (conn->id == NULL) != (id == NULL)
+                 || (id && !streq(conn->id, id)))) {
+        s_forget(self, conn, gone);                     //  the descriptor was reused
+        conn = NULL;
+    }
+    if (id) {
+        s_conn_t *holder = zhashx_lookup(self->by_id, id);
+        if (holder && holder != conn)
+            s_forget(self, holder, gone);               //  the id moved to a new connection
+    }
+    if (conn)
+        return;
+    conn = zm_alloc(sizeof *conn);
+    conn->fd = fd;
+    snprintf(conn->key, sizeof conn->key, "%s", key);
+    conn->id = id ? zm_strdup(id) : NULL;
+    zhashx_insert(self->by_fd, fd_key, conn);
+    if (id)
+        zhashx_insert(self->by_id, id, conn);
+}
+
+void
+zm_conns_closed(zm_conns_t *self, int fd, zlistx_t *gone)
+{
+    assert(self);
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, fd);
+    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    if (conn)
+        s_forget(self, conn, gone);
+}
+
+bool
+zm_conns_bound(const zm_conns_t *self, const char *id)
+{
+    assert(self && id);
+    return zhashx_lookup(self->by_id, id) != NULL;
+}
+
+void
+zm_conns_each_of_key(const zm_conns_t *self, const char *key, zm_conns_fn *fn, void *arg)
+{
+    assert(self && key && fn);
+    for (s_conn_t *conn = zhashx_first(self->by_fd); conn; conn = zhashx_next(self->by_fd))
+        if (streq(conn->key, key))
+            fn(arg, conn->fd);
+}
+
+size_t
+zm_conns_size(const zm_conns_t *self)
+{
+    return zhashx_size(self->by_fd);
+}

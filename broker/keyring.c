@@ -1,0 +1,214 @@
+//  keyring - public keys and their rights, from a directory of certificates.
+//
+//  A certificate names its rights in its metadata, as `zmesh keygen` writes
+//  them: serve, call, push and pull (comma-separated patterns) and admin
+//  ("yes"). A key without them may connect and nothing else.
+#include "keyring.h"
+
+#include "zm_alloc.h"
+#include "zm_log.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#define S_MAX_DEPTH 8           //  subdirectory levels read
+#define S_MAX_FILES 100000      //  files read at most
+
+struct zm_keyring {
+    char *dir;                  //  owned
+    zhashx_t *keys;             //  Z85 key -> owned zm_key_t
+    uint64_t signature;         //  of the files last read: names, sizes, times
+};
+
+static void
+s_key_destroy(void **item_p)
+{
+    zm_key_t *key = *item_p;
+    if (key) {
+        free(key->name);
+        zm_rights_clear(&key->rights);
+        free(key);
+        *item_p = NULL;
+    }
+}
+
+static bool
+s_is_secret(const char *name)
+{
+    size_t length = strlen(name);
+    return length >= 7 && streq(name + length - 7, "_secret");
+}
+
+static uint64_t
+s_mix(uint64_t hash, const void *data, size_t size)
+{
+    const uint8_t *byte = data;
+    for (size_t i = 0; i < size; i++)
+        hash = (hash ^ byte[i]) * 1099511628211ULL;     //  FNV-1a
+    return hash;
+}
+
+//  Calls visit on every regular certificate file under path. Returns the
+//  signature of what it saw, so a caller can tell whether anything changed.
+typedef void(s_visit_fn)(void *arg, const char *path);
+
+static uint64_t
+s_walk(const char *path, int depth, uint64_t hash, size_t *files, s_visit_fn *visit, void *arg)
+{
+    DIR *dir = opendir(path);
+    if (!dir)
+        return hash;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) && *files < S_MAX_FILES) {
+        if (entry->d_name[0] == '.')
+            continue;                               //  ., .., and hidden files, as zdir
+        char child[PATH_MAX];
+        if (snprintf(child, sizeof child, "%s/%s", path, entry->d_name) >= (int) sizeof child)
+            continue;
+        struct stat info;
+        if (stat(child, &info) != 0)
+            continue;
+        if (S_ISDIR(info.st_mode)) {
+            if (depth < S_MAX_DEPTH)
+                hash = s_walk(child, depth + 1, hash, files, visit, arg);
+            continue;
+        }
+        if (!S_ISREG(info.st_mode) || s_is_secret(entry->d_name))
+            continue;
+        (*files)++;
+        hash = s_mix(hash, child, strlen(child) + 1);
+        hash = s_mix(hash, &info.st_size, sizeof info.st_size);
+        hash = s_mix(hash, &info.st_mtim, sizeof info.st_mtim);
+        hash = s_mix(hash, &info.st_ino, sizeof info.st_ino);
+        if (visit)
+            visit(arg, child);
+    }
+    closedir(dir);
+    return hash;
+}
+
+static uint64_t
+s_signature(const char *dir)
+{
+    size_t files = 0;
+    return s_walk(dir, 0, 14695981039346656037ULL, &files, NULL, NULL);
+}
+
+static void
+s_load_one(void *arg, const char *path)
+{
+    zhashx_t *keys = arg;
+    zcert_t *cert = zcert_load(path);
+    if (!cert || !zm_curve_is_key(zcert_public_txt(cert))
+        || streq(zcert_public_txt(cert), "0000000000000000000000000000000000000000")) {
+        zm_log_warning("keyring: not a certificate file=%s", path);
+        zcert_destroy(&cert);
+        return;
+    }
+    zm_key_t *key = zm_alloc(sizeof *key);
+    memcpy(key->key, zcert_public_txt(cert), ZM_CURVE_KEY_TXT);
+    const char *name = zcert_meta(cert, "name");
+    if (!name || !*name) {
+        name = strrchr(path, '/');
+        name = name ? name + 1 : path;
+    }
+    key->name = zm_strdup(name);
+    for (int right = 0; right < ZM_RIGHT_COUNT; right++)
+        zm_rights_set(&key->rights, right, zcert_meta(cert, zm_right_name(right)));
+    const char *admin = zcert_meta(cert, "admin");
+    key->rights.admin = admin && (streq(admin, "yes") || streq(admin, "true") || streq(admin, "1"));
+    zcert_destroy(&cert);
+    if (zhashx_lookup(keys, key->key)) {
+        zm_log_warning("keyring: key listed twice file=%s key=%s", path, key->key);
+        void *item = key;
+        s_key_destroy(&item);
+        return;
+    }
+    zhashx_insert(keys, key->key, key);
+}
+
+static zhashx_t *
+s_load(const char *dir, uint64_t *signature_p)
+{
+    zhashx_t *keys = zhashx_new();
+    zhashx_set_destructor(keys, s_key_destroy);
+    size_t files = 0;
+    *signature_p = s_walk(dir, 0, 14695981039346656037ULL, &files, s_load_one, keys);
+    return keys;
+}
+
+zm_keyring_t *
+zm_keyring_new(const char *dir)
+{
+    assert(dir);
+    zm_keyring_t *self = zm_alloc(sizeof *self);
+    self->dir = zm_strdup(dir);
+    self->keys = s_load(dir, &self->signature);
+    zm_log_info("keyring: loaded dir=%s keys=%zu", dir, zhashx_size(self->keys));
+    return self;
+}
+
+void
+zm_keyring_destroy(zm_keyring_t **self_p)
+{
+    assert(self_p);
+    zm_keyring_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy(&self->keys);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+bool
+zm_keyring_refresh(zm_keyring_t *self, zlistx_t *removed)
+{
+    assert(self);
+    if (s_signature(self->dir) == self->signature)
+        return false;
+    uint64_t signature;
+    zhashx_t *keys = s_load(self->dir, &signature);
+    for (zm_key_t *old = zhashx_first(self->keys); old; old = zhashx_next(self->keys)) {
+        zm_key_t *key = zhashx_lookup(keys, old->key);
+        if (key) {
+            key->messages = old->messages;      //  the same key: its counts go on
+            key->denied = old->denied;
+        }
+        else {
+            zm_log_notice("keyring: key removed name=%s key=%s", old->name, old->key);
+            if (removed)
+                zlistx_add_end(removed, zm_strdup(old->key));
+        }
+    }
+    zm_log_info("keyring: reloaded dir=%s keys=%zu", self->dir, zhashx_size(keys));
+    zhashx_destroy(&self->keys);
+    self->keys = keys;
+    self->signature = signature;
+    return true;
+}
+
+zm_key_t *
+zm_keyring_lookup(const zm_keyring_t *self, const char *key)
+{
+    assert(self);
+    return key ? zhashx_lookup(self->keys, key) : NULL;
+}
+
+size_t
+zm_keyring_size(const zm_keyring_t *self)
+{
+    return zhashx_size(self->keys);
+}
+
+zm_key_t *
+zm_keyring_first(const zm_keyring_t *self)
+{
+    return zhashx_first(self->keys);
+}
+
+zm_key_t *
+zm_keyring_next(const zm_keyring_t *self)
+{
+    return zhashx_next(self->keys);
+}
