@@ -37,6 +37,8 @@ s_hex(char *buffer, const void *data, size_t size)
     buffer[2 * (size < 255 ? size : 255)] = '\0';
 }
 
+
+static const char *s_user_id;       //  borrowed: the sender key given with each feed
 //  ---------------------------------------------------------------------------
 //  Fixtures
 
@@ -79,6 +81,7 @@ zt_teardown(void **state)
 {
     zm_proto_reset(&s_out.command);
     s_status_free();
+    s_user_id = NULL;
     zm_engine_t *engine = *state;
     zm_engine_destroy(&engine);
     assert_null(engine);
@@ -88,6 +91,12 @@ zt_teardown(void **state)
 //  ---------------------------------------------------------------------------
 //  Input: messages as the ROUTER gives them
 
+void
+zt_set_user_id(const char *user_id)
+{
+    s_user_id = user_id;
+}
+
 //  Feeds a command from peer; the engine must take the message.
 void
 zt_feed(zm_engine_t *engine, const char *peer, zm_proto_t *command, int64_t now)
@@ -95,7 +104,7 @@ zt_feed(zm_engine_t *engine, const char *peer, zm_proto_t *command, int64_t now)
     zmsg_t *msg = zm_proto_encode(command);
     zframe_t *routing = zframe_new(peer, strlen(peer));
     zmsg_prepend(msg, &routing);
-    zm_engine_on_message(engine, &msg, NULL, now);
+    zm_engine_on_message(engine, &msg, s_user_id, now);
     assert_null(msg);
 }
 
@@ -111,7 +120,7 @@ zt_feed_raw(zm_engine_t *engine, const char *peer, const zt_bytes_t *frames, siz
         zframe_t *frame = zframe_new(frames[i].data, frames[i].size);
         zmsg_append(msg, &frame);
     }
-    zm_engine_on_message(engine, &msg, NULL, now);
+    zm_engine_on_message(engine, &msg, s_user_id, now);
     assert_null(msg);
 }
 

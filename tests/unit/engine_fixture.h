@@ -64,6 +64,9 @@ int zt_setup_two_services(void **state);
 int zt_teardown(void **state);
 
 //  Inputs. Each feeds one message from peer; the engine must take it.
+//  zt_set_user_id sets the sender key (ZAP User-Id) given with every feed
+//  from then on (borrowed; NULL, the default, for none).
+void zt_set_user_id(const char *user_id);
 void zt_feed(zm_engine_t *engine, const char *peer, zm_proto_t *command, int64_t now);
 void zt_feed_raw(zm_engine_t *engine, const char *peer, const zt_bytes_t *frames, size_t count,
                  int64_t now);
