@@ -39,6 +39,7 @@ typedef struct {
 } s_broker_t;
 
 #define S_KEYS_EVERY_MS 1000    //  how often the keys directory is read again
+#define S_KEYS_AGAIN_MS 100     //  at most this often for a key the keyring lacks
 
 //  A connection to close. libzmq offers no way to drop one ROUTER peer, so
 //  the broker shuts its socket down (never closes it: libzmq owns the fd and
@@ -108,11 +109,13 @@ s_recv(zsock_t *router, int *fd_p, char *user_id)
     return msg;
 }
 
+//  inode, if not 0, is the inode the descriptor's socket must have: one
+//  with another is a later connection given the same number.
 static void
-s_kick_later(s_broker_t *self, int fd, int64_t now)
+s_kick_later(s_broker_t *self, int fd, uint64_t inode, int64_t now)
 {
     struct stat info;
-    if (fd < 0 || fstat(fd, &info) != 0) {
+    if (fd < 0 || fstat(fd, &info) != 0 || (inode && info.st_ino != inode)) {
         zm_log_warning("broker: cannot kick fd=%d", fd);
         return;
     }
@@ -134,6 +137,29 @@ s_kick_due(s_broker_t *self, int64_t now)
             zm_log_debug("broker: shutdown fd=%d rc=%d", kick->fd, rc);
         }
         free(zlistx_detach(self->kicks, NULL));
+    }
+}
+
+static void s_read_events(s_broker_t *self, zsock_t *events, int64_t now);
+static void s_read_keys(s_broker_t *self, int64_t now);
+
+//  Records who sent a message, with CURVE. Connection events emitted before
+//  the message was queued are read first: a connection that closed before
+//  this one got its descriptor must not be taken for this one.
+static void
+s_seen(s_broker_t *self, zsock_t *events, int fd, const char *id, const char *user_id,
+       int64_t now)
+{
+    s_read_events(self, events, now);
+    //  zauth reads the keys directory at each handshake, the keyring once a
+    //  second: a key added a moment ago is read now rather than refused.
+    if (!zm_keyring_lookup(zm_security_keyring(self->security), user_id)
+        && now - self->keys_read_at >= S_KEYS_AGAIN_MS)
+        s_read_keys(self, now);
+    if (zm_conns_seen(self->conns, fd, id, user_id, self->gone)) {
+        struct stat info;
+        if (fd >= 0 && fstat(fd, &info) == 0)
+            zm_conns_tag(self->conns, fd, (uint64_t) info.st_ino);
     }
 }
 
@@ -277,9 +303,10 @@ s_on_pull(zloop_t *loop, zsock_t *pull, void *arg)
         zmsg_t *msg = s_recv_pull(pull, &fd, user_id);
         if (!msg)
             break;
-        if (self->conns)
-            zm_conns_seen(self->conns, fd, NULL, user_id, self->gone);
-        s_end_gone(self, now);
+        if (self->conns) {
+            s_seen(self, self->pull_events, fd, NULL, user_id, now);
+            s_end_gone(self, now);
+        }
         zm_engine_on_push(self->engine, &msg, self->conns ? user_id : NULL, now);
         if (zlistx_size(self->engine->outbox) >= S_BATCH)
             s_flush(self, now);
@@ -303,13 +330,13 @@ s_on_router(zloop_t *loop, zsock_t *router, void *arg)
             break;
         if (self->conns) {
             char id[ZM_ENGINE_ID_MAX];
-            zm_conns_seen(self->conns, fd, zm_engine_hex(id, zmsg_first(msg)), user_id,
-                          self->gone);
+            s_seen(self, self->router_events, fd, zm_engine_hex(id, zmsg_first(msg)), user_id,
+                   now);
             s_end_gone(self, now);
         }
         zm_engine_on_message(self->engine, &msg, self->conns ? user_id : NULL, now);
         if (zm_engine_take_kick(self->engine))
-            s_kick_later(self, fd, now);
+            s_kick_later(self, fd, 0, now);
         if (zlistx_size(self->engine->outbox) >= S_BATCH)
             s_flush(self, now);
     }
@@ -326,10 +353,10 @@ s_free_string(void **item_p)
 }
 
 static void
-s_kick_fd(void *arg, int fd)
+s_kick_fd(void *arg, int fd, uint64_t inode)
 {
     s_broker_t *self = arg;
-    s_kick_later(self, fd, zclock_mono());
+    s_kick_later(self, fd, inode, zclock_mono());
 }
 
 //  Reads the keys directory again. Sessions of a removed key, or of one that

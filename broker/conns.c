@@ -7,6 +7,7 @@ typedef struct {
     int fd;
     char key[ZM_CURVE_KEY_TXT];
     char *id;                   //  owned hex routing id; NULL on the push endpoint
+    uint64_t tag;               //  the transport's
 } s_conn_t;
 
 struct zm_conns {
@@ -69,7 +70,7 @@ s_forget(zm_conns_t *self, s_conn_t *conn, zlistx_t *gone)
     zhashx_delete(self->by_fd, fd_key);                 //  frees conn
 }
 
-void
+bool
 zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_t *gone)
 {
     assert(self && key);
@@ -87,7 +88,7 @@ zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_
             s_forget(self, holder, gone);               //  the id moved to a new connection
     }
     if (conn)
-        return;
+        return false;
     conn = zm_alloc(sizeof *conn);
     conn->fd = fd;
     snprintf(conn->key, sizeof conn->key, "%s", key);
@@ -95,6 +96,18 @@ zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_
     zhashx_insert(self->by_fd, fd_key, conn);
     if (id)
         zhashx_insert(self->by_id, id, conn);
+    return true;
+}
+
+void
+zm_conns_tag(zm_conns_t *self, int fd, uint64_t tag)
+{
+    assert(self);
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, fd);
+    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    if (conn)
+        conn->tag = tag;
 }
 
 void
@@ -121,7 +134,7 @@ zm_conns_each_of_key(const zm_conns_t *self, const char *key, zm_conns_fn *fn, v
     assert(self && key && fn);
     for (s_conn_t *conn = zhashx_first(self->by_fd); conn; conn = zhashx_next(self->by_fd))
         if (streq(conn->key, key))
-            fn(arg, conn->fd);
+            fn(arg, conn->fd, conn->tag);
 }
 
 size_t

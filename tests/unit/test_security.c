@@ -215,10 +215,10 @@ s_take(zlistx_t *list)
 }
 
 static void
-s_count_fd(void *arg, int fd)
+s_count_fd(void *arg, int fd, uint64_t tag)
 {
     int *sum = arg;
-    *sum += fd;
+    *sum += fd + (int) tag;
 }
 
 static void
@@ -229,17 +229,18 @@ test_conns_track_routing_ids(void **state)
     const char *k2 = "2222222222222222222222222222222222222222";
     zm_conns_t *conns = zm_conns_new();
     zlistx_t *gone = zlistx_new();
-    zm_conns_seen(conns, 10, "aa", k1, gone);
-    zm_conns_seen(conns, 10, "aa", k1, gone);
-    zm_conns_seen(conns, 11, NULL, k1, gone);           //  the push endpoint
-    zm_conns_seen(conns, 12, "bb", k2, gone);
+    assert_true(zm_conns_seen(conns, 10, "aa", k1, gone));
+    assert_false(zm_conns_seen(conns, 10, "aa", k1, gone));
+    assert_true(zm_conns_seen(conns, 11, NULL, k1, gone));  //  the push endpoint
+    assert_true(zm_conns_seen(conns, 12, "bb", k2, gone));
+    zm_conns_tag(conns, 11, 100);
     assert_int_equal(zlistx_size(gone), 0);
     assert_int_equal(zm_conns_size(conns), 3);
     assert_true(zm_conns_bound(conns, "aa"));
     assert_false(zm_conns_bound(conns, "cc"));
     int sum = 0;
     zm_conns_each_of_key(conns, k1, s_count_fd, &sum);
-    assert_int_equal(sum, 21);
+    assert_int_equal(sum, 121);
 
     //  The routing id "aa" shows up on another connection: the first is gone.
     zm_conns_seen(conns, 13, "aa", k2, gone);
