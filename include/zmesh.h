@@ -39,6 +39,7 @@ typedef enum {
     ZMESH_EPROTO = -9,      //  the peer broke the protocol (or speaks another version)
     ZMESH_ESYS = -10,       //  a system or libzmq call failed (see errno)
     ZMESH_EUNREACHABLE = -11, //  no broker was connected to take the call
+    ZMESH_EDENIED = -12,    //  the broker's rules deny this key that command (status 403)
 } zmesh_err_t;
 
 //  Returns a static, human-readable text for a zmesh_err_t value.
@@ -91,6 +92,34 @@ size_t zmesh_pack_size(const zmesh_pack_t *self);
 void zmesh_pack_reset(zmesh_pack_t *self);
 
 //  ---------------------------------------------------------------------
+//  zmesh_curve: the CURVE keys a client, worker, producer or consumer uses
+//  to reach a broker that runs CURVE (ZMP.md, "Security"): its own key pair,
+//  from a secret certificate file made by `zmesh keygen`, and the broker's
+//  public key. Every object made with it encrypts its connections and proves
+//  its key to the broker, whose rules say what that key may do.
+
+typedef struct zmesh_curve zmesh_curve_t;
+
+//  Loads the secret certificate at secret_file and the broker's public key,
+//  given as 40 characters of Z85 or as the path of the broker's certificate
+//  file (public or secret: only its public key is read). Refuses a secret
+//  file that group or others may read or write. Blocks only on reading the
+//  files. Returns NULL with *err_p (may be NULL) set to ZMESH_EINVAL on any
+//  error; zmesh_curve_error() then tells why.
+zmesh_curve_t *zmesh_curve_new(const char *secret_file, const char *broker_key, int *err_p);
+
+//  Frees the keys and sets *self_p to NULL; does nothing if *self_p is NULL.
+//  Objects made with them keep their own copy: destroy them in any order.
+void zmesh_curve_destroy(zmesh_curve_t **self_p);
+
+//  This key pair's public key as 40 characters of Z85, borrowed.
+const char *zmesh_curve_public_key(const zmesh_curve_t *self);
+
+//  Why the last zmesh_curve_new of the calling thread failed ("" if it
+//  succeeded), borrowed until that thread's next zmesh_curve_new.
+const char *zmesh_curve_error(void);
+
+//  ---------------------------------------------------------------------
 //  zmesh_client: calls services through a broker. Many calls may be in
 //  flight at once; each gets a request id. The connection is made in the
 //  background and survives broker restarts (libzmq reconnects).
@@ -105,6 +134,13 @@ typedef struct zmesh_client zmesh_client_t;
 //  each time. Returns NULL if an endpoint is invalid; *err_p (may be NULL)
 //  says why.
 zmesh_client_t *zmesh_client_new(const char *endpoint, int *err_p);
+
+//  As zmesh_client_new, with every connection a CURVE client of the broker
+//  with curve's keys (copied; NULL: plain, as zmesh_client_new). A broker
+//  that does not know the key, or a wrong broker key, shows up as calls that
+//  no broker takes (ZMESH_EUNREACHABLE) or answers (ZMESH_ETIMEDOUT).
+zmesh_client_t *zmesh_client_new_secure(const char *endpoint, const zmesh_curve_t *curve,
+                                        int *err_p);
 
 //  How many times a call that gets no answer is sent again, with the same
 //  request id (default 0). The call's timeout is shared out between the
@@ -125,7 +161,8 @@ void zmesh_client_destroy(zmesh_client_t **self_p);
 //  Errors: ZMESH_ETIMEDOUT (a broker took the call, no answer came),
 //  ZMESH_EUNREACHABLE (no broker was there to take it), ZMESH_ENOSERVICE,
 //  ZMESH_EAGAIN (busy), ZMESH_ETOOBIG, ZMESH_EHANDLER, ZMESH_EWORKERLOST (a
-//  worker died holding a call that is not idempotent), ZMESH_EINVAL,
+//  worker died holding a call that is not idempotent), ZMESH_EDENIED (the
+//  broker's rules do not let this key call the service), ZMESH_EINVAL,
 //  ZMESH_EPROTO.
 int zmesh_client_call(zmesh_client_t *self, const char *service, const void *request,
                       size_t size, int timeout_ms, zmesh_msg_t **reply_p);
@@ -171,6 +208,11 @@ typedef int(zmesh_handler_fn)(const zmesh_msg_t *request, zmesh_msg_t **reply_p,
 //  connect yet. Returns NULL on a bad argument; *err_p (may be NULL) says why.
 zmesh_worker_t *zmesh_worker_new(const char *endpoint, const char *service, int *err_p);
 
+//  As zmesh_worker_new, with every connection a CURVE client of the broker
+//  with curve's keys (copied; NULL: plain).
+zmesh_worker_t *zmesh_worker_new_secure(const char *endpoint, const char *service,
+                                        const zmesh_curve_t *curve, int *err_p);
+
 //  Stops the worker if it runs, frees it and sets *self_p to NULL.
 void zmesh_worker_destroy(zmesh_worker_t **self_p);
 
@@ -196,8 +238,9 @@ int zmesh_worker_progress(int extend_ms);
 //  SIGINT/SIGTERM; reconnects and re-registers when the broker goes silent
 //  or restarts. endpoint may be a comma-separated list: each reconnection
 //  goes to the next broker of the list.
-//  Returns ZMESH_OK when stopped, ZMESH_EPROTO if the broker refused it
-//  (zmesh_worker_error() tells why), ZMESH_EINVAL if the endpoint is not one
+//  Returns ZMESH_OK when stopped, ZMESH_EDENIED if the broker's rules do not
+//  let this key serve the service, ZMESH_EPROTO if the broker refused it
+//  otherwise (zmesh_worker_error() tells why for both), ZMESH_EINVAL if the endpoint is not one
 //  libzmq can connect to, ZMESH_ESYS if a socket failed. On a stop it sends
 //  DISCONNECT first, so the broker answers calls still running WORKER_LOST at
 //  once; it then returns when every running handler has returned.
@@ -235,6 +278,11 @@ typedef struct zmesh_producer zmesh_producer_t;
 //  (may be NULL) says why.
 zmesh_producer_t *zmesh_producer_new(const char *endpoint, const char *pipeline, int *err_p);
 
+//  As zmesh_producer_new, with every connection a CURVE client of the broker
+//  with curve's keys (copied; NULL: plain).
+zmesh_producer_t *zmesh_producer_new_secure(const char *endpoint, const char *pipeline,
+                                            const zmesh_curve_t *curve, int *err_p);
+
 //  Frees the producer and sets *self_p to NULL. Messages not yet accepted are
 //  dropped: call zmesh_producer_flush first.
 void zmesh_producer_destroy(zmesh_producer_t **self_p);
@@ -256,6 +304,8 @@ void zmesh_producer_set_timeout(zmesh_producer_t *self, int timeout_ms);
 //  time (not sent: retry); ZMESH_ETIMEDOUT if it was sent but its receipt
 //  did not come in time (it stays tracked: flush waits for it);
 //  ZMESH_EINVAL (not MessagePack) or ZMESH_ETOOBIG (refused by the broker);
+//  ZMESH_EDENIED (the broker's rules do not let this key push to the
+//  pipeline: the message is dropped, not sent again);
 //  ZMESH_EWORKERLOST (PROCESSED: every consumer it was given to was lost);
 //  ZMESH_ECLOSED after SIGINT/SIGTERM under CZMQ's signal handling. A signal
 //  the application handles itself ends a blocking wait early: EAGAIN before
@@ -297,6 +347,11 @@ typedef struct {
 //  on a bad argument; *err_p (may be NULL) says why.
 zmesh_consumer_t *zmesh_consumer_new(const char *endpoint, const char *pipeline, int *err_p);
 
+//  As zmesh_consumer_new, with every connection a CURVE client of the broker
+//  with curve's keys (copied; NULL: plain).
+zmesh_consumer_t *zmesh_consumer_new_secure(const char *endpoint, const char *pipeline,
+                                            const zmesh_curve_t *curve, int *err_p);
+
 //  Messages held unacknowledged at once (1..1000, default 10). Call before
 //  the first zmesh_consumer_recv.
 void zmesh_consumer_set_credit(zmesh_consumer_t *self, int credit);
@@ -308,8 +363,10 @@ void zmesh_consumer_set_heartbeat(zmesh_consumer_t *self, int interval_ms, int l
 //  Waits up to timeout_ms (0 polls, -1 forever) for a message; the first
 //  call connects and registers. On ZMESH_OK *msg_p is the message (the
 //  caller destroys it) and *delivery (may be NULL) tells its id and attempt.
-//  Returns ZMESH_EAGAIN when none came in time, ZMESH_EPROTO if the broker
-//  refused the consumer (zmesh_consumer_error says why), ZMESH_ECLOSED
+//  Returns ZMESH_EAGAIN when none came in time, ZMESH_EDENIED if the
+//  broker's rules do not let this key consume the pipeline, ZMESH_EPROTO if
+//  the broker refused the consumer otherwise (zmesh_consumer_error says why;
+//  both are final: every later recv returns the same), ZMESH_ECLOSED
 //  after SIGINT/SIGTERM under CZMQ's signal handling (a signal the
 //  application handles itself ends the wait early with ZMESH_EAGAIN).
 int zmesh_consumer_recv(zmesh_consumer_t *self, int timeout_ms, zmesh_msg_t **msg_p,

@@ -3,18 +3,20 @@
 #include "zm_dealer.h"
 
 #include "zm_log.h"
+#include "zm_secure.h"
 #include "zmesh.h"
 
 #define S_RECONNECT_IVL_MAX 2000    //  ms, cap of libzmq's reconnect backoff
 
 zm_endpoints_t *
-zm_dealer_check(const char *endpoint, const char *pipeline, int *err_p)
+zm_dealer_check(const char *endpoint, const char *pipeline, const zmesh_curve_t *curve,
+                int *err_p)
 {
     zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
     bool valid = endpoints && pipeline && zm_proto_valid_name(pipeline, strlen(pipeline))
                  && strncmp(pipeline, "zmesh.", 6) != 0;
     for (size_t i = 0; valid && i < zm_endpoints_size(endpoints); i++) {
-        zsock_t *probe = zm_dealer_open(zm_endpoints_next(endpoints), false, 0);
+        zsock_t *probe = zm_dealer_open(zm_endpoints_next(endpoints), false, 0, curve);
         valid = probe != NULL;                  //  libzmq judges each endpoint once
         zsock_destroy(&probe);
     }
@@ -26,7 +28,7 @@ zm_dealer_check(const char *endpoint, const char *pipeline, int *err_p)
 }
 
 zsock_t *
-zm_dealer_open(const char *endpoint, bool immediate, int linger_ms)
+zm_dealer_open(const char *endpoint, bool immediate, int linger_ms, const zmesh_curve_t *curve)
 {
     assert(endpoint);
     zsock_t *sock = zsock_new(ZMQ_DEALER);
@@ -37,6 +39,7 @@ zm_dealer_open(const char *endpoint, bool immediate, int linger_ms)
     //  resolving the host name again each time (containers move).
     zsock_set_reconnect_ivl_max(sock, S_RECONNECT_IVL_MAX);
     zsock_set_immediate(sock, immediate ? 1 : 0);
+    zm_secure_apply(curve, sock);               //  before connecting: the handshake uses it
     if (zsock_connect(sock, "%s", endpoint) != 0)
         zsock_destroy(&sock);
     return sock;

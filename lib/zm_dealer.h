@@ -8,6 +8,7 @@
 
 #include "zm_endpoints.h"
 #include "zm_proto.h"
+#include "zmesh.h"
 
 #include <czmq.h>
 #include <stdbool.h>
@@ -17,16 +18,20 @@
 #define ZM_DEALER_BODY_MAX ((size_t) 256 << 20)
 
 //  Checks a pipeline name (valid, not reserved) and a broker list whose
-//  every endpoint libzmq can connect to. Returns the parsed list, or NULL
+//  every endpoint libzmq can connect to (probed with curve's keys, if not
+//  NULL, as the real connections will be). Returns the parsed list, or NULL
 //  with *err_p (may be NULL) set to ZMESH_EINVAL.
-zm_endpoints_t *zm_dealer_check(const char *endpoint, const char *pipeline, int *err_p);
+zm_endpoints_t *zm_dealer_check(const char *endpoint, const char *pipeline,
+                                const zmesh_curve_t *curve, int *err_p);
 
 //  A new DEALER connected to endpoint, or NULL if libzmq refuses the
 //  endpoint. Sends never block (SNDTIMEO 0). With immediate, libzmq queues
 //  messages only on a connection that is up, so a send to a broker that is
 //  not there fails at once instead of waiting in a queue. linger_ms is how
-//  long a close may still try to deliver what is queued.
-zsock_t *zm_dealer_open(const char *endpoint, bool immediate, int linger_ms);
+//  long a close may still try to deliver what is queued. With curve (may
+//  be NULL) the socket is a CURVE client of the broker.
+zsock_t *zm_dealer_open(const char *endpoint, bool immediate, int linger_ms,
+                        const zmesh_curve_t *curve);
 
 //  Closes *sock_p at once, dropping whatever it still queues: a connection
 //  that is abandoned must not deliver stale commands later. NULL is fine.

@@ -29,6 +29,8 @@ zmesh_strerror(int err)
         return "system error";
     case ZMESH_EUNREACHABLE:
         return "no broker reachable";
+    case ZMESH_EDENIED:
+        return "denied by the broker's access rules";
     }
     return "unknown error";
 }

@@ -548,8 +548,9 @@ zm_proto_status_error(uint32_t status)
     case ZM_STATUS_HANDLER_ERROR: return ZMESH_EHANDLER;
     case ZM_STATUS_WORKER_LOST: return ZMESH_EWORKERLOST;
     case ZM_STATUS_BUSY: return ZMESH_EAGAIN;
+    case ZM_STATUS_DENIED: return ZMESH_EDENIED;
     }
-    return ZMESH_EPROTO;    //  BAD_VERSION, DENIED (until authorization lands), unknown
+    return ZMESH_EPROTO;    //  BAD_VERSION, unknown
 }
 
 const char *

@@ -179,7 +179,8 @@ static void
 s_fail(zm_window_t *self, s_entry_t *entry, int rc, const char *why)
 {
     char text[S_ERROR_MAX];
-    snprintf(text, sizeof text, "message %" PRIu64 ": %s", entry->token, why);
+    //  A long reason is cut to fit after "message <20 digits>: ".
+    snprintf(text, sizeof text, "message %" PRIu64 ": %.*s", entry->token, S_ERROR_MAX - 31, why);
     snprintf(self->error, sizeof self->error, "%s", text);
     if (entry->token == self->watch_token)
         s_watch_reached(self, entry, ZM_WINDOW_SETTLED, rc);

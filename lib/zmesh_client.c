@@ -11,6 +11,7 @@
 #include "zm_msg.h"
 #include "zm_pack.h"
 #include "zm_proto.h"
+#include "zm_secure.h"
 
 #include <czmq.h>
 
@@ -42,6 +43,7 @@ typedef struct {
 struct zmesh_client {
     zsock_t *sock;              //  owned DEALER to the broker in use
     zm_endpoints_t *endpoints;  //  owned: the brokers, in the order to try them
+    zmesh_curve_t *curve;       //  owned copy of the CURVE keys; NULL: plain connections
     uint32_t connection;        //  counts the connections opened (failovers)
     uint64_t next_id;           //  last request id used
     int retries;                //  resends of an unanswered call (zmesh_client_set_retries)
@@ -136,12 +138,14 @@ s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **b
     return rc;
 }
 
-//  A DEALER to endpoint, or NULL if libzmq refuses the endpoint.
+//  A DEALER to endpoint, a CURVE client with curve (may be NULL), or NULL
+//  if libzmq refuses the endpoint.
 static zsock_t *
-s_open(const char *endpoint)
+s_open(const char *endpoint, const zmesh_curve_t *curve)
 {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     assert(sock);
+    zm_secure_apply(curve, sock);
     //  libzmq reconnects with exponential backoff and jitter up to the cap,
     //  resolving host names again on every attempt (containers move).
     zsock_set_reconnect_ivl_max(sock, 2000);
@@ -161,7 +165,7 @@ s_failover(zmesh_client_t *self)
 {
     if (zm_endpoints_size(self->endpoints) < 2)
         return;
-    zsock_t *sock = s_open(zm_endpoints_next(self->endpoints));
+    zsock_t *sock = s_open(zm_endpoints_next(self->endpoints), self->curve);
     if (sock) {
         zsock_destroy(&self->sock);
         self->sock = sock;
@@ -172,14 +176,20 @@ s_failover(zmesh_client_t *self)
 zmesh_client_t *
 zmesh_client_new(const char *endpoint, int *err_p)
 {
+    return zmesh_client_new_secure(endpoint, NULL, err_p);
+}
+
+zmesh_client_t *
+zmesh_client_new_secure(const char *endpoint, const zmesh_curve_t *curve, int *err_p)
+{
     zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
     bool valid = endpoints != NULL;
     for (size_t i = 0; valid && i < zm_endpoints_size(endpoints); i++) {
-        zsock_t *probe = s_open(zm_endpoints_next(endpoints));   //  check each, once
+        zsock_t *probe = s_open(zm_endpoints_next(endpoints), curve);    //  check each, once
         valid = probe != NULL;
         zsock_destroy(&probe);
     }
-    zsock_t *sock = valid ? s_open(zm_endpoints_current(endpoints)) : NULL;
+    zsock_t *sock = valid ? s_open(zm_endpoints_current(endpoints), curve) : NULL;
     if (err_p)
         *err_p = sock ? ZMESH_OK : ZMESH_EINVAL;
     if (!sock) {
@@ -188,6 +198,7 @@ zmesh_client_new(const char *endpoint, int *err_p)
     }
     zmesh_client_t *self = zm_alloc(sizeof *self);
     self->endpoints = endpoints;
+    self->curve = zm_secure_dup(curve);
     self->sock = sock;
     self->pending = zm_hash_new_u64();
     zhashx_set_destructor(self->pending, s_call_destroy);
@@ -210,6 +221,7 @@ zmesh_client_destroy(zmesh_client_t **self_p)
     zhashx_destroy(&self->pending);
     zsock_destroy(&self->sock);
     zm_endpoints_destroy(&self->endpoints);
+    zmesh_curve_destroy(&self->curve);
     free(self);
     *self_p = NULL;
 }

@@ -15,6 +15,7 @@
 #include "zm_dealer.h"
 #include "zm_log.h"
 #include "zm_msg.h"
+#include "zm_secure.h"
 #include "zmesh.h"
 
 #include <pthread.h>
@@ -32,6 +33,7 @@
 
 struct zmesh_consumer {
     zm_endpoints_t *endpoints;  //  owned; used by the engine thread once it runs
+    zmesh_curve_t *curve;       //  owned copy of the CURVE keys, read by the engine; NULL: plain
     char pipeline[ZM_NAME_MAX + 1];
     int credit;
     int heartbeat_ms;
@@ -67,11 +69,19 @@ typedef struct {
 zmesh_consumer_t *
 zmesh_consumer_new(const char *endpoint, const char *pipeline, int *err_p)
 {
-    zm_endpoints_t *endpoints = zm_dealer_check(endpoint, pipeline, err_p);
+    return zmesh_consumer_new_secure(endpoint, pipeline, NULL, err_p);
+}
+
+zmesh_consumer_t *
+zmesh_consumer_new_secure(const char *endpoint, const char *pipeline, const zmesh_curve_t *curve,
+                          int *err_p)
+{
+    zm_endpoints_t *endpoints = zm_dealer_check(endpoint, pipeline, curve, err_p);
     if (!endpoints)
         return NULL;
     zmesh_consumer_t *self = zm_alloc(sizeof *self);
     self->endpoints = endpoints;
+    self->curve = zm_secure_dup(curve);
     snprintf(self->pipeline, sizeof self->pipeline, "%s", pipeline);
     self->credit = 10;
     self->heartbeat_ms = 1000;
@@ -190,7 +200,7 @@ s_connect(s_engine_t *self)
                                               : zm_endpoints_next(self->endpoints);
     self->session++;
     self->last_heard = zclock_mono();
-    self->sock = zm_dealer_open(endpoint, false, S_LINGER_MS);
+    self->sock = zm_dealer_open(endpoint, false, S_LINGER_MS, consumer->curve);
     if (!self->sock) {
         zm_log_warning("consumer: cannot connect broker=%s", endpoint);
         self->reconnect_at = zclock_mono() + S_BACKOFF_MAX;
@@ -363,8 +373,9 @@ s_on_clock(s_engine_t *self, int64_t now)
         return;
     }
     if (now - self->last_heard >= (int64_t) consumer->heartbeat_ms * consumer->liveness) {
-        zm_log_notice("consumer: broker silent ms=%" PRId64 ", registering again",
-                      now - self->last_heard);
+        const char *hint = zm_secure_hint(consumer->curve);
+        zm_log_notice("consumer: broker silent ms=%" PRId64 ", registering again%s%s",
+                      now - self->last_heard, hint[0] ? "; " : "", hint);
         s_connect(self);
     }
     else if (now - self->last_sent >= consumer->heartbeat_ms) {
@@ -487,6 +498,7 @@ zmesh_consumer_destroy(zmesh_consumer_t **self_p)
         s_give_back(self);
     zactor_destroy(&self->engine);              //  $TERM: DISCONNECT, then the thread ends
     zm_endpoints_destroy(&self->endpoints);
+    zmesh_curve_destroy(&self->curve);
     free(self);
     *self_p = NULL;
 }
@@ -536,8 +548,8 @@ s_from_engine(zmesh_consumer_t *self, zmsg_t *msg, zmesh_msg_t **msg_p,
         snprintf(self->error, sizeof self->error, "refused (%u): %s", status,
                  reason ? reason : "");
         free(reason);
-        self->refused = ZMESH_EPROTO;
-        return ZMESH_EPROTO;
+        self->refused = status == ZM_STATUS_DENIED ? ZMESH_EDENIED : ZMESH_EPROTO;
+        return self->refused;
     }
     return ZMESH_EAGAIN;
 }

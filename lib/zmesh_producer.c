@@ -17,6 +17,7 @@
 #include "zm_dealer.h"
 #include "zm_log.h"
 #include "zm_pack.h"
+#include "zm_secure.h"
 #include "zm_window.h"
 #include "zmesh.h"
 
@@ -31,6 +32,7 @@
 
 struct zmesh_producer {
     zm_endpoints_t *endpoints;  //  owned: the brokers, tried in turn
+    zmesh_curve_t *curve;       //  owned copy of the CURVE keys; NULL: plain connections
     char pipeline[ZM_NAME_MAX + 1];
     int mode;                   //  of sends whose flags name none
     int window_max;             //  unaccepted messages at most
@@ -54,11 +56,19 @@ struct zmesh_producer {
 zmesh_producer_t *
 zmesh_producer_new(const char *endpoint, const char *pipeline, int *err_p)
 {
-    zm_endpoints_t *endpoints = zm_dealer_check(endpoint, pipeline, err_p);
+    return zmesh_producer_new_secure(endpoint, pipeline, NULL, err_p);
+}
+
+zmesh_producer_t *
+zmesh_producer_new_secure(const char *endpoint, const char *pipeline, const zmesh_curve_t *curve,
+                          int *err_p)
+{
+    zm_endpoints_t *endpoints = zm_dealer_check(endpoint, pipeline, curve, err_p);
     if (!endpoints)
         return NULL;
     zmesh_producer_t *self = zm_alloc(sizeof *self);
     self->endpoints = endpoints;
+    self->curve = zm_secure_dup(curve);
     snprintf(self->pipeline, sizeof self->pipeline, "%s", pipeline);
     self->mode = ZMESH_ACCEPTED;
     self->window_max = 1000;
@@ -86,6 +96,7 @@ zmesh_producer_destroy(zmesh_producer_t **self_p)
     s_close(self);
     zm_window_destroy(&self->window);
     zm_endpoints_destroy(&self->endpoints);
+    zmesh_curve_destroy(&self->curve);
     free(self);
     *self_p = NULL;
 }
@@ -136,7 +147,7 @@ s_open(zmesh_producer_t *self, int64_t now)
     const char *endpoint = self->connection == 0 ? zm_endpoints_current(self->endpoints)
                                                  : zm_endpoints_next(self->endpoints);
     self->connection++;
-    self->sock = zm_dealer_open(endpoint, true, 0);
+    self->sock = zm_dealer_open(endpoint, true, 0, self->curve);
     char name[96];
     snprintf(name, sizeof name, "inproc://zmesh-producer-%p-%u", (void *) self,
              self->connection);

@@ -10,6 +10,7 @@
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_proto.h"
+#include "zm_secure.h"
 
 #include <czmq.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@ struct zmesh_worker {
     char *endpoint;             //  owned: one endpoint, or a comma-separated list
     zm_endpoints_t *endpoints;  //  owned: the list, tried in turn on reconnects
     char *service;              //  owned
+    zmesh_curve_t *curve;       //  owned copy of the CURVE keys; NULL: plain connections
     bool idempotent;            //  READY says so
     int threads;                //  handler threads = slots offered
     int heartbeat_ms;
@@ -71,6 +73,13 @@ typedef struct {
 zmesh_worker_t *
 zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
 {
+    return zmesh_worker_new_secure(endpoint, service, NULL, err_p);
+}
+
+zmesh_worker_t *
+zmesh_worker_new_secure(const char *endpoint, const char *service, const zmesh_curve_t *curve,
+                        int *err_p)
+{
     int err = ZMESH_OK;
     zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
     if (!endpoints || !service || !zm_proto_valid_name(service, strlen(service))
@@ -78,6 +87,8 @@ zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
         err = ZMESH_EINVAL;
     for (size_t i = 0; !err && i < zm_endpoints_size(endpoints); i++) {
         zsock_t *probe = zsock_new(ZMQ_DEALER);     //  libzmq judges each endpoint once
+        assert(probe);
+        zm_secure_apply(curve, probe);              //  as the real connections will be
         if (zsock_connect(probe, "%s", zm_endpoints_next(endpoints)) != 0)
             err = ZMESH_EINVAL;
         zsock_destroy(&probe);
@@ -97,6 +108,7 @@ zmesh_worker_new(const char *endpoint, const char *service, int *err_p)
     self->endpoint = zm_strdup(endpoint);
     self->endpoints = endpoints;
     self->service = zm_strdup(service);
+    self->curve = zm_secure_dup(curve);
     self->threads = 1;
     self->heartbeat_ms = 1000;
     self->liveness = 3;
@@ -115,6 +127,7 @@ zmesh_worker_destroy(zmesh_worker_t **self_p)
     close(self->wake[0]);
     close(self->wake[1]);
     zm_endpoints_destroy(&self->endpoints);
+    zmesh_curve_destroy(&self->curve);
     free(self->service);
     free(self->endpoint);
     free(self);
@@ -266,6 +279,7 @@ s_connect(s_engine_t *self)
     zsock_set_sndtimeo(self->sock, 0);
     zsock_set_linger(self->sock, 500);          //  let DISCONNECT out on close
     zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
+    zm_secure_apply(worker->curve, self->sock);
     //  Each new connection goes to the next broker of the list (a new
     //  socket also resolves the host name again: containers move).
     const char *endpoint = self->session == 0 ? zm_endpoints_current(worker->endpoints)
@@ -349,7 +363,7 @@ s_on_broker(s_engine_t *self, zmsg_t *msg)
         else {
             zm_log_error("worker: broker refused us status=%u reason=\"%s\"", command.status,
                          command.reason);
-            self->rc = ZMESH_EPROTO;
+            self->rc = command.status == ZM_STATUS_DENIED ? ZMESH_EDENIED : ZMESH_EPROTO;
         }
     }
     zm_proto_reset(&command);
@@ -411,7 +425,9 @@ s_on_clock(s_engine_t *self, int64_t now)
         return;
     }
     if (now - self->last_heard >= (int64_t) worker->heartbeat_ms * worker->liveness) {
-        zm_log_notice("worker: broker silent ms=%" PRId64 ", reconnecting", now - self->last_heard);
+        const char *hint = zm_secure_hint(worker->curve);
+        zm_log_notice("worker: broker silent ms=%" PRId64 ", reconnecting%s%s",
+                      now - self->last_heard, hint[0] ? "; " : "", hint);
         s_connect(self);
     }
     else if (now - self->last_sent >= worker->heartbeat_ms)

@@ -1332,7 +1332,7 @@ test_proto_maps_status_to_error(void **state)
         uint32_t status;
         int error;
     } table[] = {
-        {200, ZMESH_OK}, {400, ZMESH_EINVAL}, {403, ZMESH_EPROTO}, {404, ZMESH_ENOSERVICE},
+        {200, ZMESH_OK}, {400, ZMESH_EINVAL}, {403, ZMESH_EDENIED}, {404, ZMESH_ENOSERVICE},
         {408, ZMESH_ETIMEDOUT}, {413, ZMESH_ETOOBIG}, {500, ZMESH_EHANDLER},
         {502, ZMESH_EWORKERLOST}, {503, ZMESH_EAGAIN}, {505, ZMESH_EPROTO}, {0, ZMESH_EPROTO},
         {201, ZMESH_EPROTO}, {499, ZMESH_EPROTO}, {999, ZMESH_EPROTO}, {UINT32_MAX, ZMESH_EPROTO},
