@@ -18,7 +18,15 @@ enum {
     ZM_CLI_EXIT_TIMEOUT = 3,    //  no reply in time (also: broker unreachable)
     ZM_CLI_EXIT_NOSERVICE = 4,  //  no worker offered the service within the broker's grace
     ZM_CLI_EXIT_BUSY = 5,       //  the service's queue was full
+    ZM_CLI_EXIT_DENIED = 6,     //  the broker's access rules deny this key that command (403)
 };
+
+//  Added to a timeout's detail when CURVE is configured: a wrong broker key, or a key the
+//  broker does not know, fails the handshake, and that looks like a broker that is not there.
+#define ZM_CLI_CURVE_HINT                                                                      \
+    "if the broker runs CURVE, check --broker-key is its public key and that this key is in " \
+    "its keys directory"
+
 
 //  Default --timeout of call and status, in milliseconds. push and pull wait without a limit
 //  unless given --timeout: a full pipeline or an empty one is normal, not an error.
@@ -29,7 +37,7 @@ enum {
 
 //  The parsed command line. All strings are borrowed from argv or the environment.
 typedef struct {
-    const char *command;        //  "call", "status", "push" or "pull"; NULL if none was given
+    const char *command;        //  "call", "status", "push", "pull" or "keygen"; NULL if none
     const char *broker;         //  --broker, else $ZMESH_BROKER, else ZMESH_DEFAULT_ENDPOINT
     int timeout_ms;             //  --timeout, > 0; -1 (push and pull by default): no limit
     int retries;                //  --retries, 0..100 (call only)
@@ -40,6 +48,13 @@ typedef struct {
     int count;                  //  --count, > 0; 0: no limit (pull only)
     int credit;                 //  --credit, 1..1000 (pull only)
     bool meta;                  //  --meta: print id, attempt and body (pull only)
+    const char *curve_secret;   //  --curve-secret, else $ZMESH_CURVE_SECRET; NULL: no CURVE
+    const char *broker_key;     //  --broker-key, else $ZMESH_BROKER_KEY; NULL: no CURVE
+    zmesh_curve_t *curve;       //  owned by main: the keys loaded from the two above, or NULL
+    const char *dir;            //  --dir (keygen only), "." if not given
+    const char *rights[4];      //  --serve, --call, --push, --pull (keygen only); NULL: not given
+    bool admin;                 //  --admin (keygen only)
+    bool force;                 //  --force (keygen only)
     const char *args[2];        //  positional arguments after the command
     int arg_count;              //  how many of args are set
 } zm_cli_t;
@@ -59,12 +74,13 @@ int zm_cli_fail(const char *what, int err, const char *detail);
 //  or ZM_CLI_EXIT_FAILED (reported as "zmesh: WHAT: ...") if the payload has no JSON form.
 int zm_cli_print_reply(const char *what, const zmesh_msg_t *reply);
 
-//  Creates a client of cli->broker that resends unanswered calls cli->retries times. On
+//  Creates a client of cli->broker (with cli->curve's keys, if any) that resends unanswered calls cli->retries times. On
 //  failure reports it as "zmesh: WHAT: ...", sets *exit_code_p and returns NULL.
 zmesh_client_t *zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p);
 
 //  Writes the detail of an error outcome of client into buffer: zmesh_client_error(), and for
-//  a timeout also the timeout and the broker endpoint (an unreachable broker looks the same).
+//  a timeout also the timeout and the broker endpoint (an unreachable broker looks the same),
+//  and with CURVE, ZM_CLI_CURVE_HINT.
 void zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer,
                    size_t size);
 
@@ -78,5 +94,6 @@ int zm_cli_call(const zm_cli_t *cli);
 int zm_cli_status(const zm_cli_t *cli);
 int zm_cli_push(const zm_cli_t *cli);
 int zm_cli_pull(const zm_cli_t *cli);
+int zm_cli_keygen(const zm_cli_t *cli);
 
 #endif

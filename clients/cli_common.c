@@ -25,6 +25,8 @@ zm_cli_exit_code(int err)
         return ZM_CLI_EXIT_NOSERVICE;
     case ZMESH_EAGAIN:
         return ZM_CLI_EXIT_BUSY;
+    case ZMESH_EDENIED:
+        return ZM_CLI_EXIT_DENIED;
     case ZMESH_ETOOBIG:
         return ZM_CLI_EXIT_USAGE;   //  the request the user gave us is too big: bad input
     case ZMESH_EINVAL:              //  the broker found our request malformed: our bug, not theirs
@@ -86,7 +88,7 @@ zmesh_client_t *
 zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p)
 {
     int err = ZMESH_OK;
-    zmesh_client_t *client = zmesh_client_new(cli->broker, &err);
+    zmesh_client_t *client = zmesh_client_new_secure(cli->broker, cli->curve, &err);
     if (client) {
         zmesh_client_set_retries(client, cli->retries);
         return client;
@@ -106,8 +108,9 @@ zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer
     //  libzmq connects in the background, so an unreachable broker shows up as a timeout: say
     //  where we looked, since that is the usual cause.
     if (err == ZMESH_ETIMEDOUT || err == ZMESH_EUNREACHABLE)
-        snprintf(buffer, size, "%s%s(timeout %d ms, broker %s)", detail, detail[0] ? " " : "",
-                 cli->timeout_ms, cli->broker);
+        snprintf(buffer, size, "%s%s(timeout %d ms, broker %s)%s%s", detail, detail[0] ? " " : "",
+                 cli->timeout_ms, cli->broker, cli->curve ? "; " : "",
+                 cli->curve ? ZM_CLI_CURVE_HINT : "");
     else
         snprintf(buffer, size, "%s", detail);
 }

@@ -139,7 +139,9 @@ s_pull(const zm_cli_t *cli, const char *what, zmesh_consumer_t *consumer, int cr
             int64_t left = last_at + cli->timeout_ms - s_now_ms();
             if (left <= 0) {
                 fprintf(stderr, "zmesh: %s: timed out: no message for %d ms (%d received, "
-                                "broker %s)\n", what, cli->timeout_ms, received, cli->broker);
+                                "broker %s)%s%s\n", what, cli->timeout_ms, received, cli->broker,
+                        cli->curve && received == 0 ? "; " : "",
+                        cli->curve && received == 0 ? ZM_CLI_CURVE_HINT : "");
                 exit_code = ZM_CLI_EXIT_TIMEOUT;
                 break;
             }
@@ -176,7 +178,8 @@ zm_cli_pull(const zm_cli_t *cli)
     if (!zm_cli_pipeline_ok(what, cli->args[0]))
         return ZM_CLI_EXIT_USAGE;
     int err = ZMESH_OK;
-    zmesh_consumer_t *consumer = zmesh_consumer_new(cli->broker, cli->args[0], &err);
+    zmesh_consumer_t *consumer =
+        zmesh_consumer_new_secure(cli->broker, cli->args[0], cli->curve, &err);
     if (!consumer) {
         char detail[300];
         snprintf(detail, sizeof detail, "cannot use broker endpoint '%s'", cli->broker);

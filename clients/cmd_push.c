@@ -48,11 +48,12 @@ s_fail(s_push_t *self, int rc)
     char detail[512];
     const char *error = zmesh_producer_error(self->producer);
     if (rc == ZMESH_ETIMEDOUT || rc == ZMESH_EAGAIN)
-        snprintf(detail, sizeof detail, "%s%s(%s within %d ms, broker %s)", error,
+        snprintf(detail, sizeof detail, "%s%s(%s within %d ms, broker %s)%s%s", error,
                  error[0] ? " " : "",
                  rc == ZMESH_EAGAIN ? "the pipeline stayed full or no broker took messages"
                                     : "not settled",
-                 self->cli->timeout_ms, self->cli->broker);
+                 self->cli->timeout_ms, self->cli->broker, self->cli->curve ? "; " : "",
+                 self->cli->curve ? ZM_CLI_CURVE_HINT : "");
     else
         snprintf(detail, sizeof detail, "%s", error);
     return zm_cli_fail(self->what, rc, detail);
@@ -161,7 +162,8 @@ static zmesh_producer_t *
 s_producer_new(const zm_cli_t *cli, const char *what, int *exit_code_p)
 {
     int err = ZMESH_OK;
-    zmesh_producer_t *producer = zmesh_producer_new(cli->broker, cli->args[0], &err);
+    zmesh_producer_t *producer =
+        zmesh_producer_new_secure(cli->broker, cli->args[0], cli->curve, &err);
     if (!producer) {
         char detail[300];
         snprintf(detail, sizeof detail, "cannot use broker endpoint '%s'", cli->broker);

@@ -1,6 +1,6 @@
 //  zmesh.c - the `zmesh` scripting CLI: parses the command line (global options may come before
-//  or after the subcommand), prints help and version, and dispatches to `call`, `status`,
-//  `push` or `pull`.
+//  or after the subcommand), prints help and version, loads the CURVE keys, and dispatches to
+//  `call`, `status`, `push`, `pull` or `keygen`.
 //  It only reads argv and the environment; it never asserts on them: every bad flag or argument
 //  is a usage message on stderr and exit code 2.
 #include <ctype.h>
@@ -11,6 +11,13 @@
 
 #include "cli.h"
 
+//  The CURVE options, the same for every command that talks to a broker.
+#define S_CURVE_OPTIONS                                                                       \
+    "  --curve-secret FILE  this client's secret key file, from `zmesh keygen` (mode 0600;\n" \
+    "                 default: $ZMESH_CURVE_SECRET); with --broker-key, talk CURVE\n"          \
+    "  --broker-key KEY     the broker's public key: 40 characters of Z85, or its key\n"     \
+    "                 file (default: $ZMESH_BROKER_KEY); both or neither\n"
+
 static const char s_usage_main[] =
     "usage: zmesh [--broker EP] COMMAND [ARGS...]\n"
     "       zmesh --help | --version\n"
@@ -20,17 +27,20 @@ static const char s_usage_main[] =
     "  push PIPELINE         send each stdin line (JSON) into a pipeline\n"
     "  pull PIPELINE         print each message of a pipeline as one JSON line\n"
     "  status                show the broker's services, pipelines, workers and counters\n"
+    "  keygen NAME           make a CURVE key pair (NAME.key, NAME.key_secret) and its rights\n"
     "\n"
     "Global options (before or after the command):\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
     "  --timeout MS   how long to wait for each reply (default 5000; push and pull:\n"
     "                 no limit)\n"
+    S_CURVE_OPTIONS
     "  --help, -h     show help (`zmesh COMMAND --help` for a command)\n"
     "  --version      print the version\n"
     "\n"
-    "Exit codes: 0 ok, 1 failed (handler error, worker lost, protocol), 2 usage or bad JSON,\n"
-    "3 timeout or broker unreachable, 4 no such service, 5 busy.\n";
+    "Exit codes: 0 ok, 1 failed (handler error, worker lost, protocol), 2 usage or bad JSON\n"
+    "(also a bad key file), 3 timeout or broker unreachable, 4 no such service, 5 busy,\n"
+    "6 denied by the broker's access rules.\n";
 
 static const char s_usage_call[] =
     "usage: zmesh call SERVICE [JSON] [--timeout MS] [--retries N] [--broker EP]\n"
@@ -54,10 +64,11 @@ static const char s_usage_call[] =
     "  --broker EP    broker endpoint, or a comma-separated list of brokers, used one at a\n"
     "                 time: the next when the current one does not answer\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    S_CURVE_OPTIONS
     "\n"
     "Errors print `zmesh: call SERVICE: <error>: <detail>` on stderr. Exit codes: 0 ok,\n"
     "1 handler error/worker lost/protocol, 2 usage or bad JSON, 3 timeout or broker\n"
-    "unreachable, 4 no such service, 5 busy.\n";
+    "unreachable, 4 no such service, 5 busy, 6 denied (this key may not call SERVICE).\n";
 
 static const char s_usage_status[] =
     "usage: zmesh status [--json] [--timeout MS] [--broker EP]\n"
@@ -70,8 +81,10 @@ static const char s_usage_status[] =
     "  --timeout MS   how long to wait for the reply (default 5000)\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    S_CURVE_OPTIONS
     "\n"
-    "Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout or broker unreachable.\n";
+    "Exit codes: 0 ok, 1 failed, 2 usage, 3 timeout or broker unreachable, 6 denied (with\n"
+    "CURVE, only a key made with --admin may ask).\n";
 
 static const char s_usage_push[] =
     "usage: zmesh push PIPELINE [--raw] [--mode queued|accepted|processed] [--window N]\n"
@@ -99,10 +112,12 @@ static const char s_usage_push[] =
     "                 sent, within MS milliseconds (default: wait as long as it takes)\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    S_CURVE_OPTIONS
     "\n"
     "Errors print `zmesh: push PIPELINE: <error>: <detail>` on stderr. Exit codes: 0 ok,\n"
     "1 failed (a consumer was lost in processed mode, protocol), 2 usage or bad input,\n"
-    "3 timeout, 5 busy (the pipeline stayed full for --timeout).\n";
+    "3 timeout, 5 busy (the pipeline stayed full for --timeout), 6 denied (this key may\n"
+    "not push to PIPELINE).\n";
 
 static const char s_usage_pull[] =
     "usage: zmesh pull PIPELINE [--count N] [--credit N] [--timeout MS] [--meta]\n"
@@ -121,10 +136,38 @@ static const char s_usage_pull[] =
     "                 message; attempt > 1 (redelivered) means it may have been seen before\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    S_CURVE_OPTIONS
     "\n"
     "Exit codes: 0 ok (or stopped by a signal without --count), 1 failed (refused by the\n"
     "broker, a message with no JSON form, stdout closed, stopped before --count), 2 usage,\n"
-    "3 timeout.\n";
+    "3 timeout, 6 denied (this key may not pull from PIPELINE).\n";
+
+static const char s_usage_keygen[] =
+    "usage: zmesh keygen NAME [--dir DIR] [--serve LIST] [--call LIST] [--push LIST]\n"
+    "                    [--pull LIST] [--admin] [--force]\n"
+    "\n"
+    "Makes a CURVE key pair for a broker, worker or client: DIR/NAME.key holds the public\n"
+    "key and the rights below, DIR/NAME.key_secret the secret key too (mode 0600: keep it\n"
+    "private). Prints the public key and both paths. To let the key in, copy NAME.key into\n"
+    "the keys directory of the broker (zmesh-broker --curve-keys DIR). The broker's own key\n"
+    "pair is made the same way (`zmesh keygen broker`); its rights are not used.\n"
+    "\n"
+    "A key has only the rights given here; one made without any may connect and nothing\n"
+    "more. LIST is a comma-separated list of fnmatch(3) patterns, such as echo,kv or jobs.*\n"
+    "or * (quote it for the shell); patterns never match the reserved zmesh.* names.\n"
+    "\n"
+    "Options:\n"
+    "  --dir DIR      where to write the files (default: the current directory; made if\n"
+    "                 missing)\n"
+    "  --serve LIST   services it may serve as a worker\n"
+    "  --call LIST    services it may call\n"
+    "  --push LIST    pipelines it may push to\n"
+    "  --pull LIST    pipelines it may consume\n"
+    "  --admin        it may call the broker's management service (zmesh status)\n"
+    "  --force        replace existing files (else refused)\n"
+    "\n"
+    "NAME is 1 to 64 letters, digits and . _ - @ + (not starting with a dot). Exit codes:\n"
+    "0 ok, 1 failed (a file exists without --force, a write failed), 2 usage.\n";
 
 //  What the command line asked for, beyond zm_cli_t.
 typedef struct {
@@ -146,7 +189,10 @@ static const s_option_t s_options[] = {
     {"--broker", true, NULL},     {"--timeout", true, NULL},    {"--retries", true, "call"},
     {"--json", false, "status"},  {"--raw", false, "push"},     {"--mode", true, "push"},
     {"--window", true, "push"},   {"--count", true, "pull"},    {"--credit", true, "pull"},
-    {"--meta", false, "pull"},
+    {"--meta", false, "pull"},    {"--curve-secret", true, NULL}, {"--broker-key", true, NULL},
+    {"--dir", true, "keygen"},    {"--serve", true, "keygen"},  {"--call", true, "keygen"},
+    {"--push", true, "keygen"},   {"--pull", true, "keygen"},   {"--admin", false, "keygen"},
+    {"--force", false, "keygen"},
 };
 #define S_OPTION_COUNT (sizeof s_options / sizeof s_options[0])
 
@@ -163,6 +209,8 @@ s_usage_for(const char *command)
         return s_usage_push;
     if (command && strcmp(command, "pull") == 0)
         return s_usage_pull;
+    if (command && strcmp(command, "keygen") == 0)
+        return s_usage_keygen;
     return s_usage_main;
 }
 
@@ -236,6 +284,27 @@ s_apply(const char *name, const char *value, zm_cli_t *cli, s_flags_t *flags)
         if (!s_parse_count(value, 1, 100000, &cli->window))
             s_set_error(flags, "--window wants 1..100000, not '%s'", value);
     }
+    else if (strcmp(name, "--curve-secret") == 0 || strcmp(name, "--broker-key") == 0) {
+        if (value[0] == '\0')
+            s_set_error(flags, "option %s needs a value", name);
+        if (name[2] == 'c')
+            cli->curve_secret = value;
+        else
+            cli->broker_key = value;
+    }
+    else if (strcmp(name, "--dir") == 0) {
+        if (value[0] == '\0')
+            s_set_error(flags, "option %s needs a directory", name);
+        cli->dir = value;
+    }
+    else if (strcmp(name, "--serve") == 0)
+        cli->rights[0] = value;
+    else if (strcmp(name, "--call") == 0)
+        cli->rights[1] = value;
+    else if (strcmp(name, "--push") == 0)
+        cli->rights[2] = value;
+    else if (strcmp(name, "--pull") == 0)
+        cli->rights[3] = value;
     else if (strcmp(name, "--count") == 0) {
         if (!s_parse_count(value, 1, INT_MAX, &cli->count))
             s_set_error(flags, "--count wants 1 to 2147483647, not '%s'", value);
@@ -284,6 +353,10 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
         cli->raw = true;
     else if (strcmp(name, "--meta") == 0)
         cli->meta = true;
+    else if (strcmp(name, "--admin") == 0)
+        cli->admin = true;
+    else if (strcmp(name, "--force") == 0)
+        cli->force = true;
     else
         s_apply(name, value, cli, flags);
 }
@@ -356,6 +429,14 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
         if (!s_given(flags, "--timeout"))
             cli->timeout_ms = -1;       //  waiting on a pipeline is normal: no limit
     }
+    else if (strcmp(cli->command, "keygen") == 0) {
+        if (cli->arg_count < 1)
+            s_set_error(flags, "%s", "keygen needs a NAME");
+        max_args = 1;
+        if (s_given(flags, "--curve-secret") || s_given(flags, "--broker-key"))
+            s_set_error(flags, "%s", "keygen makes keys: --curve-secret and --broker-key are "
+                                     "not for it");
+    }
     else if (strcmp(cli->command, "status") != 0) {
         s_set_error(flags, "unknown command '%s'", cli->command);
         known = false;
@@ -364,6 +445,53 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
         s_set_error(flags, "unexpected argument '%s'", cli->args[max_args]);
     if (known)
         s_check_options(cli, flags);
+}
+
+//  Takes the CURVE settings from the environment where no option gave them, and checks that
+//  both or neither are set: one alone is a mistake that would silently talk in the clear.
+static void
+s_check_curve(zm_cli_t *cli, s_flags_t *flags)
+{
+    if (strcmp(cli->command, "keygen") == 0)
+        return;
+    const char *secret = getenv("ZMESH_CURVE_SECRET");
+    const char *key = getenv("ZMESH_BROKER_KEY");
+    if (!cli->curve_secret && secret && secret[0])
+        cli->curve_secret = secret;
+    if (!cli->broker_key && key && key[0])
+        cli->broker_key = key;
+    if (cli->curve_secret && !cli->broker_key)
+        s_set_error(flags, "%s", "--curve-secret (or ZMESH_CURVE_SECRET) needs --broker-key "
+                                 "(or ZMESH_BROKER_KEY) too: give both for CURVE, or neither");
+    else if (cli->broker_key && !cli->curve_secret)
+        s_set_error(flags, "%s", "--broker-key (or ZMESH_BROKER_KEY) needs --curve-secret "
+                                 "(or ZMESH_CURVE_SECRET) too: give both for CURVE, or neither");
+}
+
+//  Loads the CURVE keys if both were given. Returns false after reporting why they are unusable.
+static bool
+s_load_curve(zm_cli_t *cli)
+{
+    if (!cli->curve_secret)
+        return true;
+    cli->curve = zmesh_curve_new(cli->curve_secret, cli->broker_key, NULL);
+    if (!cli->curve)
+        fprintf(stderr, "zmesh: %s: %s\n", cli->command, zmesh_curve_error());
+    return cli->curve != NULL;
+}
+
+static int
+s_dispatch(const zm_cli_t *cli)
+{
+    if (strcmp(cli->command, "call") == 0)
+        return zm_cli_call(cli);
+    if (strcmp(cli->command, "push") == 0)
+        return zm_cli_push(cli);
+    if (strcmp(cli->command, "pull") == 0)
+        return zm_cli_pull(cli);
+    if (strcmp(cli->command, "keygen") == 0)
+        return zm_cli_keygen(cli);
+    return zm_cli_status(cli);
 }
 
 int
@@ -378,6 +506,7 @@ main(int argc, char **argv)
         .timeout_ms = ZM_CLI_TIMEOUT_DEFAULT,
         .mode = ZMESH_QUEUED,
         .credit = ZM_CLI_CREDIT_DEFAULT,
+        .dir = ".",
     };
     s_flags_t flags = {0};
     s_parse_args(argc, argv, &cli, &flags);
@@ -390,15 +519,15 @@ main(int argc, char **argv)
         return ZM_CLI_EXIT_OK;
     }
     s_check_command(&cli, &flags);
+    if (!flags.error)
+        s_check_curve(&cli, &flags);
     if (flags.error) {
         fprintf(stderr, "zmesh: %s\n\n%s", flags.error, s_usage_for(cli.command));
         return ZM_CLI_EXIT_USAGE;
     }
-    if (strcmp(cli.command, "call") == 0)
-        return zm_cli_call(&cli);
-    if (strcmp(cli.command, "push") == 0)
-        return zm_cli_push(&cli);
-    if (strcmp(cli.command, "pull") == 0)
-        return zm_cli_pull(&cli);
-    return zm_cli_status(&cli);
+    if (!s_load_curve(&cli))
+        return ZM_CLI_EXIT_USAGE;   //  a key file the user named is unusable: bad input
+    int exit_code = s_dispatch(&cli);
+    zmesh_curve_destroy(&cli.curve);
+    return exit_code;
 }
