@@ -15,13 +15,20 @@
 //  answered exactly once by its counters, before the engine is destroyed
 //  (LeakSanitizer checks that too). Pipelines keep their bound and their
 //  books: every message taken is acknowledged, given up, or still held.
+//  Half the runs turn authorization on with a keyring of three keys (all
+//  rights, some, none) plus one unknown key; each peer speaks with one of
+//  them and may switch (its routing id taken over), and connections may be
+//  reported closed. Then every worker and consumer session must hold a key
+//  that may serve or pull what it does.
 //  The engine's log lines go nowhere.
 #include "engine.h"
 #include "fuzz_common.h"
 #include "zm_hash.h"
 #include "zmesh.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define S_PEERS 4
 #define S_TICKETS 8                     //  recent tickets kept to answer
@@ -56,7 +63,73 @@ typedef struct {
     uint8_t receivers[S_TICKETS];       //  the consumer each went to
     size_t next_message;
     uint64_t seqs[S_PEERS];             //  next PUSH seq of each peer
+    bool secure;                        //  the engine checks keys
+    uint8_t shift[S_PEERS];             //  which key each peer speaks with now
 } s_run_t;
+
+//  The keys of secure runs: made once per process, in a directory removed at once.
+#define S_KEYS 4
+static zm_keyring_t *s_keyring;
+static char s_keys[S_KEYS][ZM_CURVE_KEY_TXT];     //  the last is not in the keyring
+
+static void
+s_make_key(const char *dir, int index, const char *serve, const char *call, const char *push,
+           const char *pull, bool admin)
+{
+    zcert_t *cert = zcert_new();
+    if (serve)
+        zcert_set_meta(cert, "serve", "%s", serve);
+    if (call)
+        zcert_set_meta(cert, "call", "%s", call);
+    if (push)
+        zcert_set_meta(cert, "push", "%s", push);
+    if (pull)
+        zcert_set_meta(cert, "pull", "%s", pull);
+    if (admin)
+        zcert_set_meta(cert, "admin", "yes");
+    char path[128];
+    snprintf(path, sizeof path, "%s/%d.key", dir, index);
+    if (dir[0])
+        zcert_save_public(cert, path);
+    memcpy(s_keys[index], zcert_public_txt(cert), ZM_CURVE_KEY_TXT);
+    zcert_destroy(&cert);
+}
+
+static void
+s_make_keyring(void)
+{
+    char dir[] = "/tmp/zmesh-fuzz-keys-XXXXXX";
+    if (!mkdtemp(dir))
+        abort();
+    s_make_key(dir, 0, "*", "*", "*", "*", true);
+    s_make_key(dir, 1, "echo", "echo,kv", "nums", "nums", false);
+    s_make_key(dir, 2, NULL, NULL, NULL, NULL, false);
+    s_make_key("", 3, "*", "*", "*", "*", true);        //  never written: unknown
+    s_keyring = zm_keyring_new(dir);
+    for (int index = 0; index < 3; index++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/%d.key", dir, index);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static const char *
+s_key_of(const s_run_t *run, uint8_t peer)
+{
+    return run->secure ? s_keys[(peer + run->shift[peer]) % S_KEYS] : NULL;
+}
+
+//  With keys, a session's key must (still) allow what the session does.
+static bool
+s_session_allowed(const zm_engine_t *engine, const char *key, zm_right_t right,
+                  const char *name)
+{
+    if (!engine->keyring)
+        return key == NULL;
+    zm_key_t *entry = zm_keyring_lookup(engine->keyring, key);
+    return entry && zm_rights_allow(&entry->rights, right, name);
+}
 
 static void
 s_configure(zm_engine_config_t *config, zm_fuzz_cursor_t *input)
@@ -76,6 +149,13 @@ s_configure(zm_engine_config_t *config, zm_fuzz_cursor_t *input)
         config->max_garbage = 2;
     if (b & 8)
         config->max_deliveries = 2;
+}
+
+//  Whether the run checks keys: from the second config byte.
+static bool
+s_secure_run(const zm_fuzz_cursor_t *input)
+{
+    return input->size >= 2 && (input->data[1] & 0x10);
 }
 
 static bool
@@ -169,6 +249,8 @@ s_check_workers(zm_engine_t *engine)
         ZM_FUZZ_CHECK(worker->state == (free_slot ? ZM_WORKER_READY : ZM_WORKER_BUSY));
         ZM_FUZZ_CHECK((worker->ready_handle != NULL) == free_slot);
         ZM_FUZZ_CHECK(zhashx_lookup(engine->services, worker->service->name) == worker->service);
+        ZM_FUZZ_CHECK(
+            s_session_allowed(engine, worker->key, ZM_RIGHT_SERVE, worker->service->name));
         for (zm_call_t *call = zlistx_first(worker->inflight); call;
              call = zlistx_next(worker->inflight)) {
             ZM_FUZZ_CHECK(call->worker == worker
@@ -235,6 +317,8 @@ s_check_pipelines(zm_engine_t *engine)
                 continue;
             consumers++;
             credit += consumer->credit;
+            ZM_FUZZ_CHECK(
+                s_session_allowed(engine, consumer->key, ZM_RIGHT_PULL, pipeline->name));
             ready += consumer->ready_handle != NULL;
             ZM_FUZZ_CHECK(zlistx_size(consumer->inflight) <= consumer->credit);
             //  A consumer that sent RELEASE is leaving: never ready again.
@@ -268,7 +352,7 @@ s_deliver(s_run_t *run, uint8_t peer, zmsg_t *msg)
     zframe_t *routing = zframe_new(&peer, 1);
     zmsg_prepend(msg, &routing);
     run->heard[peer] = true;
-    zm_engine_on_message(run->engine, &msg, NULL, run->now);
+    zm_engine_on_message(run->engine, &msg, s_key_of(run, peer), run->now);
     ZM_FUZZ_CHECK(msg == NULL);
     //  The transport would close a kicked peer's connection; here the peer may
     //  speak again, as a reconnected one would. Taking the flag clears it.
@@ -430,7 +514,7 @@ s_op_plain_push(s_run_t *run)
         zframe_t *delimiter = zmsg_pop(msg);        //  a PUSH socket sends none
         zframe_destroy(&delimiter);
     }
-    zm_engine_on_push(run->engine, &msg, NULL, run->now);
+    zm_engine_on_push(run->engine, &msg, s_key_of(run, a % S_PEERS), run->now);
     ZM_FUZZ_CHECK(msg == NULL);
 }
 
@@ -484,18 +568,36 @@ s_op_send_failed(s_run_t *run, uint8_t peer)
     zframe_destroy(&routing);
 }
 
+//  Secure runs: the peer's routing id is taken over by a peer with another
+//  key, or the transport reports its connection closed.
+static void
+s_op_connection(s_run_t *run, uint8_t peer)
+{
+    uint8_t a = zm_fuzz_byte(&run->input);
+    if (!run->secure)
+        return;
+    if (a & 1)
+        run->shift[peer]++;
+    else {
+        char id[3];
+        snprintf(id, sizeof id, "%02x", peer);
+        zm_engine_on_gone(run->engine, id, run->now);
+    }
+}
+
 static void
 s_step(s_run_t *run)
 {
     uint8_t op = zm_fuzz_byte(&run->input);
     uint8_t peer = zm_fuzz_byte(&run->input) % S_PEERS;
-    switch (op % 11) {
+    switch (op % 12) {
     case 0: case 1: case 2: s_op_command(run, peer); break;
     case 3: s_op_reply(run, peer); break;
     case 4: s_op_raw(run, peer); break;
     case 5: case 6: s_op_clock(run); break;
     case 7: case 8: s_op_pipe(run, peer); break;
     case 9: s_op_plain_push(run); break;
+    case 11: s_op_connection(run, peer); break;
     default: s_op_send_failed(run, peer); break;
     }
     s_drain(run);
@@ -544,6 +646,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     (void) argc;
     (void) argv;
     zm_fuzz_quiet();
+    s_make_keyring();
     return 0;
 }
 
@@ -556,6 +659,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s_configure(&run.config, &run.input);
     run.now = S_T0;
     run.engine = zm_engine_new(&run.config, run.now);
+    run.secure = s_secure_run(&run.input);
+    if (run.secure)
+        zm_engine_set_keyring(run.engine, s_keyring);
     for (int steps = 0; steps < S_STEPS_MAX && zm_fuzz_left(&run.input) > 0; steps++)
         s_step(&run);
     s_finish(&run);
