@@ -94,10 +94,17 @@ s_signature(const char *dir)
     return s_walk(dir, 0, 14695981039346656037ULL, &files, NULL, NULL);
 }
 
+//  What a load collects: keys by public key, and the names given out.
+typedef struct {
+    zhashx_t *keys;             //  Z85 key -> owned zm_key_t
+    zhashx_t *names;            //  name -> borrowed zm_key_t
+} s_load_t;
+
 static void
 s_load_one(void *arg, const char *path)
 {
-    zhashx_t *keys = arg;
+    s_load_t *load = arg;
+    zhashx_t *keys = load->keys;
     zcert_t *cert = zcert_load(path);
     if (!cert || !zm_curve_is_key(zcert_public_txt(cert))
         || streq(zcert_public_txt(cert), "0000000000000000000000000000000000000000")) {
@@ -112,7 +119,16 @@ s_load_one(void *arg, const char *path)
         name = strrchr(path, '/');
         name = name ? name + 1 : path;
     }
-    key->name = zm_strdup(name);
+    if (zhashx_lookup(load->names, name)) {
+        //  Names label keys in logs and status: two keys never share one.
+        char unique[300];
+        snprintf(unique, sizeof unique, "%.255s~%.8s", name, key->key);
+        zm_log_warning("keyring: name used twice file=%s name=%s shown_as=%s", path, name,
+                       unique);
+        key->name = zm_strdup(unique);
+    }
+    else
+        key->name = zm_strdup(name);
     for (int right = 0; right < ZM_RIGHT_COUNT; right++)
         zm_rights_set(&key->rights, right, zcert_meta(cert, zm_right_name(right)));
     const char *admin = zcert_meta(cert, "admin");
@@ -125,6 +141,7 @@ s_load_one(void *arg, const char *path)
         return;
     }
     zhashx_insert(keys, key->key, key);
+    zhashx_insert(load->names, key->name, key);
 }
 
 static zhashx_t *
@@ -132,8 +149,10 @@ s_load(const char *dir, uint64_t *signature_p)
 {
     zhashx_t *keys = zhashx_new();
     zhashx_set_destructor(keys, s_key_destroy);
+    s_load_t load = {keys, zhashx_new()};
     size_t files = 0;
-    *signature_p = s_walk(dir, 0, 14695981039346656037ULL, &files, s_load_one, keys);
+    *signature_p = s_walk(dir, 0, 14695981039346656037ULL, &files, s_load_one, &load);
+    zhashx_destroy(&load.names);
     return keys;
 }
 

@@ -172,6 +172,14 @@ test_keyring_reads_certificates_and_rights(void **state)
     for (int right = 0; right < ZM_RIGHT_COUNT; right++)
         assert_false(zm_rights_allow(&mute->rights, right, "echo"));
     assert_non_null(zm_keyring_lookup(keys.keyring, carol));
+    //  A second certificate named alice: shown under a name of its own.
+    char twin[ZM_CURVE_KEY_TXT];
+    s_write_cert(path, "alice", NULL, NULL, NULL, NULL, false, twin);
+    assert_true(zm_keyring_refresh(keys.keyring, NULL));
+    const char *first = zm_keyring_lookup(keys.keyring, keys.alice)->name;
+    const char *second = zm_keyring_lookup(keys.keyring, twin)->name;
+    assert_true(streq(first, "alice") || streq(second, "alice"));
+    assert_string_not_equal(first, second);
     assert_null(zm_keyring_lookup(keys.keyring, "0000000000000000000000000000000000000000"));
     assert_null(zm_keyring_lookup(keys.keyring, NULL));
     s_keys_free(&keys);
