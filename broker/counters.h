@@ -46,6 +46,7 @@
     X(denied_unknown_key)   /*  messages from a key no longer in the keyring      */              \
     X(sessions_revoked)     /*  sessions ended: their key was removed or lost a right */          \
     X(sessions_replaced)    /*  sessions whose routing id came back on another connection */ \
+    X(sessions_closed)      /*  sessions ended as the transport saw their connection close */ \
     X(handshakes_failed)    /*  CURVE handshakes refused: unknown key, bad key or bad bytes */
 
 typedef struct {

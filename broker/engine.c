@@ -703,12 +703,15 @@ zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now)
     assert(id);
     zm_worker_t *worker = zhashx_lookup(self->workers, id);
     if (worker) {
+        self->counters.sessions_closed++;
         zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
         s_retire(self, worker, "connection closed", now);
     }
     zm_consumer_t *consumer = zhashx_lookup(self->consumers, id);
-    if (consumer)
+    if (consumer) {
+        self->counters.sessions_closed++;
         zm_engine_pipe_retire(self, consumer, "connection closed", now);
+    }
 }
 
 void

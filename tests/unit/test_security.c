@@ -539,6 +539,7 @@ test_engine_closed_connection_ends_session(void **state)
     assert_null(zhashx_lookup(engine->workers, "5731"));
     zm_engine_on_gone(engine, "4331", now);                 //  a client: nothing to end
     zt_expect_empty(engine);
+    assert_int_equal(engine->counters.sessions_closed, 1);
 }
 
 int
