@@ -74,8 +74,9 @@ int zm_cli_fail(const char *what, int err, const char *detail);
 //  or ZM_CLI_EXIT_FAILED (reported as "zmesh: WHAT: ...") if the payload has no JSON form.
 int zm_cli_print_reply(const char *what, const zmesh_msg_t *reply);
 
-//  Creates a client of cli->broker (with cli->curve's keys, if any) that resends unanswered calls cli->retries times. On
-//  failure reports it as "zmesh: WHAT: ...", sets *exit_code_p and returns NULL.
+//  Creates a client of cli->broker, with cli->curve's keys if any, that resends unanswered
+//  calls cli->retries times. On failure reports it as "zmesh: WHAT: ...", sets *exit_code_p
+//  and returns NULL.
 zmesh_client_t *zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_code_p);
 
 //  Writes the detail of an error outcome of client into buffer: zmesh_client_error(), and for

@@ -21,17 +21,17 @@
 #include "zmesh.h"
 
 //  Exit codes, as README.md gives them for all zmesh programs.
-enum { S_EXIT_OK = 0, S_EXIT_FAILED = 1, S_EXIT_USAGE = 2 };
+enum { S_EXIT_OK = 0, S_EXIT_FAILED = 1, S_EXIT_USAGE = 2, S_EXIT_DENIED = 6 };
 
 #define S_CREDIT_DEFAULT 10         //  --credit of a stage
 
 static const char s_usage[] =
     "usage: zmesh-worker --service NAME [--builtin echo | --exec CMD] [--threads N]\n"
     "                    [--idempotent] [--heartbeat-ms N] [--liveness N] [--broker EP]\n"
-    "                    [--verbose]\n"
+    "                    [--curve-secret FILE --broker-key KEY] [--verbose]\n"
     "       zmesh-worker --pipeline IN [--output OUT] [--builtin echo | --exec CMD]\n"
     "                    [--threads N] [--credit N] [--heartbeat-ms N] [--liveness N]\n"
-    "                    [--broker EP] [--verbose]\n"
+    "                    [--broker EP] [--curve-secret FILE --broker-key KEY] [--verbose]\n"
     "\n"
     "Serves the service NAME through a zmesh broker, or runs a pipeline stage: takes each\n"
     "message of the pipeline IN, runs it through the handler and pushes the result into\n"
@@ -61,11 +61,18 @@ static const char s_usage[] =
     "  --broker EP        broker endpoint, or a comma-separated list of brokers: each\n"
     "                     reconnection goes to the next one of the list\n"
     "                     (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    "  --curve-secret FILE  this worker's secret key file, from `zmesh keygen` (mode\n"
+    "                     0600; default: $ZMESH_CURVE_SECRET); with --broker-key, every\n"
+    "                     connection (a stage's consumers and producers too) is CURVE\n"
+    "  --broker-key KEY   the broker's public key: 40 characters of Z85, or its key file\n"
+    "                     (default: $ZMESH_BROKER_KEY); both or neither\n"
     "  --verbose          log every request\n"
     "  --help             show this help\n"
     "\n"
     "SIGINT or SIGTERM stops the worker (exit 0); a stage hands back what it holds. Exit\n"
-    "codes: 0 stopped, 1 failed (for example refused by the broker), 2 usage.\n";
+    "codes: 0 stopped, 1 failed (for example refused by the broker), 2 usage (also a bad\n"
+    "key file), 6 denied by the broker's access rules (this key may not serve the service,\n"
+    "or consume IN, or push to OUT).\n";
 
 //  The command line, after the environment fallbacks. Strings are borrowed from argv or environ.
 typedef struct {
@@ -75,6 +82,8 @@ typedef struct {
     const char *broker;         //  --broker, else $ZMESH_BROKER, else the default endpoint
     const char *builtin;        //  --builtin NAME; NULL if not given
     const char *exec;           //  --exec CMD; NULL if not given
+    const char *curve_secret;   //  --curve-secret, else $ZMESH_CURVE_SECRET; NULL: no CURVE
+    const char *broker_key;     //  --broker-key, else $ZMESH_BROKER_KEY; NULL: no CURVE
     int threads;                //  1..1024
     int credit;                 //  --credit, 1..1000; 0 if not given
     int heartbeat_ms;           //  0: the library's default
@@ -142,6 +151,14 @@ s_apply(s_args_t *args, const char *name, const char *value)
         args->builtin = value;
     else if (strcmp(name, "--exec") == 0)
         args->exec = value;
+    else if (strcmp(name, "--curve-secret") == 0 || strcmp(name, "--broker-key") == 0) {
+        if (value[0] == '\0')
+            s_set_error(args, "option %s needs a value", name);
+        if (name[2] == 'c')
+            args->curve_secret = value;
+        else
+            args->broker_key = value;
+    }
     else if (strcmp(name, "--threads") == 0) {
         if (!s_parse_int(value, 1, 1024, &args->threads))
             s_set_error(args, "--threads wants 1..1024, not '%s'", value);
@@ -159,7 +176,8 @@ s_takes_value(const char *name)
 {
     static const char *names[] = {"--service",  "--pipeline", "--output",       "--credit",
                                   "--broker",   "--builtin",  "--exec",         "--threads",
-                                  "--heartbeat-ms", "--liveness"};
+                                  "--heartbeat-ms", "--liveness", "--curve-secret",
+                                  "--broker-key"};
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++) {
         if (strcmp(name, names[index]) == 0)
             return true;
@@ -219,6 +237,25 @@ s_check_stage_args(s_args_t *args)
                           "not starting with zmesh.)", args->output);
 }
 
+//  Takes the CURVE settings from the environment where no option gave them, and checks that
+//  both or neither are set: one alone is a mistake that would silently talk in the clear.
+static void
+s_check_curve_args(s_args_t *args)
+{
+    const char *secret = getenv("ZMESH_CURVE_SECRET");
+    const char *key = getenv("ZMESH_BROKER_KEY");
+    if (!args->curve_secret && secret && secret[0])
+        args->curve_secret = secret;
+    if (!args->broker_key && key && key[0])
+        args->broker_key = key;
+    if (args->curve_secret && !args->broker_key)
+        s_set_error(args, "%s", "--curve-secret (or ZMESH_CURVE_SECRET) needs --broker-key "
+                                "(or ZMESH_BROKER_KEY) too: give both for CURVE, or neither");
+    else if (args->broker_key && !args->curve_secret)
+        s_set_error(args, "%s", "--broker-key (or ZMESH_BROKER_KEY) needs --curve-secret "
+                                "(or ZMESH_CURVE_SECRET) too: give both for CURVE, or neither");
+}
+
 //  Fills in the environment fallbacks and checks what only the whole command line can tell.
 static void
 s_check_args(s_args_t *args)
@@ -255,6 +292,7 @@ s_check_args(s_args_t *args)
         s_set_error(args, "unknown --builtin '%s' (there is: echo)", args->builtin);
     if (args->exec && args->exec[0] == '\0')
         s_set_error(args, "%s", "--exec needs a command");
+    s_check_curve_args(args);
 }
 
 static void
@@ -347,12 +385,23 @@ s_log_outcome(const s_args_t *args, zmesh_worker_t *worker, int rc)
                  s_quote(zmesh_worker_error(worker), detail, sizeof detail));
 }
 
+//  The exit code for what the worker loop or the stage returned.
+static int
+s_exit_code(int rc)
+{
+    if (rc == ZMESH_EINVAL)
+        return S_EXIT_USAGE;        //  the library could not use --broker
+    if (rc == ZMESH_EDENIED)
+        return S_EXIT_DENIED;
+    return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
+}
+
 //  Creates the worker, serves until stopped, and cleans up. Returns the exit code.
 static int
-s_serve(const s_args_t *args)
+s_serve(const s_args_t *args, const zmesh_curve_t *curve)
 {
     int err = ZMESH_OK;
-    zmesh_worker_t *worker = zmesh_worker_new(args->broker, args->service, &err);
+    zmesh_worker_t *worker = zmesh_worker_new_secure(args->broker, args->service, curve, &err);
     if (!worker) {
         zm_log_error("zmesh-worker: failed service=%s broker=%s error=\"%s\"", args->service,
                      args->broker, zmesh_strerror(err));
@@ -383,9 +432,7 @@ s_serve(const s_args_t *args)
     s_log_outcome(args, worker, rc);
     zmesh_worker_destroy(&worker);  //  first: no handler may run while the children go
     zw_exec_destroy(&bridge);
-    if (rc == ZMESH_EINVAL)
-        return S_EXIT_USAGE;        //  the library could not use --broker
-    return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
+    return s_exit_code(rc);
 }
 
 //  A stage's stop hook: children that do not answer are abandoned after a grace.
@@ -397,12 +444,13 @@ s_exec_stop(void *arg)
 
 //  Runs a pipeline stage until stopped, and cleans up. Returns the exit code.
 static int
-s_run_stage(const s_args_t *args)
+s_run_stage(const s_args_t *args, const zmesh_curve_t *curve)
 {
     zw_exec_t *bridge = args->exec ? zw_exec_new(args->exec) : NULL;
     s_dispatch_t dispatch = {bridge ? zw_exec_handler : zw_echo_handler, bridge};
     zw_stage_config_t config = {
         .broker = args->broker,
+        .curve = curve,
         .input = args->pipeline,
         .output = args->output,
         .threads = args->threads,
@@ -436,9 +484,7 @@ s_run_stage(const s_args_t *args)
                      args->broker, s_quote(zw_stage_error(stage), detail, sizeof detail));
     zw_stage_destroy(&stage);       //  every lane has ended: no handler runs any more
     zw_exec_destroy(&bridge);
-    if (rc == ZMESH_EINVAL)
-        return S_EXIT_USAGE;        //  the library could not use --broker
-    return rc == ZMESH_OK ? S_EXIT_OK : S_EXIT_FAILED;
+    return s_exit_code(rc);
 }
 
 int
@@ -470,5 +516,16 @@ main(int argc, char **argv)
     zm_log_init("zmesh-worker", args.verbose);  //  runs zsys_init, the one reader of it
     if (!sighandler_set)
         unsetenv("ZSYS_SIGHANDLER");    //  not for our --exec children to inherit
-    return args.pipeline ? s_run_stage(&args) : s_serve(&args);
+    zmesh_curve_t *curve = NULL;
+    if (args.curve_secret) {
+        curve = zmesh_curve_new(args.curve_secret, args.broker_key, NULL);
+        if (!curve) {
+            fprintf(stderr, "zmesh-worker: %s\n", zmesh_curve_error());
+            return S_EXIT_USAGE;    //  a key file the user named is unusable: bad input
+        }
+        zm_log_info("zmesh-worker: CURVE on key=%s", zmesh_curve_public_key(curve));
+    }
+    int exit_code = args.pipeline ? s_run_stage(&args, curve) : s_serve(&args, curve);
+    zmesh_curve_destroy(&curve);
+    return exit_code;
 }

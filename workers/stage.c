@@ -14,6 +14,8 @@
 //  dropped as poison). So a lane keeps its failed messages while it handles the others, and
 //  ends its session (a new consumer takes over) only once failed messages fill its credit,
 //  when nothing else can be handed back, or once the oldest failed one waited S_RETRY_MS.
+//  A denial (this key may not consume the input, or push to the output) is the same for every
+//  message: it stops the stage.
 #include "stage.h"
 
 #include <assert.h>
@@ -129,7 +131,8 @@ s_lane_consume(s_lane_t *lane)
 {
     const zw_stage_config_t *config = &lane->stage->config;
     int err = ZMESH_OK;
-    lane->consumer = zmesh_consumer_new(config->broker, config->input, &err);
+    lane->consumer =
+        zmesh_consumer_new_secure(config->broker, config->input, config->curve, &err);
     if (!lane->consumer)
         return err;
     zmesh_consumer_set_credit(lane->consumer, config->credit);
@@ -149,7 +152,8 @@ s_lane_open(s_lane_t *lane)
     int err = s_lane_consume(lane);
     if (err != ZMESH_OK || !config->output)
         return err;
-    lane->producer = zmesh_producer_new(config->broker, config->output, &err);
+    lane->producer =
+        zmesh_producer_new_secure(config->broker, config->output, config->curve, &err);
     if (!lane->producer)
         return err;
     zmesh_producer_set_mode(lane->producer, ZMESH_ACCEPTED);
@@ -169,7 +173,7 @@ s_lane_close(s_lane_t *lane)
 
 //  Pushes an output into the output pipeline and waits until the broker holds it, in slices so
 //  that a stop is seen while the output pipeline is full. Returns ZMESH_OK, ZMESH_ECLOSED when
-//  stopped first, or the refusal (ZMESH_EINVAL, ZMESH_ETOOBIG).
+//  stopped first, or the refusal (ZMESH_EINVAL, ZMESH_ETOOBIG, ZMESH_EDENIED).
 static int
 s_forward(s_lane_t *lane, const void *data, size_t size)
 {
@@ -215,6 +219,12 @@ s_handle(s_lane_t *lane, const zmesh_msg_t *msg, const zmesh_delivery_t *deliver
         if (rc == ZMESH_ECLOSED) {
             zmesh_msg_destroy(&output);
             return;                 //  stopping: the input comes again, its output maybe twice
+        }
+        if (rc == ZMESH_EDENIED) {
+            //  Every output would be denied the same way: stop, and leave the input as it is.
+            zmesh_msg_destroy(&output);
+            s_fatal(self, rc, "cannot push", zmesh_producer_error(lane->producer));
+            return;
         }
         if (rc != ZMESH_OK) {
             zmesh_msg_destroy(&output);

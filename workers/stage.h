@@ -13,6 +13,7 @@ typedef struct zw_stage zw_stage_t;
 //  What a stage consumes and produces. Strings are borrowed until zw_stage_destroy.
 typedef struct {
     const char *broker;         //  endpoint, or a comma-separated list of brokers
+    const zmesh_curve_t *curve; //  the CURVE keys of every connection (borrowed); NULL: plain
     const char *input;          //  the pipeline consumed
     const char *output;         //  the pipeline fed; NULL: outputs are dropped
     int threads;                //  consumers, and handlers running at once, 1..1024
@@ -32,7 +33,8 @@ void zw_stage_destroy(zw_stage_t **self_p);
 //  Runs the stage until zw_stage_stop or a fatal error, then leaves the broker (the messages
 //  held and not acknowledged go back to the pipeline) and returns once every thread ended.
 //  Returns ZMESH_OK when stopped, ZMESH_EINVAL if the broker endpoint is unusable,
-//  ZMESH_EPROTO if the broker refused a consumer (zw_stage_error says why).
+//  ZMESH_EDENIED if the broker's rules deny this key consuming the input or pushing to the
+//  output, ZMESH_EPROTO if the broker refused a consumer (zw_stage_error says why).
 int zw_stage_run(zw_stage_t *self);
 
 //  Asks a running stage to stop, and calls config.stop so that handlers running give up: each

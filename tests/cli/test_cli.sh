@@ -6,8 +6,9 @@
 #  options (`zmesh call --retries`, `zmesh-worker --idempotent` as zmesh status shows it, broker
 #  lists, "no broker reachable"), and pipelines: `zmesh push` (JSON lines, --raw, the send
 #  modes, bad input), `zmesh pull` (--count, --timeout, --meta, SIGTERM), their pipelines in
-#  `zmesh status`, and `zmesh-worker --pipeline` stages (a command that dies, no --output). Everything it starts is killed and the directory removed on
-#  exit, whatever happens.
+#  `zmesh status`, and `zmesh-worker --pipeline` stages (a command that dies, no --output);
+#  `zmesh keygen` and the checks of the CURVE options. Everything it starts is killed and the
+#  directory removed on exit, whatever happens.
 #  Usage: test_cli.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
 
@@ -504,6 +505,134 @@ expect_in "zmesh-worker --help allows a list of brokers" "$tmp/out" \
     "comma-separated list of brokers"
 expect_in "zmesh-worker --help documents --pipeline" "$tmp/out" "--pipeline IN"
 expect_in "zmesh-worker --help documents --output" "$tmp/out" "--output OUT"
+
+#  ---------------------------------------------------------------------------------------
+#  Keys: zmesh keygen, and the --curve-secret/--broker-key checks of both programs (the broker
+#  is not involved: a CURVE broker's answers are tested in tests/security).
+keys=$tmp/keys
+mode_of() {
+    stat -c %a "$1"
+}
+run "$zmesh_bin" keygen alice --dir "$keys" --serve echo --call 'echo,kv' --push jobs \
+    --pull 'jobs.*' --admin
+expect "keygen with every right" 0
+[ -f "$keys/alice.key" ] && [ -f "$keys/alice.key_secret" ] || fail "keygen made no key files"
+checks=$((checks + 1))
+[ "$(mode_of "$keys/alice.key_secret")" = 600 ] ||
+    fail "the secret file has mode $(mode_of "$keys/alice.key_secret"), wanted 600"
+checks=$((checks + 1))
+[ "$(mode_of "$keys")" = 700 ] || fail "the made --dir has mode $(mode_of "$keys"), wanted 700"
+checks=$((checks + 1))
+alice_key=$(sed -n 's/^key: //p' "$tmp/out")
+[ ${#alice_key} -eq 40 ] || fail "keygen printed key '$alice_key', wanted 40 characters of Z85"
+checks=$((checks + 1))
+expect_in "keygen prints the public path" "$tmp/out" "public: $keys/alice.key"
+expect_in "keygen prints the secret path" "$tmp/out" "secret: $keys/alice.key_secret"
+expect_in "the public file holds the printed key" "$keys/alice.key" "public-key = \"$alice_key\""
+for meta in 'name = "alice"' 'serve = "echo"' 'call = "echo,kv"' 'push = "jobs"' \
+    'pull = "jobs.*"' 'admin = "yes"'; do
+    expect_in "the public file's metadata has $meta" "$keys/alice.key" "$meta"
+    expect_in "the secret file's metadata has $meta" "$keys/alice.key_secret" "$meta"
+done
+expect_in "the secret file holds the secret key" "$keys/alice.key_secret" "secret-key = "
+expect_count "the public file holds no secret key" "$keys/alice.key" "secret-key" 0
+cp "$keys/alice.key_secret" "$tmp/alice.before"
+run "$zmesh_bin" keygen alice --dir "$keys"
+expect "keygen refuses to replace a key" 1 ''
+expect_in "the refusal names --force" "$tmp/err" "--force"
+cmp -s "$keys/alice.key_secret" "$tmp/alice.before" || fail "a refused keygen changed the key"
+checks=$((checks + 1))
+chmod 644 "$keys/alice.key_secret"
+run "$zmesh_bin" keygen alice --dir "$keys" --force
+expect "keygen --force replaces a key" 0
+! cmp -s "$keys/alice.key_secret" "$tmp/alice.before" || fail "keygen --force kept the old key"
+checks=$((checks + 1))
+[ "$(mode_of "$keys/alice.key_secret")" = 600 ] ||
+    fail "a replaced secret file has mode $(mode_of "$keys/alice.key_secret"), wanted 600"
+checks=$((checks + 1))
+expect_count "a key made without rights has none" "$keys/alice.key" "call =" 0
+expect_in "a key made without rights still has its name" "$keys/alice.key" 'name = "alice"'
+(umask 000 && "$zmesh_bin" keygen open --dir "$keys" >/dev/null) || fail "keygen under umask 000"
+[ "$(mode_of "$keys/open.key_secret")" = 600 ] ||
+    fail "under umask 000 the secret file has mode $(mode_of "$keys/open.key_secret")"
+checks=$((checks + 1))
+"$zmesh_bin" keygen broker --dir "$keys" >/dev/null || fail "keygen broker"
+broker_key=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$keys/broker.key")
+[ ${#broker_key} -eq 40 ] || fail "no public key in broker.key"
+for name in "a/b" "" ".." ".hidden" "sp ace" "$(printf 'x%.0s' $(seq 65))"; do
+    run "$zmesh_bin" keygen "$name" --dir "$keys"
+    expect "keygen of the bad name '$name' is a usage error" 2 ''
+done
+expect_count "bad names made no files" <(ls -a "$keys") "hidden" 0
+for args in "keygen" "keygen x --call a,,b" "keygen x --serve" "keygen x --push ," \
+    "keygen x --curve-secret f" "keygen x --dir=" "call echo 1 --admin" "status --force" \
+    "keygen x y"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args is a usage error" 2 ''
+done
+run "$zmesh_bin" keygen x --dir "$keys/alice.key"
+expect "keygen into a --dir that is a file fails" 1 ''
+run "$zmesh_bin" keygen --help
+expect "zmesh keygen --help" 0
+expect_in "keygen --help gives the usage" "$tmp/out" "usage: zmesh keygen NAME"
+run "$zmesh_bin" --help
+expect_in "zmesh --help documents --curve-secret" "$tmp/out" "--curve-secret FILE"
+expect_in "zmesh --help documents exit code 6" "$tmp/out" "6 denied"
+
+#  CURVE settings: both or neither, a private secret file, a key that is a key.
+secret=$keys/alice.key_secret
+nowhere="ipc://$tmp/nobroker.sock"
+for command in "call echo 1" "status" "push p" "pull p"; do
+    read -ra words <<<"$command"
+    run "$zmesh_bin" "${words[@]}" --curve-secret "$secret"
+    expect "zmesh $command with --curve-secret alone is a usage error" 2 ''
+    expect_in "zmesh $command names the missing --broker-key" "$tmp/err" "needs --broker-key"
+    run env ZMESH_BROKER_KEY="$broker_key" "$zmesh_bin" "${words[@]}"
+    expect "zmesh $command with ZMESH_BROKER_KEY alone is a usage error" 2 ''
+    expect_in "zmesh $command names the missing secret" "$tmp/err" "needs --curve-secret"
+done
+cp "$secret" "$tmp/open_secret"
+chmod 644 "$tmp/open_secret"
+run "$zmesh_bin" call echo 1 --curve-secret "$tmp/open_secret" --broker-key "$broker_key"
+expect "a secret file of mode 0644 is refused" 2 ''
+expect_in "the refusal says why" "$tmp/err" "has mode 0644: group or others may use it"
+run env ZMESH_CURVE_SECRET="$tmp/open_secret" ZMESH_BROKER_KEY="$broker_key" "$zmesh_bin" status
+expect "a secret file of mode 0644 from the environment is refused" 2 ''
+run "$zmesh_bin" pull p --curve-secret "$keys/nothere_secret" --broker-key "$broker_key"
+expect "a missing secret file is refused" 2 ''
+expect_in "the refusal names the file" "$tmp/err" "nothere_secret"
+for key in "not-a-key" "${broker_key:1}" "$keys/nothere.key"; do
+    run "$zmesh_bin" push p --curve-secret "$secret" --broker-key "$key"
+    expect "the broker key '$key' is a usage error" 2 ''
+    expect_in "the error says what a key is" "$tmp/err" "neither a 40-character Z85 key"
+done
+#  Good settings go as far as the (missing) broker; the timeout hints at CURVE.
+run "$zmesh_bin" call echo 1 --broker "$nowhere" --timeout 300 --curve-secret "$secret" \
+    --broker-key "$broker_key"
+expect "a CURVE call to no broker times out" 3 ''
+expect_in "the timeout hints at the keys" "$tmp/err" "check --broker-key is its public key"
+run env ZMESH_CURVE_SECRET="$secret" ZMESH_BROKER_KEY="$keys/broker.key" "$zmesh_bin" \
+    pull p --broker "$nowhere" --timeout 300
+expect "CURVE from the environment, the broker key as a file" 3 ''
+expect_in "the pull timeout hints at the keys" "$tmp/err" "this key is in its keys directory"
+run "$zmesh_bin" call echo 1 --broker "$nowhere" --timeout 300
+expect_count "without CURVE the timeout has no hint" "$tmp/err" "CURVE" 0
+for args in "--curve-secret $secret" "--pipeline p --broker-key $broker_key" \
+    "--curve-secret $tmp/open_secret --broker-key $broker_key" \
+    "--curve-secret $secret --broker-key not-a-key" "--curve-secret= --broker-key k"; do
+    read -ra words <<<"$args"
+    run "$worker_bin" --service echo "${words[@]}"
+    expect "zmesh-worker $args is a usage error" 2
+done
+run env ZMESH_CURVE_SECRET="$secret" "$worker_bin" --service echo
+expect "zmesh-worker with ZMESH_CURVE_SECRET alone is a usage error" 2
+expect_in "zmesh-worker names the missing broker key" "$tmp/err" "needs --broker-key"
+run "$worker_bin" --service echo --curve-secret "$tmp/open_secret" --broker-key "$broker_key"
+expect_in "zmesh-worker says why it refuses the secret file" "$tmp/err" "has mode 0644"
+run "$worker_bin" --help
+expect_in "zmesh-worker --help documents --broker-key" "$tmp/out" "--broker-key KEY"
+expect_in "zmesh-worker --help documents exit code 6" "$tmp/out" "6 denied"
 
 #  ---------------------------------------------------------------------------------------
 #  A worker stops on SIGTERM with exit 0 and takes its --exec child with it.
