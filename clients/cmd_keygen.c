@@ -141,7 +141,9 @@ zm_cli_keygen(const zm_cli_t *cli)
     }
     char public_path[PATH_MAX];
     char secret_path[PATH_MAX + sizeof "_secret"];
-    int size = snprintf(public_path, sizeof public_path, "%s/%s.key", cli->dir, name);
+    size_t dir_size = strlen(cli->dir);
+    const char *slash = dir_size > 0 && cli->dir[dir_size - 1] == '/' ? "" : "/";
+    int size = snprintf(public_path, sizeof public_path, "%s%s%s.key", cli->dir, slash, name);
     if (size < 0 || (size_t) size + strlen("_secret") >= PATH_MAX) {
         fprintf(stderr, "zmesh: keygen: the path %s/%s.key is too long\n", cli->dir, name);
         return ZM_CLI_EXIT_USAGE;
