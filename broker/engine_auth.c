@@ -32,11 +32,12 @@ s_right_of(zm_cmd_t cmd, bool *checked_p)
 static void
 s_denial(char *reason, size_t size, const zm_key_t *key, zm_right_t right, const char *name)
 {
+    //  Long names are cut: the reason must fit a DISCONNECT.
     if (strncmp(name, "zmesh.", 6) == 0)
-        snprintf(reason, size, "denied: key '%s' may not %s the reserved %s (admin only)",
+        snprintf(reason, size, "denied: key '%.64s' may not %s the reserved %.120s (admin only)",
                  key->name, zm_right_name(right), name);
     else
-        snprintf(reason, size, "denied: key '%s' may not %s '%s'", key->name,
+        snprintf(reason, size, "denied: key '%.64s' may not %s '%.120s'", key->name,
                  zm_right_name(right), name);
 }
 
