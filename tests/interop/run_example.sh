@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 #  run_example.sh - runs the Python examples of schemas/ZMP.md (pyzmq + msgpack:
 #  a plain REQ socket, and a plain PUSH socket) against the real zmesh-broker,
-#  an echo zmesh-worker and `zmesh pull`, and checks their output. It proves
-#  the spec is enough to call a service and to feed a pipeline from another
-#  binding. It must not skip: a missing Python module is a failure, because
-#  then nothing was proven.
+#  an echo zmesh-worker and `zmesh pull`, and checks their output; then the
+#  CURVE variant of the call against a second broker that runs CURVE, with
+#  keys made by `zmesh keygen` as the spec shows (its call works; with a wrong
+#  broker key it gives up with its hint; with a key that may not call echo it
+#  reports the denial). It proves the spec is enough to call a service, with
+#  or without CURVE, and to feed a pipeline from another binding. It must not
+#  skip: a missing Python module is a failure, because then nothing was
+#  proven.
 #
 #  Usage: run_example.sh ZMESH-BROKER ZMESH-WORKER ZMESH ZMP.md
 set -euo pipefail
@@ -44,11 +48,16 @@ done
 tmp=$(mktemp -d)
 broker_pid=""
 worker_pid=""
+secure_pids=()
 
 #  Stops what we started and removes the directory, on success and failure
 #  alike. On failure the programs' logs are shown first: they say why.
 cleanup() {
-    local rc=$?
+    local rc=$? pid
+    for pid in "${secure_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [ -n "$worker_pid" ]; then
         kill "$worker_pid" 2>/dev/null || true
         wait "$worker_pid" 2>/dev/null || true
@@ -58,7 +67,7 @@ cleanup() {
         wait "$broker_pid" 2>/dev/null || true
     fi
     if [ "$rc" -ne 0 ]; then
-        for log in broker.log worker.log; do
+        for log in broker.log worker.log secure-broker.log secure-worker.log; do
             if [ -s "$tmp/$log" ]; then
                 echo "---- $log" >&2
                 tail -n 50 "$tmp/$log" >&2
@@ -90,6 +99,7 @@ extract() {
 extract call "$tmp/call.py"
 extract errors "$tmp/errors.py"
 extract push "$tmp/push.py"
+extract call-curve "$tmp/call_curve.py"
 
 endpoint="ipc://$tmp/broker.ipc"
 push_endpoint="ipc://$tmp/push.ipc"
@@ -171,5 +181,83 @@ timeout 5 "$cli_bin" status --json --broker "$endpoint" >"$tmp/status.json" ||
     fail "zmesh status failed after the push example"
 "$python" -c "$no_drops" "$pipeline" <"$tmp/status.json" ||
     fail "pipeline $pipeline not empty or with drops: $(cat "$tmp/status.json")"
+
+#  The CURVE call example, set up as the spec shows: keys from zmesh keygen,
+#  the public files of the worker and the client in a keys directory, a
+#  broker and an echo worker that run CURVE.
+certs="$tmp/certs"
+keys="$tmp/keys"
+mkdir -p "$certs" "$keys"
+for key in "broker" "echo-worker --serve echo" "alice --call echo" "stranger --call echo" \
+    "bystander"; do
+    # shellcheck disable=SC2086
+    "$cli_bin" keygen $key --dir "$certs" >/dev/null 2>"$tmp/keygen.log" ||
+        fail "zmesh keygen $key failed: $(cat "$tmp/keygen.log")"
+done
+cp "$certs/echo-worker.key" "$certs/alice.key" "$certs/bystander.key" "$keys/"
+secure="ipc://$tmp/secure.ipc"
+"$broker_bin" --bind "$secure" --push-bind none --curve-secret "$certs/broker.key_secret" \
+    --curve-keys "$keys" >"$tmp/secure-broker.log" 2>&1 &
+secure_pids+=($!)
+"$worker_bin" --service echo --broker "$secure" --curve-secret "$certs/echo-worker.key_secret" \
+    --broker-key "$certs/broker.key" >"$tmp/secure-worker.log" 2>&1 &
+secure_pids+=($!)
+
+#  Until `zmesh call echo` with alice's key works (the broker and its echo
+#  worker are up): the example itself retries nothing.
+deadline=$(($(now_ms) + 15000))
+while :; do
+    for pid in "${secure_pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || fail "the CURVE broker or its echo worker exited early"
+    done
+    if ZMESH_CURVE_SECRET="$certs/alice.key_secret" ZMESH_BROKER_KEY="$certs/broker.key" \
+        timeout 10 "$cli_bin" call echo '{"ready":1}' --timeout 2000 --broker "$secure" \
+        >/dev/null 2>&1; then
+        break
+    fi
+    [ "$(now_ms)" -lt "$deadline" ] || fail "no echo answer from the CURVE broker after 15 s"
+    sleep 0.05
+done
+
+rc=0
+out=$(ZMESH_BROKER="$secure" ZMESH_CURVE_SECRET="$certs/alice.key_secret" \
+    ZMESH_BROKER_KEY="$certs/broker.key" "$python" "$tmp/call_curve.py") || rc=$?
+[ "$rc" -eq 0 ] || fail "the CURVE call example exited with status $rc; stdout: '$out'"
+[ "$out" = '{"x":[1,2,3]}' ] || fail "the CURVE call example printed '$out'"
+
+#  The broker key as Z85 text, as ZMESH_BROKER_KEY also allows.
+broker_z85=$("$python" -c 'import sys, zmq.auth; print(zmq.auth.load_certificate(sys.argv[1])[0].decode())' \
+    "$certs/broker.key")
+rc=0
+out=$(ZMESH_BROKER="$secure" ZMESH_CURVE_SECRET="$certs/alice.key_secret" \
+    ZMESH_BROKER_KEY="$broker_z85" "$python" "$tmp/call_curve.py") || rc=$?
+[ "$rc" -eq 0 ] && [ "$out" = '{"x":[1,2,3]}' ] ||
+    fail "the CURVE call example with a Z85 broker key: status $rc, printed '$out'"
+
+#  A wrong broker key, and a key the broker does not know: no answer, exit 3
+#  with the hint, in the example's own time.
+for case in "wrong broker key:alice:$certs/stranger.key" "unknown key:stranger:$certs/broker.key"; do
+    what=${case%%:*}
+    rest=${case#*:}
+    name=${rest%%:*}
+    server=${rest#*:}
+    rc=0
+    started=$(now_ms)
+    ZMESH_BROKER="$secure" ZMESH_CURVE_SECRET="$certs/$name.key_secret" ZMESH_BROKER_KEY="$server" \
+        timeout 30 "$python" "$tmp/call_curve.py" >"$tmp/curve.out" 2>"$tmp/curve.err" || rc=$?
+    [ "$rc" -eq 3 ] || fail "the CURVE example with a $what exited $rc, expected 3: $(cat "$tmp/curve.err")"
+    [ $(($(now_ms) - started)) -lt 15000 ] || fail "the CURVE example with a $what took too long"
+    grep -q "keys directory" "$tmp/curve.err" ||
+        fail "the CURVE example with a $what gave no hint: $(cat "$tmp/curve.err")"
+done
+
+#  A key the broker knows that may not call echo: 403, exit 6.
+rc=0
+ZMESH_BROKER="$secure" ZMESH_CURVE_SECRET="$certs/bystander.key_secret" \
+    ZMESH_BROKER_KEY="$certs/broker.key" "$python" "$tmp/call_curve.py" \
+    >"$tmp/curve.out" 2>"$tmp/curve.err" || rc=$?
+[ "$rc" -eq 6 ] || fail "the CURVE example with a key that may not call echo exited $rc, expected 6"
+grep -q "^denied" "$tmp/curve.err" ||
+    fail "the CURVE example did not print the denial: $(cat "$tmp/curve.err")"
 
 echo "interop: ok"
