@@ -12,6 +12,7 @@ mkdir -p "$certs" "$keys"
 python=/usr/bin/python3
 zpeer="$(dirname "${BASH_SOURCE[0]}")/zpeer.py"
 pids=()
+broker_pid=""
 endpoint=""
 push_endpoint=""
 test_name=$(basename "$0" .sh)
@@ -49,7 +50,7 @@ wait_ended() {
 #  check takes time); on failure shows the status and the logs; removes the
 #  directory.
 cleanup() {
-    local rc=$? pid log
+    local rc=$? pid log status
     if [ "$rc" -ne 0 ] && [ -n "$endpoint" ] && [ -s "$certs/admin.key_secret" ]; then
         echo "---- zmesh.status at the failure" >&2
         status_json >&2 || true
@@ -59,7 +60,14 @@ cleanup() {
     done
     for pid in "${pids[@]}"; do
         wait_ended "$pid" 10000 || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        status=0
+        wait "$pid" 2>/dev/null || status=$?
+        #  The broker must stop cleanly on SIGTERM after whatever the test did
+        #  to it: an ASan or UBSan report makes its exit status non-zero.
+        if [ "$pid" = "${broker_pid:-}" ] && [ "$status" -ne 0 ] && [ "$rc" -eq 0 ]; then
+            echo "$test_name: FAIL: zmesh-broker exited $status on SIGTERM (see broker.log)" >&2
+            rc=1
+        fi
     done
     if [ "$rc" -ne 0 ]; then
         for log in "$tmp"/*.log; do
