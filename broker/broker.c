@@ -40,6 +40,7 @@ typedef struct {
 
 #define S_KEYS_EVERY_MS 1000    //  how often the keys directory is read again
 #define S_KEYS_AGAIN_MS 100     //  at most this often for a key the keyring lacks
+#define S_CLOSING_MAX_MS 500    //  a closed connection's session ends by then
 
 //  A connection to close. libzmq offers no way to drop one ROUTER peer, so
 //  the broker shuts its socket down (never closes it: libzmq owns the fd and
@@ -156,7 +157,7 @@ s_seen(s_broker_t *self, zsock_t *events, int fd, const char *id, const char *us
     if (!zm_keyring_lookup(zm_security_keyring(self->security), user_id)
         && now - self->keys_read_at >= S_KEYS_AGAIN_MS)
         s_read_keys(self, now);
-    if (zm_conns_seen(self->conns, fd, id, user_id, self->gone)) {
+    if (zm_conns_seen(self->conns, fd, id, user_id, self->gone) == ZM_CONN_NEW) {
         struct stat info;
         if (fd >= 0 && fstat(fd, &info) == 0)
             zm_conns_tag(self->conns, fd, (uint64_t) info.st_ino);
@@ -187,7 +188,7 @@ s_read_events(s_broker_t *self, zsock_t *events, int64_t now)
             memcpy(&type, zframe_data(head), sizeof type);
             memcpy(&fd, zframe_data(head) + 2, sizeof fd);
             if (type == ZMQ_EVENT_DISCONNECTED)
-                zm_conns_closed(self->conns, (int) fd, self->gone);
+                zm_conns_closing(self->conns, (int) fd, now);
             else {
                 //  No session, nothing reached the engine: counted, and logged
                 //  only in debug (a scan would flood the log).
@@ -197,14 +198,31 @@ s_read_events(s_broker_t *self, zsock_t *events, int64_t now)
         }
         zmsg_destroy(&event);
     }
+}
+
+//  Ends the sessions of closed connections once no message of theirs can
+//  still wait to be read: the ROUTER has nothing queued (what a connection
+//  sent before it closed is queued before its close is reported), or the
+//  close is old enough that a busy ROUTER must not hold it back longer.
+static void
+s_sweep_closed(s_broker_t *self, int64_t now)
+{
+    bool idle = !(zsock_events(self->router) & ZMQ_POLLIN);
+    zm_conns_sweep(self->conns, idle, now - S_CLOSING_MAX_MS, self->gone);
     s_end_gone(self, now);
 }
+
+static void s_flush(s_broker_t *self, int64_t now);
+static void s_sync_pull(s_broker_t *self);
 
 static int
 s_on_events(zloop_t *loop, zsock_t *events, void *arg)
 {
     (void) loop;
-    s_read_events(arg, events, zclock_mono());
+    (void) events;
+    s_broker_t *self = arg;
+    s_flush(self, zclock_mono());               //  reads every event, sweeps, sends
+    s_sync_pull(self);
     return 0;
 }
 
@@ -218,8 +236,12 @@ s_send(s_broker_t *self, zmsg_t *msg, int64_t now)
     zframe_t *routing = zmsg_pop(msg);
     if (self->conns) {
         char id[ZM_ENGINE_ID_MAX];
-        if (!zm_conns_bound(self->conns, zm_engine_hex(id, routing))) {
-            zm_engine_on_send_failed(self->engine, routing, false, now);
+        zm_conn_state_t state = zm_conns_state(self->conns, zm_engine_hex(id, routing));
+        if (state != ZM_CONN_LIVE) {
+            //  A closing connection's session ends at the sweep, which settles
+            //  what it held: this message is not counted as a failure twice.
+            if (state == ZM_CONN_NONE)
+                zm_engine_on_send_failed(self->engine, routing, false, now);
             zframe_destroy(&routing);
             zmsg_destroy(&msg);
             return;
@@ -240,6 +262,7 @@ s_flush(s_broker_t *self, int64_t now)
         //  Closed connections first: their routing ids may be someone else's now.
         s_read_events(self, self->router_events, now);
         s_read_events(self, self->pull_events, now);
+        s_sweep_closed(self, now);
     }
     zmsg_t *msg;
     while ((msg = zm_engine_outbox_pop(self->engine)))

@@ -8,11 +8,14 @@ typedef struct {
     char key[ZM_CURVE_KEY_TXT];
     char *id;                   //  owned hex routing id; NULL on the push endpoint
     uint64_t tag;               //  the transport's
+    bool closing;               //  the connection closed; not swept yet
+    int64_t closing_at;         //  ms
 } s_conn_t;
 
 struct zm_conns {
     zhashx_t *by_fd;            //  "fd" -> owned s_conn_t
     zhashx_t *by_id;            //  hex id -> borrowed s_conn_t
+    size_t closing;             //  connections closing
 };
 
 static void
@@ -59,6 +62,8 @@ s_fd_key(char *buffer, size_t size, int fd)
 static void
 s_forget(zm_conns_t *self, s_conn_t *conn, zlistx_t *gone)
 {
+    if (conn->closing)
+        self->closing--;
     if (conn->id) {
         if (zhashx_lookup(self->by_id, conn->id) == conn)
             zhashx_delete(self->by_id, conn->id);
@@ -70,25 +75,35 @@ s_forget(zm_conns_t *self, s_conn_t *conn, zlistx_t *gone)
     zhashx_delete(self->by_fd, fd_key);                 //  frees conn
 }
 
-bool
+static bool
+s_same(const s_conn_t *conn, const char *id, const char *key)
+{
+    return streq(conn->key, key) && (conn->id == NULL) == (id == NULL)
+           && (!id || streq(conn->id, id));
+}
+
+zm_conn_seen_t
 zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_t *gone)
 {
     assert(self && key);
     char fd_key[16];
     s_fd_key(fd_key, sizeof fd_key, fd);
     s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
-    if (conn && (!streq(conn->key, key) || (conn->id == NULL) != (id == NULL)
-                 || (id && !streq(conn->id, id)))) {
-        s_forget(self, conn, gone);                     //  the descriptor was reused
-        conn = NULL;
+    if (conn) {
+        if (s_same(conn, id, key))
+            return ZM_CONN_KNOWN;       //  closing or not: it may be its last messages
+        //  Events are read before each message: had the connection on fd
+        //  closed, it would be closing now. It is not, so this message is
+        //  from an older connection, closed before fd was given out again.
+        if (!conn->closing)
+            return ZM_CONN_LATE;
+        s_forget(self, conn, gone);     //  fd is a new connection's now
     }
     if (id) {
         s_conn_t *holder = zhashx_lookup(self->by_id, id);
-        if (holder && holder != conn)
+        if (holder)
             s_forget(self, holder, gone);               //  the id moved to a new connection
     }
-    if (conn)
-        return false;
     conn = zm_alloc(sizeof *conn);
     conn->fd = fd;
     snprintf(conn->key, sizeof conn->key, "%s", key);
@@ -96,7 +111,44 @@ zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_
     zhashx_insert(self->by_fd, fd_key, conn);
     if (id)
         zhashx_insert(self->by_id, id, conn);
-    return true;
+    return ZM_CONN_NEW;
+}
+
+void
+zm_conns_closing(zm_conns_t *self, int fd, int64_t now)
+{
+    assert(self);
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, fd);
+    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    if (conn && !conn->closing) {
+        conn->closing = true;
+        conn->closing_at = now;
+        self->closing++;
+    }
+}
+
+void
+zm_conns_sweep(zm_conns_t *self, bool all, int64_t before, zlistx_t *gone)
+{
+    assert(self);
+    if (self->closing == 0)
+        return;
+    zlistx_t *swept = zlistx_new();                     //  borrowed: forget after the walk
+    for (s_conn_t *conn = zhashx_first(self->by_fd); conn; conn = zhashx_next(self->by_fd))
+        if (conn->closing && (all || conn->closing_at < before))
+            zlistx_add_end(swept, conn);
+    for (s_conn_t *conn = zlistx_first(swept); conn; conn = zlistx_next(swept))
+        s_forget(self, conn, gone);
+    zlistx_destroy(&swept);
+}
+
+zm_conn_state_t
+zm_conns_state(const zm_conns_t *self, const char *id)
+{
+    assert(self && id);
+    s_conn_t *conn = zhashx_lookup(self->by_id, id);
+    return !conn ? ZM_CONN_NONE : conn->closing ? ZM_CONN_CLOSING : ZM_CONN_LIVE;
 }
 
 void
@@ -108,24 +160,6 @@ zm_conns_tag(zm_conns_t *self, int fd, uint64_t tag)
     s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
     if (conn)
         conn->tag = tag;
-}
-
-void
-zm_conns_closed(zm_conns_t *self, int fd, zlistx_t *gone)
-{
-    assert(self);
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, fd);
-    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
-    if (conn)
-        s_forget(self, conn, gone);
-}
-
-bool
-zm_conns_bound(const zm_conns_t *self, const char *id)
-{
-    assert(self && id);
-    return zhashx_lookup(self->by_id, id) != NULL;
 }
 
 void

@@ -426,9 +426,15 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
     zm_call_t *call = zm_hash_lookup(self->calls, command->id);
     if (!call || call->worker != worker) {
         //  Late (its call was already answered) or not this worker's: drop, count.
+        //  Answering another worker's call is worth a line: a bug, or a forgery.
         zm_worker_on_event(worker, ZM_WORKER_STRAY, now);
         self->counters.dropped_late_reply++;
-        zm_log_debug("broker: stray reply id=%s ticket=%" PRIu64, worker->id, command->id);
+        if (call)
+            zm_log_warning("broker: reply dropped: the call is another worker's id=%s "
+                           "ticket=%" PRIu64 " holder=%s",
+                           worker->id, command->id, call->worker ? call->worker->id : "none");
+        else
+            zm_log_debug("broker: stray reply id=%s ticket=%" PRIu64, worker->id, command->id);
         return;
     }
     zlistx_delete(worker->inflight, call->worker_handle);

@@ -419,6 +419,8 @@ static void
 s_on_clock(s_engine_t *self, int64_t now)
 {
     zmesh_worker_t *worker = self->worker;
+    if (self->rc != ZMESH_OK)
+        return;                     //  refused for good (DISCONNECT 403, 413, 505): no new READY
     if (!self->sock) {
         if (now >= self->reconnect_at)
             s_connect(self);

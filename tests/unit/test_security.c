@@ -230,6 +230,15 @@ s_count_fd(void *arg, int fd, uint64_t tag)
 }
 
 static void
+s_expect_gone(zlistx_t *gone, const char *expected)
+{
+    char *id = s_take(gone);
+    assert_non_null(id);
+    assert_string_equal(id, expected);
+    free(id);
+}
+
+static void
 test_conns_track_routing_ids(void **state)
 {
     (void) state;
@@ -237,44 +246,54 @@ test_conns_track_routing_ids(void **state)
     const char *k2 = "2222222222222222222222222222222222222222";
     zm_conns_t *conns = zm_conns_new();
     zlistx_t *gone = zlistx_new();
-    assert_true(zm_conns_seen(conns, 10, "aa", k1, gone));
-    assert_false(zm_conns_seen(conns, 10, "aa", k1, gone));
-    assert_true(zm_conns_seen(conns, 11, NULL, k1, gone));  //  the push endpoint
-    assert_true(zm_conns_seen(conns, 12, "bb", k2, gone));
+    assert_int_equal(zm_conns_seen(conns, 10, "aa", k1, gone), ZM_CONN_NEW);
+    assert_int_equal(zm_conns_seen(conns, 10, "aa", k1, gone), ZM_CONN_KNOWN);
+    assert_int_equal(zm_conns_seen(conns, 11, NULL, k1, gone), ZM_CONN_NEW);  //  push endpoint
+    assert_int_equal(zm_conns_seen(conns, 12, "bb", k2, gone), ZM_CONN_NEW);
     zm_conns_tag(conns, 11, 100);
     assert_int_equal(zlistx_size(gone), 0);
     assert_int_equal(zm_conns_size(conns), 3);
-    assert_true(zm_conns_bound(conns, "aa"));
-    assert_false(zm_conns_bound(conns, "cc"));
+    assert_int_equal(zm_conns_state(conns, "aa"), ZM_CONN_LIVE);
+    assert_int_equal(zm_conns_state(conns, "cc"), ZM_CONN_NONE);
     int sum = 0;
     zm_conns_each_of_key(conns, k1, s_count_fd, &sum);
     assert_int_equal(sum, 121);
 
     //  The routing id "aa" shows up on another connection: the first is gone.
-    zm_conns_seen(conns, 13, "aa", k2, gone);
-    assert_int_equal(zlistx_size(gone), 1);
-    char *id = s_take(gone);
-    assert_string_equal(id, "aa");
-    free(id);
-    assert_true(zm_conns_bound(conns, "aa"));
-
-    //  Descriptor 12 now carries another peer: "bb" is gone.
-    zm_conns_seen(conns, 12, "dd", k1, gone);
-    id = s_take(gone);
-    assert_string_equal(id, "bb");
-    free(id);
-    assert_false(zm_conns_bound(conns, "bb"));
-
-    //  Closed connections.
-    zm_conns_closed(conns, 13, gone);
-    id = s_take(gone);
-    assert_string_equal(id, "aa");
-    free(id);
-    assert_false(zm_conns_bound(conns, "aa"));
-    zm_conns_closed(conns, 11, gone);                   //  no routing id
-    zm_conns_closed(conns, 99, gone);                   //  unknown
+    assert_int_equal(zm_conns_seen(conns, 13, "aa", k2, gone), ZM_CONN_NEW);
+    s_expect_gone(gone, "aa");
     assert_int_equal(zlistx_size(gone), 0);
-    assert_int_equal(zm_conns_size(conns), 1);
+    assert_int_equal(zm_conns_state(conns, "aa"), ZM_CONN_LIVE);
+
+    //  A message that claims a live connection's descriptor with another id
+    //  is a late one from a connection closed before: not recorded.
+    assert_int_equal(zm_conns_seen(conns, 12, "dd", k1, gone), ZM_CONN_LATE);
+    assert_int_equal(zm_conns_state(conns, "dd"), ZM_CONN_NONE);
+    assert_int_equal(zm_conns_state(conns, "bb"), ZM_CONN_LIVE);
+
+    //  bb's connection closes: still its own until swept, messages it sent
+    //  before closing count as its own, nothing is sent to it meanwhile.
+    zm_conns_closing(conns, 12, 1000);
+    assert_int_equal(zm_conns_state(conns, "bb"), ZM_CONN_CLOSING);
+    assert_int_equal(zm_conns_seen(conns, 12, "bb", k2, gone), ZM_CONN_KNOWN);
+    zm_conns_sweep(conns, false, 1000, gone);           //  not older than 1000
+    assert_int_equal(zlistx_size(gone), 0);
+    //  Descriptor 12 given to another peer: the closing one is gone.
+    assert_int_equal(zm_conns_seen(conns, 12, "ee", k1, gone), ZM_CONN_NEW);
+    s_expect_gone(gone, "bb");
+    assert_int_equal(zm_conns_state(conns, "bb"), ZM_CONN_NONE);
+
+    //  Sweeps.
+    zm_conns_closing(conns, 13, 2000);
+    zm_conns_closing(conns, 11, 2000);
+    zm_conns_closing(conns, 99, 2000);                  //  unknown: nothing
+    zm_conns_sweep(conns, false, 2001, gone);
+    s_expect_gone(gone, "aa");                          //  11 had no routing id
+    assert_int_equal(zlistx_size(gone), 0);
+    zm_conns_closing(conns, 12, 3000);
+    zm_conns_sweep(conns, true, 0, gone);
+    s_expect_gone(gone, "ee");
+    assert_int_equal(zm_conns_size(conns), 0);
     zlistx_destroy(&gone);
     zm_conns_destroy(&conns);
     assert_null(conns);
