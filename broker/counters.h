@@ -47,7 +47,7 @@
     X(sessions_revoked)     /*  sessions ended: their key was removed or lost a right */          \
     X(sessions_replaced)    /*  sessions whose routing id came back on another connection */ \
     X(sessions_closed)      /*  sessions ended as the transport saw their connection close */ \
-    X(handshakes_failed)    /*  CURVE handshakes refused: unknown key, bad key or bad bytes */
+    X(handshakes_failed)    /*  CURVE handshakes refused: unknown key, wrong broker key, another mechanism, bad bytes */
 
 typedef struct {
 #define ZM_COUNTER_FIELD(name) uint64_t name;

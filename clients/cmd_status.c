@@ -1,6 +1,6 @@
 //  cmd_status.c - `zmesh status`: calls the broker's reserved service "zmesh.status" and prints
-//  its reply, as one JSON line (--json) or as tables of services, pipelines, workers and every
-//  counter.
+//  its reply, as one JSON line (--json) or as tables of services, pipelines, workers, the keys
+//  of a CURVE broker and every counter.
 //  The reply comes from the network: a missing or odd field prints as "-", control bytes in
 //  strings print as '?', and nothing in it is asserted.
 #define _GNU_SOURCE                 //  asprintf, vasprintf
@@ -40,6 +40,14 @@ static const s_column_t s_pipeline_columns[] = {
 static const s_column_t s_worker_columns[] = {
     {"id", "ID", false},          {"service", "SERVICE", false},  {"slots", "SLOTS", true},
     {"inflight", "INFLIGHT", true}, {"served", "SERVED", true}, {"silent_ms", "SILENT_MS", true},
+};
+
+//  ZMP.md 18: the keys a CURVE broker knows, and what each sent.
+static const s_column_t s_key_columns[] = {
+    {"name", "NAME", false},
+    {"key", "KEY", false},
+    {"messages", "MESSAGES", true},
+    {"denied", "DENIED", true},
 };
 
 //  The text of one value in a table cell, malloc'ed.
@@ -92,26 +100,37 @@ s_drops_text(const json_t *drops)
 
 //  The pipelines of the reply as table rows: the map "name": {fields} becomes an array of
 //  {fields, "name": name}, drops as text. An array of rows with a name each is taken as it is.
+//  The rows of a table from a map keyed by name (each row gets "name"), or
+//  from an array of row objects.
 static json_t *
-s_pipeline_rows(const json_t *pipelines)
+s_map_rows(const json_t *map)
 {
     json_t *rows = json_array();
     const char *name;
     json_t *fields;
     size_t index;
-    if (json_is_object(pipelines)) {
-        json_object_foreach((json_t *) pipelines, name, fields) {
+    if (json_is_object(map)) {
+        json_object_foreach((json_t *) map, name, fields) {
             json_t *row = json_is_object(fields) ? json_copy(fields) : json_object();
             json_object_set_new(row, "name", json_string(name));
             json_array_append_new(rows, row);
         }
     }
-    else if (json_is_array(pipelines)) {
-        json_array_foreach((json_t *) pipelines, index, fields) {
+    else if (json_is_array(map)) {
+        json_array_foreach((json_t *) map, index, fields) {
             json_array_append_new(rows, json_is_object(fields) ? json_copy(fields)
                                                                : json_object());
         }
     }
+    return rows;
+}
+
+static json_t *
+s_pipeline_rows(const json_t *pipelines)
+{
+    json_t *rows = s_map_rows(pipelines);
+    size_t index;
+    json_t *fields;
     json_array_foreach(rows, index, fields)
         json_object_set_new(fields, "drops", s_drops_text(json_object_get(fields, "drops")));
     return rows;
@@ -228,7 +247,10 @@ s_print_status(const zm_cli_t *cli, const zmesh_msg_t *reply)
     char *version = s_cell(json_object_get(status, "version"));
     char uptime[64];
     s_format_uptime(json_object_get(status, "uptime_ms"), uptime, sizeof uptime);
-    printf("zmesh broker at %s: version %s, uptime %s\n\n", cli->broker, version, uptime);
+    const json_t *security = json_object_get(status, "security");
+    bool curve = json_is_true(json_object_get(security, "curve"));
+    printf("zmesh broker at %s: version %s, uptime %s, curve %s\n\n", cli->broker, version,
+           uptime, curve ? "on" : "off");
     free(version);
     s_print_table("SERVICES", json_object_get(status, "services"), s_service_columns,
                   sizeof s_service_columns / sizeof s_service_columns[0]);
@@ -241,6 +263,12 @@ s_print_status(const zm_cli_t *cli, const zmesh_msg_t *reply)
     s_print_table("WORKERS", json_object_get(status, "workers"), s_worker_columns,
                   sizeof s_worker_columns / sizeof s_worker_columns[0]);
     putchar('\n');
+    if (curve) {
+        json_t *keys = s_map_rows(json_object_get(security, "key_stats"));
+        s_print_table("KEYS", keys, s_key_columns, sizeof s_key_columns / sizeof s_key_columns[0]);
+        json_decref(keys);
+        putchar('\n');
+    }
     s_print_counters(json_object_get(status, "counters"));
     json_decref(status);
     if (fflush(stdout) == EOF || ferror(stdout)) {

@@ -88,6 +88,16 @@ assert "denied" in s["counters"] and "sessions_revoked" in s["counters"], s["cou
 ' "$tmp/cli.json" || fail "zmesh status --json has no proper security section: $out"
 ok "zmesh status --json shows security, key_stats and the new counters"
 
+# shellcheck disable=SC2046
+run "$zmesh_bin" status --broker "$endpoint" $(curve_of admin)
+expect_rc 0 "zmesh status with the admin key"
+case $out in *"curve on"*) ;; *) fail "zmesh status does not say curve on: $out" ;; esac
+alice_row=$(printf '%s\n' "$out" | sed -n '/^KEYS/,/^$/p' | grep -E '^ *alice ') ||
+    fail "zmesh status has no KEYS row for alice: $out"
+alice_key=$(get before "s['security']['key_stats']['alice']['key']")
+case $alice_row in *"$alice_key"*) ;; *) fail "alice's KEYS row lacks her key: $alice_row" ;; esac
+ok "zmesh status shows curve on and a KEYS table: $alice_row"
+
 #  Pipelines: the same as without CURVE. Ten rounds of alice pushing one
 #  message and bob taking it with `zmesh pull --count 1`, which acknowledges
 #  it and leaves at once: the broker must count every acknowledgement, take
