@@ -13,6 +13,7 @@
 
 #define S_MAX_DEPTH 8           //  subdirectory levels read
 #define S_MAX_FILES 100000      //  files read at most
+#define S_CERT_MAX 16384        //  bytes: a larger file is no certificate of ours
 
 struct zm_keyring {
     char *dir;                  //  owned
@@ -100,21 +101,39 @@ typedef struct {
     zhashx_t *names;            //  name -> borrowed zm_key_t
 } s_load_t;
 
+//  Reads a certificate file as configuration text. Not zcert_load: CZMQ's
+//  file loader leaks on a file with a syntax error, and anyone who can drop
+//  a file in the keys directory could make the broker grow at each reload.
+static zconfig_t *
+s_read_cert(const char *path)
+{
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return NULL;
+    char text[S_CERT_MAX + 1];
+    size_t size = fread(text, 1, sizeof text, file);
+    fclose(file);
+    if (size == 0 || size > S_CERT_MAX)
+        return NULL;
+    text[size] = '\0';
+    return zconfig_str_load(text);
+}
+
 static void
 s_load_one(void *arg, const char *path)
 {
     s_load_t *load = arg;
     zhashx_t *keys = load->keys;
-    zcert_t *cert = zcert_load(path);
-    if (!cert || !zm_curve_is_key(zcert_public_txt(cert))
-        || streq(zcert_public_txt(cert), "0000000000000000000000000000000000000000")) {
+    zconfig_t *cert = s_read_cert(path);
+    const char *public_key = cert ? zconfig_get(cert, "curve/public-key", NULL) : NULL;
+    if (!zm_curve_is_key(public_key)) {
         zm_log_warning("keyring: not a certificate file=%s", path);
-        zcert_destroy(&cert);
+        zconfig_destroy(&cert);
         return;
     }
     zm_key_t *key = zm_alloc(sizeof *key);
-    memcpy(key->key, zcert_public_txt(cert), ZM_CURVE_KEY_TXT);
-    const char *name = zcert_meta(cert, "name");
+    memcpy(key->key, public_key, ZM_CURVE_KEY_TXT);
+    const char *name = zconfig_get(cert, "metadata/name", NULL);
     if (!name || !*name) {
         name = strrchr(path, '/');
         name = name ? name + 1 : path;
@@ -129,11 +148,14 @@ s_load_one(void *arg, const char *path)
     }
     else
         key->name = zm_strdup(name);
-    for (int right = 0; right < ZM_RIGHT_COUNT; right++)
-        zm_rights_set(&key->rights, right, zcert_meta(cert, zm_right_name(right)));
-    const char *admin = zcert_meta(cert, "admin");
+    for (int right = 0; right < ZM_RIGHT_COUNT; right++) {
+        char entry[32];
+        snprintf(entry, sizeof entry, "metadata/%s", zm_right_name(right));
+        zm_rights_set(&key->rights, right, zconfig_get(cert, entry, NULL));
+    }
+    const char *admin = zconfig_get(cert, "metadata/admin", NULL);
     key->rights.admin = admin && (streq(admin, "yes") || streq(admin, "true") || streq(admin, "1"));
-    zcert_destroy(&cert);
+    zconfig_destroy(&cert);
     if (zhashx_lookup(keys, key->key)) {
         zm_log_warning("keyring: key listed twice file=%s key=%s", path, key->key);
         void *item = key;
