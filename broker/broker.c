@@ -36,10 +36,11 @@ typedef struct {
     zsock_t *pull_events;       //  owned, with security and a push endpoint: the PULL's
     zlistx_t *gone;             //  owned strings: routing ids whose connection closed
     int64_t keys_read_at;       //  ms: the last look at the keys directory
+    char missing_key[ZM_CURVE_KEY_TXT];    //  the last key looked for and not found
+    int64_t missing_at;         //  ms: when
 } s_broker_t;
 
 #define S_KEYS_EVERY_MS 1000    //  how often the keys directory is read again
-#define S_KEYS_AGAIN_MS 100     //  at most this often for a key the keyring lacks
 #define S_CLOSING_MAX_MS 500    //  a closed connection's session ends by then
 
 //  A connection to close. libzmq offers no way to drop one ROUTER peer, so
@@ -127,6 +128,18 @@ s_kick_later(s_broker_t *self, int fd, uint64_t inode, int64_t now)
     zlistx_add_end(self->kicks, kick);
 }
 
+//  Closes the connection the last message came on. With CURVE, only if it
+//  is still open and is the same socket: a sender that already closed may
+//  have left its descriptor number to an innocent newcomer.
+static void
+s_kick_sender(s_broker_t *self, int fd, int64_t now)
+{
+    uint64_t inode = 0;
+    if (self->conns && !zm_conns_live_fd(self->conns, fd, &inode))
+        return;                                 //  closed already
+    s_kick_later(self, fd, inode, now);
+}
+
 static void
 s_kick_due(s_broker_t *self, int64_t now)
 {
@@ -147,21 +160,30 @@ static void s_read_keys(s_broker_t *self, int64_t now);
 //  Records who sent a message, with CURVE. Connection events emitted before
 //  the message was queued are read first: a connection that closed before
 //  this one got its descriptor must not be taken for this one.
-static void
+static zm_conn_seen_t
 s_seen(s_broker_t *self, zsock_t *events, int fd, const char *id, const char *user_id,
        int64_t now)
 {
     s_read_events(self, events, now);
     //  zauth reads the keys directory at each handshake, the keyring once a
-    //  second: a key added a moment ago is read now rather than refused.
+    //  second: a key added a moment ago is read now rather than refused. A
+    //  key just found missing is not looked for again for a while: a removed
+    //  key's last messages do not each cost a read of the directory.
     if (!zm_keyring_lookup(zm_security_keyring(self->security), user_id)
-        && now - self->keys_read_at >= S_KEYS_AGAIN_MS)
+        && !(streq(user_id, self->missing_key) && now - self->missing_at < S_KEYS_EVERY_MS)) {
         s_read_keys(self, now);
-    if (zm_conns_seen(self->conns, fd, id, user_id, self->gone) == ZM_CONN_NEW) {
+        if (!zm_keyring_lookup(zm_security_keyring(self->security), user_id)) {
+            snprintf(self->missing_key, sizeof self->missing_key, "%s", user_id);
+            self->missing_at = now;
+        }
+    }
+    zm_conn_seen_t seen = zm_conns_seen(self->conns, fd, id, user_id, self->gone);
+    if (seen == ZM_CONN_NEW) {
         struct stat info;
         if (fd >= 0 && fstat(fd, &info) == 0)
             zm_conns_tag(self->conns, fd, (uint64_t) info.st_ino);
     }
+    return seen;
 }
 
 //  Ends the sessions of the connections the table found closed.
@@ -347,19 +369,21 @@ s_on_router(zloop_t *loop, zsock_t *router, void *arg)
     int64_t now = zclock_mono();
     for (int i = 0; i < S_BATCH && (zsock_events(router) & ZMQ_POLLIN); i++) {
         int fd = -1;
+        bool late = false;                      //  from a connection closed already
         char user_id[ZM_CURVE_KEY_TXT] = "";
         zmsg_t *msg = s_recv(router, &fd, user_id);
         if (!msg)
             break;
         if (self->conns) {
             char id[ZM_ENGINE_ID_MAX];
-            s_seen(self, self->router_events, fd, zm_engine_hex(id, zmsg_first(msg)), user_id,
-                   now);
+            late = s_seen(self, self->router_events, fd, zm_engine_hex(id, zmsg_first(msg)),
+                          user_id, now)
+                   == ZM_CONN_LATE;
             s_end_gone(self, now);
         }
         zm_engine_on_message(self->engine, &msg, self->conns ? user_id : NULL, now);
-        if (zm_engine_take_kick(self->engine))
-            s_kick_later(self, fd, 0, now);
+        if (zm_engine_take_kick(self->engine) && !late)
+            s_kick_sender(self, fd, now);
         if (zlistx_size(self->engine->outbox) >= S_BATCH)
             s_flush(self, now);
     }
@@ -393,6 +417,10 @@ s_read_keys(s_broker_t *self, int64_t now)
     zlistx_t *removed = zlistx_new();
     zlistx_set_destructor(removed, s_free_string);
     if (zm_keyring_refresh(zm_security_keyring(self->security), removed)) {
+        //  zauth notices a change itself only if the count, total size or
+        //  newest time (in seconds) of the files changed: a key file
+        //  replaced by a copy of the same size would go unseen.
+        zm_security_reload(self->security);
         zm_engine_recheck_keys(self->engine, now);
         for (char *key = zlistx_first(removed); key; key = zlistx_next(removed))
             zm_conns_each_of_key(self->conns, key, s_kick_fd, self);

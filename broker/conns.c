@@ -171,6 +171,19 @@ zm_conns_each_of_key(const zm_conns_t *self, const char *key, zm_conns_fn *fn, v
             fn(arg, conn->fd, conn->tag);
 }
 
+bool
+zm_conns_live_fd(const zm_conns_t *self, int fd, uint64_t *tag_p)
+{
+    assert(self && tag_p);
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, fd);
+    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    if (!conn || conn->closing)
+        return false;
+    *tag_p = conn->tag;
+    return true;
+}
+
 size_t
 zm_conns_size(const zm_conns_t *self)
 {

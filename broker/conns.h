@@ -56,6 +56,10 @@ void zm_conns_tag(zm_conns_t *self, int fd, uint64_t tag);
 typedef void(zm_conns_fn)(void *arg, int fd, uint64_t tag);
 void zm_conns_each_of_key(const zm_conns_t *self, const char *key, zm_conns_fn *fn, void *arg);
 
+//  True, with its tag, if fd carries a connection of the table that has
+//  not closed.
+bool zm_conns_live_fd(const zm_conns_t *self, int fd, uint64_t *tag_p);
+
 size_t zm_conns_size(const zm_conns_t *self);
 
 #endif

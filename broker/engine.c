@@ -702,6 +702,32 @@ zm_engine_take_kick(zm_engine_t *self)
     return kick;
 }
 
+//  The calls of a client whose connection closed: nobody can read their
+//  answers any more, and a peer that takes the routing id later must not.
+//  Each keeps running or waiting (its worker's slot is settled as usual),
+//  addressed to an empty routing id no connection has, so its answer is
+//  counted as undeliverable; a new CALL with the same request id is a new
+//  call. A walk of the unanswered calls: a closed connection is rare next
+//  to the calls.
+static void
+s_orphan_calls(zm_engine_t *self, const char *id)
+{
+    size_t length = strlen(id);
+    zlistx_t *orphans = zlistx_new();           //  borrowed: settle after the walk
+    for (zm_call_t *call = zhashx_first(self->unanswered); call;
+         call = zhashx_next(self->unanswered)) {
+        const char *key = zhashx_cursor(self->unanswered);
+        if (strncmp(key, id, length) == 0 && key[length] == ':')
+            zlistx_add_end(orphans, call);
+    }
+    for (zm_call_t *call = zlistx_first(orphans); call; call = zlistx_next(orphans)) {
+        zframe_destroy(&call->client);
+        call->client = zframe_new_empty();
+        s_settle(self, call);
+    }
+    zlistx_destroy(&orphans);
+}
+
 void
 zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now)
 {
@@ -718,6 +744,8 @@ zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now)
         self->counters.sessions_closed++;
         zm_engine_pipe_retire(self, consumer, "connection closed", now);
     }
+    s_orphan_calls(self, id);
+    zm_engine_pipe_forget_links(self, id);
 }
 
 void

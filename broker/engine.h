@@ -100,8 +100,9 @@ void zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, i
 void zm_engine_recheck_keys(zm_engine_t *self, int64_t now);
 
 //  The transport saw the connection of routing id id (hex) close: its
-//  worker or consumer session ends now, so that a peer that takes the
-//  routing id later gets none of its traffic.
+//  worker or consumer session ends now, its calls' answers and its producer
+//  links are dropped, so that a peer that takes the routing id later gets
+//  none of its traffic.
 void zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now);
 
 //  True if the sender of the message just fed to zm_engine_on_message has sent

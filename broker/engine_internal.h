@@ -63,6 +63,8 @@ void zm_engine_pipe_retire(zm_engine_t *self, zm_consumer_t *consumer, const cha
                            int64_t now);
 void zm_engine_pipe_kick(zm_engine_t *self, zm_consumer_t *consumer, uint32_t status,
                          const char *reason, int64_t now);
+//  Forgets the producer links of the connection with routing id id (closed).
+void zm_engine_pipe_forget_links(zm_engine_t *self, const char *id);
 //  A send to routing failed: true if it was a consumer's (now retired).
 bool zm_engine_pipe_send_failed(zm_engine_t *self, const char *id, bool full, int64_t now);
 void zm_engine_pipe_tick(zm_engine_t *self, int64_t now);

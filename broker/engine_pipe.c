@@ -182,6 +182,19 @@ s_forget_link(zm_engine_t *self, zm_link_t *link)
     zhashx_delete(self->links, link->key);
 }
 
+void
+zm_engine_pipe_forget_links(zm_engine_t *self, const char *id)
+{
+    size_t length = strlen(id);
+    zlistx_t *gone = zlistx_new();              //  borrowed: forget after the walk
+    for (zm_link_t *link = zhashx_first(self->links); link; link = zhashx_next(self->links))
+        if (strncmp(link->key, id, length) == 0 && link->key[length] == '/')
+            zlistx_add_end(gone, link);
+    for (zm_link_t *link = zlistx_first(gone); link; link = zlistx_next(gone))
+        s_forget_link(self, link);
+    zlistx_destroy(&gone);
+}
+
 //  The link of this connection on this pipeline; NULL when a table is full.
 static zm_link_t *
 s_link_require(zm_engine_t *self, zframe_t *routing, const char *id, const char *name,

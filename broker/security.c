@@ -7,6 +7,7 @@
 #define S_PROBE_MS 5000         //  how long the probe waits for the refusal
 
 struct zm_security {
+    char *keys_dir;             //  owned
     zcert_t *cert;              //  owned: the broker's key pair
     zm_keyring_t *keyring;      //  owned
     zactor_t *auth;             //  owned: zauth
@@ -99,6 +100,7 @@ zm_security_start(const char *secret_file, const char *keys_dir)
     }
     zm_security_t *self = zm_alloc(sizeof *self);
     self->cert = cert;
+    self->keys_dir = zm_strdup(keys_dir);
     self->keyring = zm_keyring_new(keys_dir);
     self->auth = zactor_new(zauth, NULL);
     assert(self->auth);
@@ -122,6 +124,7 @@ zm_security_destroy(zm_security_t **self_p)
     zactor_destroy(&self->auth);
     zm_keyring_destroy(&self->keyring);
     zcert_destroy(&self->cert);
+    free(self->keys_dir);
     free(self);
     *self_p = NULL;
 }
@@ -132,6 +135,14 @@ zm_security_apply(zm_security_t *self, zsock_t *sock)
     assert(self && sock);
     zsock_set_zap_domain(sock, "zmesh");
     zm_curve_apply_server(self->cert, sock);
+}
+
+void
+zm_security_reload(zm_security_t *self)
+{
+    assert(self);
+    zstr_sendx(self->auth, "CURVE", self->keys_dir, NULL);
+    zsock_wait(self->auth);
 }
 
 zm_keyring_t *

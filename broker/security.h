@@ -17,6 +17,9 @@ void zm_security_destroy(zm_security_t **self_p);
 //  Makes sock a CURVE server with the broker's key pair. Before binding.
 void zm_security_apply(zm_security_t *self, zsock_t *sock);
 
+//  Makes zauth read the keys directory again (after the keyring changed).
+void zm_security_reload(zm_security_t *self);
+
 //  The keyring the engine checks rights against (owned by self).
 zm_keyring_t *zm_security_keyring(zm_security_t *self);
 

@@ -6,7 +6,8 @@
 #  victim's reply, never the thief's. Then the victim's connection closes
 #  while it holds a call and a new thief connection takes the routing id
 #  over and answers that call: the client does not get the forged reply, and
-#  no thief ever receives a REQUEST.
+#  no thief ever receives a REQUEST. Last, a client leaves while its call is
+#  held and a thief takes its routing id: the answer does not reach it.
 #  Usage: test_routing_id.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 ZMESH-BROKER ZMESH-WORKER ZMESH" >&2; exit 2; }
@@ -30,3 +31,9 @@ snapshot after
     fail "an echo worker is still registered after the victim left"
 [ "$(get after "s['counters']['replies']")" -ge 1 ] || fail "no reply counted"
 ok "a stolen routing id gave the thief nothing: $(get after "s['counters']['sessions_replaced']") session(s) replaced"
+
+#  A client's routing id taken over: its pending answer goes to no one.
+"$python" "$zpeer" client-theft --endpoint "$endpoint" --server-key "$certs/broker.key" \
+    --victim "$certs/victim.key_secret" --thief "$certs/thief.key_secret" \
+    --client "$certs/client.key_secret" || fail "a peer that took a client's routing id got its reply"
+ok "a client's routing id taken over gave the thief neither its reply nor its call"

@@ -354,6 +354,53 @@ def cmd_theft(args):
     return 0
 
 
+def cmd_client_theft(args):
+    """A client with a routing id of its own calls echo and leaves while the
+    worker holds the call; a peer with another key takes the routing id. The
+    worker's answer must not reach it, and its CALL with the same request id
+    must be a call of its own, not the old one's copy."""
+    ctx = zmq.Context()
+    routing_id = b"\x00client-theft"
+    worker = Worker(ctx, args.endpoint, args, "echo", secret=args.victim)
+    client_args = argparse.Namespace(**vars(args))
+    client_args.secret = args.client
+    client = Client(ctx, args.endpoint, client_args, routing_id=routing_id)
+    request_id = client.send("echo", {"secret": "for the client only"}, timeout_ms=20000)
+    request, body = worker.next(5000)
+    if request is None:
+        fail("the worker got no REQUEST for the client's call")
+    client.sock.close(linger=0)
+    thief_args = argparse.Namespace(**vars(args))
+    thief_args.secret = args.thief
+    thief = Client(ctx, args.endpoint, thief_args, routing_id=routing_id)
+    # libzmq gives the routing id to the thief once the client's connection
+    # is gone: its first message (the HEARTBEAT) is answered "not registered".
+    deadline = time.monotonic() + 10
+    while True:
+        thief.sock.send_multipart([b"", header("HEARTBEAT")])
+        frames = recv_until(thief.sock, min(deadline, time.monotonic() + 0.3))
+        if frames is not None:
+            break
+        worker.beat()
+        if time.monotonic() > deadline:
+            fail("the thief never got the routing id")
+    worker.reply(request[2], body)
+    status, got = thief.wait(request_id, 1500)
+    if status is not None:
+        fail("the thief got the client's reply: %r %r" % (status, got))
+    thief.next_id = request_id                  # the same request id as the client's
+    request_id = thief.send("echo", {"thief": 1}, timeout_ms=5000)
+    second, second_body = worker.next(5000)
+    if second is None:
+        fail("the thief's CALL with the client's request id was taken for the old call")
+    worker.reply(second[2], second_body)
+    status, got = thief.wait(request_id, 5000)
+    if status != 200 or got != {"thief": 1}:
+        fail("the thief's own call was answered %r %r" % (status, got))
+    note("the client's reply went nowhere; the thief's own call got its own answer")
+    ctx.destroy(linger=0)
+
+
 def cmd_stray(args):
     """Worker A serves echo; worker B (another key, serving another service)
     sends a REPLY carrying A's ticket. The broker must drop B's REPLY (the
@@ -570,6 +617,14 @@ def main():
     p.add_argument("--thief", required=True)
     p.add_argument("--client", required=True)
     p.set_defaults(run=cmd_theft)
+
+    p = sub.add_parser("client-theft")
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--server-key", required=True)
+    p.add_argument("--victim", required=True)
+    p.add_argument("--thief", required=True)
+    p.add_argument("--client", required=True)
+    p.set_defaults(run=cmd_client_theft)
 
     p = sub.add_parser("stray")
     p.add_argument("--endpoint", required=True)

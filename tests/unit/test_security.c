@@ -569,6 +569,35 @@ test_engine_closed_connection_ends_session(void **state)
     assert_int_equal(engine->counters.sessions_closed, 1);
 }
 
+//  A client's connection closes while its call is held: a peer that takes
+//  its routing id later gets neither that answer nor the old call's place.
+static void
+test_engine_closed_client_answers_go_nowhere(void **state)
+{
+    s_secure_t *secure = *state;
+    zm_engine_t *engine = secure->engine;
+    int64_t now = ZT_T0;
+    zt_set_user_id(secure->keys.alice);
+    zt_ready(engine, "W1", "echo", 2, now);
+    zt_set_user_id(secure->keys.bob);
+    zt_call(engine, "C1", 7, "echo", 0, ZT_BODY, now);
+    uint64_t ticket = zt_expect_request(engine, "W1", "echo", 0, ZT_BODY);
+    zm_engine_on_gone(engine, "4331", now);
+    zt_expect_empty(engine);
+    //  Another peer as C1, the same request id: a call of its own, not a copy.
+    zt_call(engine, "C1", 7, "echo", 0, ZT_BODY, now);
+    uint64_t second = zt_expect_request(engine, "W1", "echo", 0, ZT_BODY);
+    assert_int_equal(engine->counters.duplicate_calls, 0);
+    zt_set_user_id(secure->keys.alice);
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, now);
+    const zt_out_t *out = zt_pop(engine);
+    zt_assert_cmd(out, ZM_CMD_REPLY);
+    assert_string_equal(out->peer, "");         //  to no one
+    zt_answer(engine, "W1", second, ZM_STATUS_OK, ZT_BODY, now);
+    zt_expect_reply(engine, "C1", 7, ZM_STATUS_OK, ZT_BODY);
+    zt_expect_empty(engine);
+}
+
 int
 main(void)
 {
@@ -588,6 +617,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_engine_recheck_ends_revoked_sessions, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_engine_closed_connection_ends_session, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_closed_client_answers_go_nowhere, s_setup,
                                         s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
