@@ -77,6 +77,17 @@ s_set_number(const char *name, const char *text, long long min, long long max,
     return false;
 }
 
+//  A flag given an empty value is a mistake (an unset variable in a unit
+//  file or a compose file), not a wish to run without it.
+static bool
+s_given(const char *name, const char *value)
+{
+    if (*value)
+        return true;
+    fprintf(stderr, "zmesh-broker: %s needs a value\n", name);
+    return false;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -148,8 +159,8 @@ main(int argc, char *argv[])
         case 'x': ok = s_set_number("--max-garbage", optarg, 0, 1000000, &garbage); break;
         case 'a': ok = s_set_number("--max-attempts", optarg, 1, 100, &attempts); break;
         case 'n': config.engine.limits.check_body = false; break;
-        case 'S': config.curve_secret = optarg; break;
-        case 'K': config.curve_keys = optarg; break;
+        case 'S': config.curve_secret = optarg; ok = s_given("--curve-secret", optarg); break;
+        case 'K': config.curve_keys = optarg; ok = s_given("--curve-keys", optarg); break;
         case 'I': config.insecure = true; break;
         case 'p': config.print_endpoint = true; break;
         case 'v': verbose = true; break;

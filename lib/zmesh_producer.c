@@ -180,8 +180,10 @@ s_open(zmesh_producer_t *self, int64_t now)
 static void
 s_lose(zmesh_producer_t *self, const char *why, int backoff_ms)
 {
-    zm_log_notice("producer: connection lost pipeline=%s reason=\"%s\" unaccepted=%zu",
-                  self->pipeline, why, zm_window_unaccepted(self->window));
+    const char *hint = zm_secure_hint(self->curve);
+    zm_log_notice("producer: connection lost pipeline=%s reason=\"%s\" unaccepted=%zu%s%s",
+                  self->pipeline, why, zm_window_unaccepted(self->window), hint[0] ? "; " : "",
+                  hint);
     s_close(self);
     zm_window_renumber(self->window);
     self->refused = false;

@@ -67,3 +67,10 @@ keygen broker
 starts "tcp://0.0.0.0 with CURVE" 0 \
     "$broker_bin" --bind 'tcp://0.0.0.0:*' --push-bind 'tcp://0.0.0.0:*' \
     --curve-secret "$certs/broker.key_secret" --curve-keys "$keys"
+
+#  An empty CURVE flag (an unset variable expanded in a unit or compose
+#  file) is an error, never a quiet start without CURVE.
+run timeout 20 "$broker_bin" --print-endpoint --curve-secret "" --curve-keys "$keys"
+expect_rc 2 "--curve-secret with an empty value"
+case $err in *"--curve-secret needs a value"*) ;; *) fail "no reason for the empty flag: $err" ;; esac
+ok "an empty --curve-secret is refused (exit 2)"
