@@ -10,29 +10,12 @@ push_endpoint="ipc://$tmp/push.ipc"
 python=/usr/bin/python3
 pids=()
 
-now_ms() {
-    echo $(($(date +%s%N) / 1000000))
-}
+# shellcheck source=../procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../procs.sh"
 
 fail() {
     echo "pipeline: FAIL: $*" >&2
     exit 1
-}
-
-#  True while process $1 runs (a zombie does not).
-running() {
-    local state
-    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || true
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-
-#  Waits up to $2 ms for process $1 to end; false if it still runs.
-wait_ended() {
-    local deadline=$(($(now_ms) + $2))
-    while running "$1"; do
-        (($(now_ms) < deadline)) || return 1
-        sleep 0.05
-    done
 }
 
 #  Stops what the test started (TERM, then KILL after 10 s: ASan's leak

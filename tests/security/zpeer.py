@@ -372,15 +372,18 @@ def cmd_client_theft(args):
     client.sock.close(linger=0)
     thief_args = argparse.Namespace(**vars(args))
     thief_args.secret = args.thief
-    thief = Client(ctx, args.endpoint, thief_args, routing_id=routing_id)
-    # libzmq gives the routing id to the thief once the client's connection
-    # is gone: its first message (the HEARTBEAT) is answered "not registered".
+    # libzmq gives the routing id to a connection that sends while the
+    # client's is gone; one that sent while it was still there stays unread
+    # for good, so each attempt is a new connection. The first that gets it
+    # has its HEARTBEAT answered "not registered".
     deadline = time.monotonic() + 10
     while True:
+        thief = Client(ctx, args.endpoint, thief_args, routing_id=routing_id)
         thief.sock.send_multipart([b"", header("HEARTBEAT")])
         frames = recv_until(thief.sock, min(deadline, time.monotonic() + 0.3))
         if frames is not None:
             break
+        thief.sock.close(linger=0)
         worker.beat()
         if time.monotonic() > deadline:
             fail("the thief never got the routing id")
