@@ -20,7 +20,8 @@ typedef enum {
     ZM_CONN_NEW,                //  the first message of a connection
     ZM_CONN_KNOWN,              //  another message of a known connection
     ZM_CONN_LATE,               //  from a connection already closed: its descriptor
-                                //  is a live connection's now (not recorded)
+                                //  is a live connection's now (not recorded, the
+                                //  table unchanged)
 } zm_conn_seen_t;
 
 //  A message came on fd from key, with routing id id (hex; NULL on the
