@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define S_STATUS_TIMEOUT_MS 2000      //  one zmesh.status call
+#define S_STATUS_TIMEOUT_MS 5000      //  one zmesh.status call (a loaded CI machine once took over 2 s)
 #define S_ARGV_MAX 40
 
 static const char *s_peer_bin;        //  borrowed from argv
