@@ -157,15 +157,18 @@ s_kick_due(s_broker_t *self, int64_t now)
 static void s_read_events(s_broker_t *self, zsock_t *events, int64_t now);
 static void s_read_keys(s_broker_t *self, int64_t now);
 
-//  Records who sent a message, with CURVE. A message that does not match
-//  the connection the table has on its descriptor may be from a connection
-//  that took the descriptor of one whose close is not read yet: connection
-//  events emitted before the message was queued are read, and it is looked
-//  at again. (Reading them for every message would cost a poll each.)
+//  Records who sent a message, with CURVE. Before the table takes a
+//  connection it does not know (a first message, or a descriptor that seems
+//  reused), the connection events emitted before the message was queued are
+//  read: the close of the descriptor's previous connection must be applied
+//  to that one, never to its successor. A message of a known connection
+//  needs no such read (it would cost a poll per message).
 static zm_conn_seen_t
 s_seen(s_broker_t *self, zsock_t *events, int fd, const char *id, const char *user_id,
        int64_t now)
 {
+    if (!zm_conns_known(self->conns, fd, id, user_id))
+        s_read_events(self, events, now);
     //  zauth reads the keys directory at each handshake, the keyring once a
     //  second: a key added a moment ago is read now rather than refused. A
     //  key just found missing is not looked for again for a while: a removed
@@ -179,10 +182,6 @@ s_seen(s_broker_t *self, zsock_t *events, int fd, const char *id, const char *us
         }
     }
     zm_conn_seen_t seen = zm_conns_seen(self->conns, fd, id, user_id, self->gone);
-    if (seen == ZM_CONN_LATE) {
-        s_read_events(self, events, now);
-        seen = zm_conns_seen(self->conns, fd, id, user_id, self->gone);
-    }
     if (seen == ZM_CONN_NEW) {
         struct stat info;
         if (fd >= 0 && fstat(fd, &info) == 0)

@@ -82,6 +82,16 @@ s_same(const s_conn_t *conn, const char *id, const char *key)
            && (!id || streq(conn->id, id));
 }
 
+bool
+zm_conns_known(const zm_conns_t *self, int fd, const char *id, const char *key)
+{
+    assert(self && key);
+    char fd_key[16];
+    s_fd_key(fd_key, sizeof fd_key, fd);
+    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    return conn && s_same(conn, id, key);
+}
+
 zm_conn_seen_t
 zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_t *gone)
 {

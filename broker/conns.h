@@ -32,6 +32,10 @@ typedef enum {
 zm_conn_seen_t zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key,
                              zlistx_t *gone);
 
+//  True if a message on fd from key with routing id id is from the
+//  connection the table already has on fd (zm_conns_seen would say KNOWN).
+bool zm_conns_known(const zm_conns_t *self, int fd, const char *id, const char *key);
+
 //  The connection on fd closed at now (ms). It stays in the table, closing,
 //  until zm_conns_sweep: messages it sent before closing may still wait to
 //  be read, and must still count as its own.
