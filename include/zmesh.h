@@ -220,6 +220,15 @@ void zmesh_worker_destroy(zmesh_worker_t **self_p);
 //  default 1). Call before zmesh_worker_run.
 void zmesh_worker_set_threads(zmesh_worker_t *self, int threads);
 
+//  Runs the handler in the worker's own thread instead (slots > 0; 0 turns
+//  it off), and offers the broker slots requests at once (1..1024): they
+//  wait at the worker and run one after another, with no hand-off between
+//  threads and no round trip between them. For handlers that return quickly:
+//  the worker heartbeats only between them, so one must not run for longer
+//  than the heartbeat interval x liveness, and zmesh_worker_progress is not
+//  available (ZMESH_EINVAL). Call before zmesh_worker_run.
+void zmesh_worker_set_inline(zmesh_worker_t *self, int slots);
+
 //  Heartbeat interval in ms (100..60000, default 1000) and liveness, the
 //  number of silent intervals after which a peer is dead (2..100, default 3).
 void zmesh_worker_set_heartbeat(zmesh_worker_t *self, int interval_ms, int liveness);

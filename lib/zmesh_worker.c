@@ -3,7 +3,9 @@
 //  reconnects, and hands each REQUEST to an idle handler thread over an
 //  inproc ROUTER. Handlers may block for as long as they like; heartbeats go
 //  on. The worker offers the broker one slot per handler thread, so the
-//  broker never sends more requests than there are idle threads.
+//  broker never sends more requests than there are idle threads. Inline
+//  (zmesh_worker_set_inline), the engine thread runs the handler itself and
+//  offers as many slots as asked: no hand-off, for quick handlers.
 #include "zm_alloc.h"
 #include "zm_beat.h"
 #include "zm_endpoints.h"
@@ -28,6 +30,7 @@ struct zmesh_worker {
     zmesh_curve_t *curve;       //  owned copy of the CURVE keys; NULL: plain connections
     bool idempotent;            //  READY says so
     int threads;                //  handler threads = slots offered
+    int inline_slots;           //  > 0: handlers run in the engine thread; slots offered
     int heartbeat_ms;
     int liveness;
     int wake[2];                //  self-pipe: zmesh_worker_stop writes a byte
@@ -68,6 +71,8 @@ typedef struct {
     int64_t reconnect_at;       //  ms: when sock is NULL, when to connect again
     int backoff;                //  ms: next wait after a refusal
     int rc;                     //  what run returns
+    zmesh_handler_fn *handler;  //  the application's, run inline (inline_slots)
+    void *arg;
 } s_engine_t;
 
 zmesh_worker_t *
@@ -140,6 +145,14 @@ zmesh_worker_set_threads(zmesh_worker_t *self, int threads)
     assert(self);
     assert(threads >= 1 && threads <= ZM_SLOTS_MAX);
     self->threads = threads;
+}
+
+void
+zmesh_worker_set_inline(zmesh_worker_t *self, int slots)
+{
+    assert(self);
+    assert(slots >= 0 && slots <= ZM_SLOTS_MAX);
+    self->inline_slots = slots;
 }
 
 void
@@ -294,20 +307,45 @@ s_connect(s_engine_t *self)
     zm_proto_init(&ready);
     ready.cmd = ZM_CMD_READY;
     snprintf(ready.service, sizeof ready.service, "%s", worker->service);
-    ready.slots = (uint32_t) worker->threads;
+    ready.slots = (uint32_t) (worker->inline_slots ? worker->inline_slots : worker->threads);
     ready.heartbeat_ms = (uint32_t) worker->heartbeat_ms;
     ready.liveness = (uint32_t) worker->liveness;
     ready.flags = worker->idempotent ? ZM_READY_IDEMPOTENT : 0;
     s_send(self, &ready);
     self->last_heard = zclock_mono();
     zm_log_debug("worker: READY service=%s slots=%d session=%u broker=%s", worker->service,
-                 worker->threads, self->session, endpoint);
+                 (int) ready.slots, self->session, endpoint);
 }
 
-//  Hands a REQUEST to an idle handler thread.
+//  Runs the handler on a REQUEST in this thread and sends its REPLY.
+static void
+s_run_inline(s_engine_t *self, zm_proto_t *request)
+{
+    zmesh_msg_t *message = zm_msg_adopt(&request->body);
+    zmesh_msg_t *answer = NULL;
+    int result = self->handler(message, &answer, self->arg);
+    zmesh_msg_destroy(&message);
+    zm_proto_t reply;
+    zm_proto_init(&reply);
+    reply.cmd = ZM_CMD_REPLY;
+    reply.id = request->id;
+    reply.status = result == ZMESH_OK ? ZM_STATUS_OK : ZM_STATUS_HANDLER_ERROR;
+    reply.body = answer ? zm_msg_release(&answer) : NULL;
+    if (reply.status != ZM_STATUS_OK && !reply.body)
+        reply.body = zm_proto_reason_frame("the handler failed without a reason");
+    if (!reply.body)
+        reply.body = zframe_new("\xc0", 1);    //  nil
+    s_send(self, &reply);
+}
+
+//  Hands a REQUEST to an idle handler thread, or runs it inline.
 static void
 s_dispatch(s_engine_t *self, zm_proto_t *request)
 {
+    if (self->worker->inline_slots) {
+        s_run_inline(self, request);
+        return;
+    }
     zframe_t *thread = zlistx_detach(self->idle, NULL);
     if (!thread) {
         //  The broker sent more than our slots: a broker bug; answer, don't hang.
@@ -563,12 +601,16 @@ zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg)
     zlistx_set_destructor(engine.idle, s_frame_destroy);
     engine.all = zlistx_new();
     zlistx_set_destructor(engine.all, s_frame_destroy);
-    s_handler_t *handlers = s_start_handlers(&engine, handler, arg, backend);
+    engine.handler = handler;
+    engine.arg = arg;
+    s_handler_t *handlers =
+        self->inline_slots ? NULL : s_start_handlers(&engine, handler, arg, backend);
     s_serve(&engine);
     if (engine.sock)
         s_send_simple(&engine, ZM_CMD_DISCONNECT, ZM_STATUS_OK, "worker stopping");
     zsock_destroy(&engine.sock);
-    s_stop_handlers(&engine, handlers);
+    if (handlers)
+        s_stop_handlers(&engine, handlers);
     zlistx_destroy(&engine.all);
     zlistx_destroy(&engine.idle);
     zsock_destroy(&engine.backend);

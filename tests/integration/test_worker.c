@@ -31,6 +31,7 @@ typedef struct {
     const char *mode;           //  borrowed from argv
     const char *tag;            //  borrowed from argv; mode tag
     int threads;
+    int inline_slots;           //  --inline: handlers in the worker's thread, this many slots
     int heartbeat_ms;
     int liveness;
     int extend_ms;              //  mode progress: what each report asks for
@@ -254,7 +255,8 @@ s_usage(void)
                     "                   --mode echo|tag|fail|slow|hang|progress|count\n"
                     "                   [--threads N] [--tag TEXT] [--heartbeat-ms N]"
                     " [--liveness N]\n"
-                    "                   [--idempotent] [--extend-ms N] [--delay-ms N]\n");
+                    "                   [--idempotent] [--extend-ms N] [--delay-ms N]"
+                    " [--inline SLOTS]\n");
     return S_EXIT_USAGE;
 }
 
@@ -280,7 +282,7 @@ s_parse(int argc, char **argv, s_args_t *args)
         {"tag", required_argument, NULL, 'g'},       {"heartbeat-ms", required_argument, NULL, 'h'},
         {"liveness", required_argument, NULL, 'l'},  {"idempotent", no_argument, NULL, 'i'},
         {"extend-ms", required_argument, NULL, 'e'}, {"delay-ms", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
+        {"inline", required_argument, NULL, 'n'},    {NULL, 0, NULL, 0},
     };
     bool ok = true;
     int option;
@@ -296,6 +298,7 @@ s_parse(int argc, char **argv, s_args_t *args)
         case 'i': args->idempotent = true; break;
         case 'e': ok = s_number(optarg, 0, 600000, &args->extend_ms); break;
         case 'd': ok = s_number(optarg, 0, 600000, &args->delay_ms); break;
+        case 'n': ok = s_number(optarg, 1, 1024, &args->inline_slots); break;
         default: ok = false; break;
         }
     }
@@ -326,6 +329,7 @@ main(int argc, char **argv)
         return S_EXIT_USAGE;
     }
     zmesh_worker_set_threads(worker, args.threads);
+    zmesh_worker_set_inline(worker, args.inline_slots);
     zmesh_worker_set_heartbeat(worker, args.heartbeat_ms, args.liveness);
     zmesh_worker_set_idempotent(worker, args.idempotent);
     s_worker = worker;
