@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +132,7 @@ bench_broker_start(bench_broker_t *self, const char *binary, const char *const *
     if (self->pid < 0)
         bench_fail("fork: %s", strerror(errno));
     if (self->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   //  a failing benchmark leaves no broker behind
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
@@ -203,6 +205,30 @@ bench_cpu_ticks(pid_t pid)
         != 2)
         return -1;
     return (long long) (utime + stime);
+}
+
+long
+bench_service_workers(const char *endpoint, const char *service)
+{
+    const char *zmesh = getenv("BENCH_ZMESH") ? getenv("BENCH_ZMESH") : BENCH_ZMESH_BIN;
+    char command[1024];
+    snprintf(command, sizeof command, "'%s' --broker '%s' --timeout 10000 status --json", zmesh,
+             endpoint);
+    FILE *reader = popen(command, "r");
+    if (!reader)
+        return -1;
+    //  The services come first, before the (long) list of workers.
+    char head[65536];
+    size_t size = fread(head, 1, sizeof head - 1, reader);
+    head[size] = '\0';
+    while (fread(command, 1, sizeof command, reader) > 0)
+        ;
+    if (pclose(reader) != 0)
+        return -1;
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "\"name\":\"%s\",\"workers\":", service);
+    const char *at = strstr(head, pattern);
+    return at ? atol(at + strlen(pattern)) : 0;
 }
 
 static void

@@ -64,6 +64,10 @@ long bench_rss_kib(pid_t pid);
 //  User plus system CPU time of pid so far, in clock ticks, or -1.
 long long bench_cpu_ticks(pid_t pid);
 
+//  How many workers the broker at endpoint has registered for service, read
+//  with `zmesh status --json`; -1 if the status call failed.
+long bench_service_workers(const char *endpoint, const char *service);
+
 //  Keys for a CURVE zmesh run, made with `zmesh keygen` in a fresh temporary
 //  directory: a broker pair and one peer key that may serve, call, push and
 //  pull everything. Paths are absolute.

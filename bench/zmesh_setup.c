@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,8 +58,10 @@ bench_spawn(int (*body)(void *), void *arg)
     pid_t pid = fork();
     if (pid < 0)
         bench_fail("fork failed");
-    if (pid == 0)
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   //  a failing benchmark leaves no orphans
         _exit(body(arg));
+    }
     return pid;
 }
 
