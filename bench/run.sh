@@ -6,7 +6,7 @@
 #  a failure. Environment:
 #    BENCH_BUILD_DIR  build directory (default build-bench, beside bench/)
 #    BENCH_REPS       repetitions of each measurement (default 3)
-#    BENCH_SECONDS    measuring time of each throughput/latency run (default 1)
+#    BENCH_SECONDS    measuring time of each throughput/latency run (default 0.75)
 #    BENCH_ONLY       a regular expression: run only the measurements it matches
 #    BENCH_VERBOSE    set: show the brokers' logs
 set -u
@@ -14,7 +14,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BENCH_BUILD_DIR:-build-bench}"
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 reps="${BENCH_REPS:-3}"
-seconds="${BENCH_SECONDS:-1}"
+seconds="${BENCH_SECONDS:-0.75}"
 only="${BENCH_ONLY:-.}"
 
 say() { printf '%s\n' "$*" >&2; }

@@ -28,6 +28,7 @@ typedef struct {
     int threads;                        //  handler threads per worker
     int mode;                           //  pipe: ZMESH_QUEUED, _ACCEPTED or _PROCESSED
     int report[2];                      //  pipe: the consumer's report to the parent
+    int done[2];                        //  pipe: closed by the parent when it has flushed
 } s_bench_t;
 
 //  ---------------------------------------------------------------------
@@ -58,6 +59,12 @@ s_consumer_main(void *arg)
     }
     if (write(self->report[1], &end_us, sizeof end_us) != sizeof end_us)
         return 1;
+    //  Stay until the producer has every receipt: leaving at once can lose the
+    //  acknowledgements not yet sent, and a PROCESSED flush then never ends.
+    close(self->done[1]);
+    char byte;
+    while (read(self->done[0], &byte, 1) > 0)
+        ;
     zmesh_consumer_destroy(&consumer);
     return 0;
 }
@@ -73,9 +80,10 @@ s_send(zmesh_producer_t *producer, const void *data, size_t size, int flags)
 static void
 s_run_pipe(s_bench_t *self)
 {
-    if (pipe(self->report) != 0)
+    if (pipe(self->report) != 0 || pipe(self->done) != 0)
         bench_fail("pipe failed");
     pid_t consumer = bench_spawn(s_consumer_main, self);
+    close(self->done[0]);
     zmesh_producer_t *producer = zmesh_producer_new_secure(
         self->setup.broker.endpoint, "bench", bench_setup_curve(&self->setup), NULL);
     zmesh_producer_set_mode(producer, self->mode);
@@ -106,6 +114,7 @@ s_run_pipe(s_bench_t *self)
     if (last < end_us)
         last = end_us;
     bench_result("rate", (double) sent / ((double) (last - start) / 1e6));
+    close(self->done[1]);
     if (bench_reap(consumer, 5000) != 0)
         bench_fail("the consumer failed");
     zmesh_producer_destroy(&producer);
