@@ -91,7 +91,7 @@ stats() {
 }
 median() { stats "$1" | awk '{ print $2 }'; }
 
-fmt() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else if (x >= 100) printf "%.0f", x;
+fmt() { awk -v x="$1" 'BEGIN { if (x == "" || x == "-") print "-"; else if (x >= 100) printf "%.0f", x;
                               else printf "%.3g", x }'; }
 
 #  ratio A B: A/B with two decimals, or "-".
@@ -104,13 +104,14 @@ rows=()
 #  times and sizes (so above 1 is always zmesh doing better).
 row() {
     local figure="$1" unit="$2" zkey="$3" bkey="$4" bname="$5" better="$6"
-    local z b r spread
+    local z b r spread cpu
     z="$(median "$zkey")"
     b="$(median "$bkey")"
     [ -n "$z$b" ] || return 0
     if [ "$better" = higher ]; then r="$(ratio "$z" "$b")"; else r="$(ratio "$b" "$z")"; fi
     spread="$(stats "$zkey" | awk '{ printf "%s / %s / %s", $1, $2, $3 }')"
-    rows+=("| $figure | $unit | $(fmt "$z") | $(fmt "$b") $bname | $r | ${spread:--} |")
+    cpu="$(fmt "$(median "${zkey%.*}.broker_cpu_pct")")"
+    rows+=("| $figure | $unit | $(fmt "$z") | $(fmt "$b") $bname | $r | ${spread:--} | $cpu |")
 }
 
 for size in 64 4096; do
@@ -166,9 +167,10 @@ echo "## Figures (medians)"
 echo
 echo "ratio: zmesh/baseline for rates, baseline/zmesh for times and memory, so above 1 means zmesh"
 echo "did better. For memory and idle CPU the baseline column is the target, not a measurement."
+echo "broker CPU %: the zmesh broker process (all its threads) during the run, in % of one core."
 echo
-echo "| figure | unit | zmesh | baseline | ratio | zmesh min / median / max |"
-echo "|---|---|---|---|---|---|"
+echo "| figure | unit | zmesh | baseline | ratio | zmesh min / median / max | broker CPU % |"
+echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 

@@ -31,6 +31,16 @@ typedef struct {
     int done[2];                        //  pipe: closed by the parent when it has flushed
 } s_bench_t;
 
+//  Reports the broker's CPU use since ticks, over elapsed_us, as % of one
+//  core: near 100 means the broker, not the peers, sets the pace.
+static void
+s_report_cpu(s_bench_t *self, long long ticks, int64_t elapsed_us)
+{
+    long long used = bench_cpu_ticks(self->setup.broker.pid) - ticks;
+    bench_result("broker_cpu_pct",
+                 100.0 * (double) used / (double) sysconf(_SC_CLK_TCK) / ((double) elapsed_us / 1e6));
+}
+
 //  ---------------------------------------------------------------------
 //  Pipeline
 
@@ -94,6 +104,7 @@ s_run_pipe(s_bench_t *self)
     for (int i = 0; i < 1000; i++)
         s_send(producer, payload, self->size, ZMESH_ACCEPTED | ZMESH_ASYNC);
     int flags = self->mode == ZMESH_QUEUED ? 0 : ZMESH_ASYNC;
+    long long ticks = bench_cpu_ticks(self->setup.broker.pid);
     int64_t start = bench_now_us();
     int64_t stop = start + (int64_t) (self->seconds * 1e6);
     long long sent = 0;
@@ -114,6 +125,7 @@ s_run_pipe(s_bench_t *self)
     if (last < end_us)
         last = end_us;
     bench_result("rate", (double) sent / ((double) (last - start) / 1e6));
+    s_report_cpu(self, ticks, bench_now_us() - start);
     close(self->done[1]);
     if (bench_reap(consumer, 5000) != 0)
         bench_fail("the consumer failed");
@@ -189,6 +201,7 @@ s_run_rpc(s_bench_t *self, int inflight)
     int64_t start = bench_now_us();
     int64_t stop = start + (int64_t) (self->seconds * 1e6);
     long long done = 0;
+    long long ticks = bench_cpu_ticks(self->setup.broker.pid);
     while (true) {
         int64_t now = bench_now_us();
         if (now >= stop)
@@ -214,6 +227,7 @@ s_run_rpc(s_bench_t *self, int inflight)
         done++;
     }
     int64_t elapsed = bench_now_us() - start;
+    s_report_cpu(self, ticks, elapsed);
     while (zmesh_client_pending(client) > 0) {
         uint64_t id = 0;
         zmesh_msg_t *reply = NULL;
