@@ -35,17 +35,31 @@ enum {
 //  Default --credit of pull.
 #define ZM_CLI_CREDIT_DEFAULT 100
 
+//  Defaults and bounds of bench: --inflight, --size (the broker's own default --max-body is
+//  1 MiB, its highest 256 MiB), and the run length when neither --count nor --duration is given.
+#define ZM_CLI_INFLIGHT_DEFAULT 100
+#define ZM_CLI_INFLIGHT_MAX 10000
+#define ZM_CLI_SIZE_DEFAULT 64
+#define ZM_CLI_SIZE_MAX (256 << 20)
+#define ZM_CLI_DURATION_DEFAULT 10
+
 //  The parsed command line. All strings are borrowed from argv or the environment.
 typedef struct {
-    const char *command;        //  "call", "status", "push", "pull" or "keygen"; NULL if none
+    const char *command;        //  "call", "status", "push", "pull", "keygen" or "bench"; NULL
+                                //  if none
     const char *broker;         //  --broker, else $ZMESH_BROKER, else ZMESH_DEFAULT_ENDPOINT
     int timeout_ms;             //  --timeout, > 0; -1 (push and pull by default): no limit
     int retries;                //  --retries, 0..100 (call only)
-    bool json;                  //  --json (status only)
+    bool json;                  //  --json (status and bench)
     bool raw;                   //  --raw: stdin is MessagePack (push only)
-    int mode;                   //  --mode: ZMESH_QUEUED (default), _ACCEPTED or _PROCESSED (push)
-    int window;                 //  --window, 1..100000; 0: the library's default (push only)
-    int count;                  //  --count, > 0; 0: no limit (pull only)
+    int mode;                   //  --mode: ZMESH_QUEUED (default), _ACCEPTED or _PROCESSED (push
+                                //  and bench)
+    int window;                 //  --window, 1..100000; 0: the default (push and bench)
+    int count;                  //  --count, > 0; 0: no limit (pull and bench)
+    int duration_s;             //  --duration, seconds > 0; 0: not given (bench only)
+    int inflight;               //  --inflight, 1..10000 (bench call only)
+    int size;                   //  --size, payload bytes, 1..ZM_CLI_SIZE_MAX (bench only)
+    bool progress;              //  --progress: progress lines even when stderr is no terminal
     int credit;                 //  --credit, 1..1000 (pull only)
     bool meta;                  //  --meta: print id, attempt and body (pull only)
     const char *curve_secret;   //  --curve-secret, else $ZMESH_CURVE_SECRET; NULL: no CURVE
@@ -85,6 +99,18 @@ zmesh_client_t *zm_cli_connect(const zm_cli_t *cli, const char *what, int *exit_
 void zm_cli_detail(const zm_cli_t *cli, zmesh_client_t *client, int err, char *buffer,
                    size_t size);
 
+//  Creates a producer of pipeline at cli->broker, with cli->curve's keys if any, in cli->mode,
+//  with cli->timeout_ms and cli->window (if set). On failure reports it as "zmesh: WHAT: ...",
+//  sets *exit_code_p and returns NULL.
+zmesh_producer_t *zm_cli_producer_new(const zm_cli_t *cli, const char *what, const char *pipeline,
+                                      int *exit_code_p);
+
+//  Writes the detail of a failed send or flush of producer into buffer: zmesh_producer_error(),
+//  and for a timeout or a full window also the timeout and the broker endpoint, and with CURVE,
+//  ZM_CLI_CURVE_HINT.
+void zm_cli_producer_detail(const zm_cli_t *cli, zmesh_producer_t *producer, int err,
+                            char *buffer, size_t size);
+
 //  True if name may name a pipeline we push to or pull from: a valid ZMP name (1 to 255
 //  printable ASCII bytes, no space) outside the broker's reserved "zmesh." prefix. If not,
 //  reports "zmesh: WHAT: bad pipeline name ..." on stderr.
@@ -96,5 +122,6 @@ int zm_cli_status(const zm_cli_t *cli);
 int zm_cli_push(const zm_cli_t *cli);
 int zm_cli_pull(const zm_cli_t *cli);
 int zm_cli_keygen(const zm_cli_t *cli);
+int zm_cli_bench(const zm_cli_t *cli);
 
 #endif

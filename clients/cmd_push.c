@@ -41,21 +41,28 @@ typedef enum {
     S_INPUT_FAILED,             //  bad input or a read error, reported; *exit_code_p says which
 } s_input_t;
 
+void
+zm_cli_producer_detail(const zm_cli_t *cli, zmesh_producer_t *producer, int err, char *buffer,
+                       size_t size)
+{
+    const char *error = zmesh_producer_error(producer);
+    if (err == ZMESH_ETIMEDOUT || err == ZMESH_EAGAIN)
+        snprintf(buffer, size, "%s%s(%s within %d ms, broker %s)%s%s", error,
+                 error[0] ? " " : "",
+                 err == ZMESH_EAGAIN ? "the pipeline stayed full or no broker took messages"
+                                     : "not settled",
+                 cli->timeout_ms, cli->broker, cli->curve ? "; " : "",
+                 cli->curve ? ZM_CLI_CURVE_HINT : "");
+    else
+        snprintf(buffer, size, "%s", error);
+}
+
 //  Reports a failed send or flush and returns the exit code.
 static int
 s_fail(s_push_t *self, int rc)
 {
     char detail[512];
-    const char *error = zmesh_producer_error(self->producer);
-    if (rc == ZMESH_ETIMEDOUT || rc == ZMESH_EAGAIN)
-        snprintf(detail, sizeof detail, "%s%s(%s within %d ms, broker %s)%s%s", error,
-                 error[0] ? " " : "",
-                 rc == ZMESH_EAGAIN ? "the pipeline stayed full or no broker took messages"
-                                    : "not settled",
-                 self->cli->timeout_ms, self->cli->broker, self->cli->curve ? "; " : "",
-                 self->cli->curve ? ZM_CLI_CURVE_HINT : "");
-    else
-        snprintf(detail, sizeof detail, "%s", error);
+    zm_cli_producer_detail(self->cli, self->producer, rc, detail, sizeof detail);
     return zm_cli_fail(self->what, rc, detail);
 }
 
@@ -157,13 +164,13 @@ s_send_all(s_push_t *self)
     }
 }
 
-//  Creates the producer. On failure reports it, sets *exit_code_p and returns NULL.
-static zmesh_producer_t *
-s_producer_new(const zm_cli_t *cli, const char *what, int *exit_code_p)
+zmesh_producer_t *
+zm_cli_producer_new(const zm_cli_t *cli, const char *what, const char *pipeline,
+                    int *exit_code_p)
 {
     int err = ZMESH_OK;
     zmesh_producer_t *producer =
-        zmesh_producer_new_secure(cli->broker, cli->args[0], cli->curve, &err);
+        zmesh_producer_new_secure(cli->broker, pipeline, cli->curve, &err);
     if (!producer) {
         char detail[300];
         snprintf(detail, sizeof detail, "cannot use broker endpoint '%s'", cli->broker);
@@ -187,7 +194,7 @@ zm_cli_push(const zm_cli_t *cli)
         return ZM_CLI_EXIT_USAGE;
     int exit_code = ZM_CLI_EXIT_OK;
     s_push_t self = {.cli = cli, .what = what};
-    self.producer = s_producer_new(cli, what, &exit_code);
+    self.producer = zm_cli_producer_new(cli, what, cli->args[0], &exit_code);
     if (!self.producer)
         return exit_code;
     self.flags = cli->mode == ZMESH_QUEUED ? ZMESH_QUEUED | ZMESH_ASYNC : cli->mode;

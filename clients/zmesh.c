@@ -1,6 +1,6 @@
 //  zmesh.c - the `zmesh` scripting CLI: parses the command line (global options may come before
 //  or after the subcommand), prints help and version, loads the CURVE keys, and dispatches to
-//  `call`, `status`, `push`, `pull` or `keygen`.
+//  `call`, `status`, `push`, `pull`, `keygen` or `bench`.
 //  It only reads argv and the environment; it never asserts on them: every bad flag or argument
 //  is a usage message on stderr and exit code 2.
 #include <ctype.h>
@@ -28,6 +28,8 @@ static const char s_usage_main[] =
     "  pull PIPELINE         print each message of a pipeline as one JSON line\n"
     "  status                show the broker's services, pipelines, workers and counters\n"
     "  keygen NAME           make a CURVE key pair (NAME.key, NAME.key_secret) and its rights\n"
+    "  bench call SERVICE    measure calls through the broker: calls/s and latency\n"
+    "  bench push PIPELINE   measure pushes into a pipeline: messages/s\n"
     "\n"
     "Global options (before or after the command):\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
@@ -169,6 +171,68 @@ static const char s_usage_keygen[] =
     "NAME is 1 to 64 letters, digits and . _ - @ + (not starting with a dot). Exit codes:\n"
     "0 ok, 1 failed (a file exists without --force, a write failed), 2 usage.\n";
 
+static const char s_usage_bench[] =
+    "usage: zmesh bench call SERVICE [--count N | --duration SEC] [--inflight K]\n"
+    "                  [--size BYTES] [--timeout MS] [--json] [--progress] [--broker EP]\n"
+    "       zmesh bench push PIPELINE [--count N | --duration SEC] [--size BYTES]\n"
+    "                  [--mode queued|accepted|processed] [--window W] [--timeout MS]\n"
+    "                  [--json] [--progress] [--broker EP]\n"
+    "\n"
+    "Measures a running deployment with synthetic traffic and prints the throughput and\n"
+    "latency percentiles. Every payload is a MessagePack string of x's, BYTES long in\n"
+    "all (header included), so the echo worker answers it as it is and `zmesh pull`\n"
+    "prints it. The run stops at the first failed call or message, as `zmesh call` and\n"
+    "`zmesh push` would, and prints no results.\n"
+    "\n"
+    "bench call keeps K calls in flight. It first makes one untimed call, to connect and\n"
+    "to check that SERVICE answers. Latency is from sending a call to its reply; with K\n"
+    "calls in flight it includes the wait in the broker's queue: --inflight 1 measures the\n"
+    "round trip.\n"
+    "\n"
+    "bench push sends into PIPELINE (where they stay until a consumer takes them: have\n"
+    "one running, or `zmesh pull PIPELINE --count N` after). The time runs from the first\n"
+    "send until every message met its mode. In accepted and processed mode with --window\n"
+    "1 (their default), each message waits for its receipt and its latency, send to\n"
+    "receipt, is measured. Otherwise (queued mode, or a window above 1) messages are\n"
+    "sent without waiting and the producer reports receipts in bulk, so only the\n"
+    "throughput is measured.\n"
+    "\n"
+    "Options:\n"
+    "  --count N        send N calls or messages\n"
+    "  --duration SEC   send for SEC seconds, then wait for the last ones (default 10,\n"
+    "                   when --count is not given)\n"
+    "  --inflight K     calls in flight at once, 1..10000 (call only; default 100)\n"
+    "  --size BYTES     payload size, 1 to 256M; a k or m suffix counts KiB or MiB\n"
+    "                   (default 64; the broker refuses more than its --max-body)\n"
+    "  --mode M         push only: queued (default), accepted or processed, as for\n"
+    "                   `zmesh push` (a processed run needs a consumer running)\n"
+    "  --window W       push only: messages in flight not yet settled, 1..100000\n"
+    "                   (default: 1000 queued, 1 accepted and processed)\n"
+    "  --timeout MS     how long a call, or a message's receipt, may take (default 5000)\n"
+    "  --json           print the results as one JSON object\n"
+    "  --progress       a progress line on stderr every second even when stderr is not\n"
+    "                   a terminal (on a terminal it is one line, redrawn every second)\n"
+    "  --broker EP      broker endpoint, or a comma-separated list of brokers\n"
+    "                   (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    S_CURVE_OPTIONS
+    "\n"
+    "Results go to stdout:\n"
+    "  bench call echo: 20000 calls of 64 bytes, 100 in flight, in 1.532 s\n"
+    "    throughput  13055 calls/s\n"
+    "    latency us  min 310  p50 7480  p90 8120  p99 9730  max 12004  mean 7561\n"
+    "With --json: {\"command\":\"call\",\"target\":\"echo\",\"count\":20000,\"size\":64,\n"
+    "\"inflight\":100,\"seconds\":1.532,\"rate\":13055,\"latency_us\":{\"min\":310,\n"
+    "\"p50\":7480,\"p90\":8120,\"p99\":9730,\"max\":12004,\"mean\":7561}} (push: \"mode\" and\n"
+    "\"window\" instead of \"inflight\", and \"latency_us\":null when not measured).\n"
+    "Percentiles are nearest-rank over every call or message.\n"
+    "\n"
+    "SIGINT stops sending: the calls or messages in flight are waited for and the results\n"
+    "so far printed (a second SIGINT ends at once).\n"
+    "\n"
+    "Errors print `zmesh: bench call SERVICE: <error>: <detail>` on stderr. Exit codes:\n"
+    "0 ok, 1 failed, 2 usage, 3 timeout or broker unreachable, 4 no such service,\n"
+    "5 busy (the service queue, or for push the pipeline, stayed full), 6 denied.\n";
+
 //  What the command line asked for, beyond zm_cli_t.
 typedef struct {
     bool help;                  //  --help or -h
@@ -177,24 +241,28 @@ typedef struct {
     const char *error;          //  first usage error, static text or s_error_buffer
 } s_flags_t;
 
-//  An option: its name, whether it takes a value, and the one command it is for (NULL: any).
+//  An option: its name, whether it takes a value, and the commands it is for, separated by
+//  spaces (NULL: any).
 typedef struct {
     const char *name;
     bool takes_value;
-    const char *command;
+    const char *commands;
 } s_option_t;
 
 static const s_option_t s_options[] = {
     {"--help", false, NULL},      {"-h", false, NULL},          {"--version", false, NULL},
     {"--broker", true, NULL},     {"--timeout", true, NULL},    {"--retries", true, "call"},
-    {"--json", false, "status"},  {"--raw", false, "push"},     {"--mode", true, "push"},
-    {"--window", true, "push"},   {"--count", true, "pull"},    {"--credit", true, "pull"},
+    {"--json", false, "status bench"},  {"--raw", false, "push"},     {"--mode", true, "push bench"},
+    {"--window", true, "push bench"}, {"--count", true, "pull bench"},    {"--credit", true, "pull"},
     {"--meta", false, "pull"},    {"--curve-secret", true, NULL}, {"--broker-key", true, NULL},
     {"--dir", true, "keygen"},    {"--serve", true, "keygen"},  {"--call", true, "keygen"},
     {"--push", true, "keygen"},   {"--pull", true, "keygen"},   {"--admin", false, "keygen"},
     {"--force", false, "keygen"},
+    {"--duration", true, "bench"}, {"--inflight", true, "bench"}, {"--size", true, "bench"},
+    {"--progress", false, "bench"},
 };
 #define S_OPTION_COUNT (sizeof s_options / sizeof s_options[0])
+_Static_assert(S_OPTION_COUNT <= 32, "s_flags_t.given has one bit per option");
 
 static char s_error_buffer[256];
 
@@ -211,6 +279,8 @@ s_usage_for(const char *command)
         return s_usage_pull;
     if (command && strcmp(command, "keygen") == 0)
         return s_usage_keygen;
+    if (command && strcmp(command, "bench") == 0)
+        return s_usage_bench;
     return s_usage_main;
 }
 
@@ -232,6 +302,27 @@ s_parse_count(const char *text, long min, long max, int *value_p)
     char *end = NULL;
     long value = strtol(text, &end, 10);
     if (errno != 0 || *end != '\0' || value < min || value > max)
+        return false;
+    *value_p = (int) value;
+    return true;
+}
+
+//  Parses a size in [1, ZM_CLI_SIZE_MAX] bytes: digits, then optionally k or m (KiB, MiB).
+static bool
+s_parse_size(const char *text, int *value_p)
+{
+    if (!isdigit((unsigned char) text[0]))
+        return false;
+    errno = 0;
+    char *end = NULL;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || value > ZM_CLI_SIZE_MAX)
+        return false;
+    if (*end == 'k' || *end == 'K')
+        value *= 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        value *= 1024 * 1024, end++;
+    if (*end != '\0' || value < 1 || value > ZM_CLI_SIZE_MAX)
         return false;
     *value_p = (int) value;
     return true;
@@ -309,6 +400,19 @@ s_apply(const char *name, const char *value, zm_cli_t *cli, s_flags_t *flags)
         if (!s_parse_count(value, 1, INT_MAX, &cli->count))
             s_set_error(flags, "--count wants 1 to 2147483647, not '%s'", value);
     }
+    else if (strcmp(name, "--duration") == 0) {
+        if (!s_parse_count(value, 1, 86400 * 365, &cli->duration_s))
+            s_set_error(flags, "--duration wants whole seconds from 1, not '%s'", value);
+    }
+    else if (strcmp(name, "--inflight") == 0) {
+        if (!s_parse_count(value, 1, ZM_CLI_INFLIGHT_MAX, &cli->inflight))
+            s_set_error(flags, "--inflight wants 1..10000, not '%s'", value);
+    }
+    else if (strcmp(name, "--size") == 0) {
+        if (!s_parse_size(value, &cli->size))
+            s_set_error(flags, "--size wants 1 to 256m bytes (k, m: KiB, MiB), not '%s'",
+                        value);
+    }
     else if (!s_parse_count(value, 1, 1000, &cli->credit))     //  --credit, the last one
         s_set_error(flags, "--credit wants 1..1000, not '%s'", value);
 }
@@ -357,6 +461,8 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
         cli->admin = true;
     else if (strcmp(name, "--force") == 0)
         cli->force = true;
+    else if (strcmp(name, "--progress") == 0)
+        cli->progress = true;
     else
         s_apply(name, value, cli, flags);
 }
@@ -392,19 +498,64 @@ s_given(const s_flags_t *flags, const char *name)
     return false;
 }
 
-//  Refuses the options given that belong to another command than cli->command.
+//  True if the space-separated list commands holds command.
+static bool
+s_listed(const char *commands, const char *command)
+{
+    size_t size = strlen(command);
+    for (const char *word = commands; *word; word += strcspn(word, " ")) {
+        word += strspn(word, " ");
+        if (strncmp(word, command, size) == 0 && (word[size] == ' ' || word[size] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+//  Refuses the options given that belong to other commands than cli->command.
 static void
 s_check_options(const zm_cli_t *cli, s_flags_t *flags)
 {
     for (size_t option = 0; option < S_OPTION_COUNT; option++) {
-        const char *command = s_options[option].command;
-        if (!flags->error && (flags->given & (1u << option)) && command
-            && strcmp(command, cli->command) != 0) {
-            snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
-                     s_options[option].name, command);
+        const char *commands = s_options[option].commands;
+        if (!flags->error && (flags->given & (1u << option)) && commands
+            && !s_listed(commands, cli->command)) {
+            //  "push bench" reads "push and bench"
+            const char *space = strchr(commands, ' ');
+            if (space)
+                snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %.*s and %s only",
+                         s_options[option].name, (int) (space - commands), commands, space + 1);
+            else
+                snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
+                         s_options[option].name, commands);
             flags->error = s_error_buffer;
         }
     }
+}
+
+//  Checks `bench call SERVICE` or `bench push PIPELINE` and the options of each, and fills in
+//  the defaults that depend on which.
+static void
+s_check_bench(zm_cli_t *cli, s_flags_t *flags)
+{
+    const char *kind = cli->arg_count > 0 ? cli->args[0] : "";
+    bool call = strcmp(kind, "call") == 0;
+    if (!call && strcmp(kind, "push") != 0) {
+        s_set_error(flags, "%s", cli->arg_count > 0 ? "bench wants call SERVICE or push PIPELINE"
+                                                      : "bench needs call or push");
+        return;
+    }
+    if (cli->arg_count < 2)
+        s_set_error(flags, "bench %s needs a target", kind);
+    if (call && (s_given(flags, "--mode") || s_given(flags, "--window")))
+        s_set_error(flags, "%s", "--mode and --window are for bench push, not bench call");
+    if (!call && s_given(flags, "--inflight"))
+        s_set_error(flags, "%s", "--inflight is for bench call; bench push has --window");
+    if (s_given(flags, "--count") && s_given(flags, "--duration"))
+        s_set_error(flags, "%s", "give --count or --duration, not both");
+    if (!s_given(flags, "--count") && !s_given(flags, "--duration"))
+        cli->duration_s = ZM_CLI_DURATION_DEFAULT;
+    if (!call && cli->window == 0 && cli->mode != ZMESH_QUEUED)
+        cli->window = 1;            //  one at a time: each message's latency is measured
 }
 
 //  Checks that the command exists and got the arguments and options it accepts.
@@ -436,6 +587,10 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
         if (s_given(flags, "--curve-secret") || s_given(flags, "--broker-key"))
             s_set_error(flags, "%s", "keygen makes keys: --curve-secret and --broker-key are "
                                      "not for it");
+    }
+    else if (strcmp(cli->command, "bench") == 0) {
+        s_check_bench(cli, flags);
+        max_args = 2;
     }
     else if (strcmp(cli->command, "status") != 0) {
         s_set_error(flags, "unknown command '%s'", cli->command);
@@ -491,6 +646,8 @@ s_dispatch(const zm_cli_t *cli)
         return zm_cli_pull(cli);
     if (strcmp(cli->command, "keygen") == 0)
         return zm_cli_keygen(cli);
+    if (strcmp(cli->command, "bench") == 0)
+        return zm_cli_bench(cli);
     return zm_cli_status(cli);
 }
 
@@ -506,6 +663,8 @@ main(int argc, char **argv)
         .timeout_ms = ZM_CLI_TIMEOUT_DEFAULT,
         .mode = ZMESH_QUEUED,
         .credit = ZM_CLI_CREDIT_DEFAULT,
+        .inflight = ZM_CLI_INFLIGHT_DEFAULT,
+        .size = ZM_CLI_SIZE_DEFAULT,
         .dir = ".",
     };
     s_flags_t flags = {0};
