@@ -195,7 +195,8 @@ static const char s_usage_bench[] =
     "1 (their default), each message waits for its receipt and its latency, send to\n"
     "receipt, is measured. Otherwise (queued mode, or a window above 1) messages are\n"
     "sent without waiting and the producer reports receipts in bulk, so only the\n"
-    "throughput is measured.\n"
+    "throughput is measured. A pipeline holds at most the broker's --max-queue messages\n"
+    "(default 1024): with no consumer running, a longer run stops busy or timed out.\n"
     "\n"
     "Options:\n"
     "  --count N        send N calls or messages\n"
@@ -250,16 +251,19 @@ typedef struct {
 } s_option_t;
 
 static const s_option_t s_options[] = {
-    {"--help", false, NULL},      {"-h", false, NULL},          {"--version", false, NULL},
-    {"--broker", true, NULL},     {"--timeout", true, NULL},    {"--retries", true, "call"},
-    {"--json", false, "status bench"},  {"--raw", false, "push"},     {"--mode", true, "push bench"},
-    {"--window", true, "push bench"}, {"--count", true, "pull bench"},    {"--credit", true, "pull"},
-    {"--meta", false, "pull"},    {"--curve-secret", true, NULL}, {"--broker-key", true, NULL},
-    {"--dir", true, "keygen"},    {"--serve", true, "keygen"},  {"--call", true, "keygen"},
-    {"--push", true, "keygen"},   {"--pull", true, "keygen"},   {"--admin", false, "keygen"},
-    {"--force", false, "keygen"},
-    {"--duration", true, "bench"}, {"--inflight", true, "bench"}, {"--size", true, "bench"},
-    {"--progress", false, "bench"},
+    {"--help", false, NULL},         {"-h", false, NULL},
+    {"--version", false, NULL},      {"--broker", true, NULL},
+    {"--timeout", true, NULL},       {"--retries", true, "call"},
+    {"--json", false, "status bench"}, {"--raw", false, "push"},
+    {"--mode", true, "push bench"},  {"--window", true, "push bench"},
+    {"--count", true, "pull bench"}, {"--credit", true, "pull"},
+    {"--meta", false, "pull"},       {"--curve-secret", true, NULL},
+    {"--broker-key", true, NULL},    {"--dir", true, "keygen"},
+    {"--serve", true, "keygen"},     {"--call", true, "keygen"},
+    {"--push", true, "keygen"},      {"--pull", true, "keygen"},
+    {"--admin", false, "keygen"},    {"--force", false, "keygen"},
+    {"--duration", true, "bench"},   {"--inflight", true, "bench"},
+    {"--size", true, "bench"},       {"--progress", false, "bench"},
 };
 #define S_OPTION_COUNT (sizeof s_options / sizeof s_options[0])
 _Static_assert(S_OPTION_COUNT <= 32, "s_flags_t.given has one bit per option");

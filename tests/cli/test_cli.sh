@@ -7,7 +7,8 @@
 #  lists, "no broker reachable"), and pipelines: `zmesh push` (JSON lines, --raw, the send
 #  modes, bad input), `zmesh pull` (--count, --timeout, --meta, SIGTERM), their pipelines in
 #  `zmesh status`, and `zmesh-worker --pipeline` stages (a command that dies, no --output);
-#  `zmesh keygen` and the checks of the CURVE options. Everything it starts is killed and the
+#  `zmesh keygen` and the checks of the CURVE options; `zmesh bench` (call and push, its
+#  results as text and JSON, its usage errors, no broker). Everything it starts is killed and the
 #  directory removed on exit, whatever happens.
 #  Usage: test_cli.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
@@ -390,6 +391,108 @@ done
 checks=$((checks + 1))
 
 #  ---------------------------------------------------------------------------------------
+#  zmesh bench: calls through the echo worker, pushes into a pipeline, its usage errors.
+#  bench_ok text|json COUNT yes|no: the results in $tmp/out count COUNT with a rate above 0, and
+#  have latency figures in order (yes) or say there are none (no).
+bench_check='
+import json, re, sys
+path, form, count, latency = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "yes"
+text = open(path).read()
+if form == "json":
+    r = json.loads(text)
+    assert text.count("\n") == 1 and r["count"] == count and r["rate"] > 0, r
+    figures = r["latency_us"]
+    assert (figures is None) != latency, r
+    if latency:
+        assert figures["min"] <= figures["p50"] <= figures["p90"] <= figures["p99"] \
+            <= figures["max"], figures
+else:
+    assert re.search(r": %d (calls|messages) of " % count, text), text
+    rate = re.search(r"^  throughput  (\d+) (calls|msg)/s$", text, re.M)
+    assert rate and int(rate.group(1)) > 0, text
+    m = re.search(r"^  latency us  min (\d+)  p50 (\d+)  p90 (\d+)  p99 (\d+)  max (\d+)  "
+                  r"mean (\d+)$", text, re.M)
+    assert bool(m) == latency, text
+    if m:
+        v = [int(x) for x in m.groups()]
+        assert v[0] <= v[1] <= v[2] <= v[3] <= v[4] and v[0] <= v[5] <= v[4], v'
+bench_ok() {
+    "$python" -c "$bench_check" "$tmp/out" "$@" 2>"$tmp/py.err" ||
+        fail "bench results ($*): $out $(cat "$tmp/py.err")"
+    checks=$((checks + 1))
+}
+run "$zmesh_bin" bench call echo --count 200
+expect "bench call echo --count 200" 0
+bench_ok text 200 yes
+expect_count "no progress lines without a terminal or --progress" "$tmp/err" "calls/s" 0
+run "$zmesh_bin" bench call echo --count 200 --inflight 1 --size 4k --json
+expect "bench call --json --inflight 1 --size 4k" 0
+bench_ok json 200 yes
+expect_in "--json names the size" "$tmp/out" '"size":4096,"inflight":1,'
+run "$zmesh_bin" bench call echo --duration 2 --inflight 4 --progress
+expect "bench call --duration 2 --progress" 0
+expect_in "--progress prints a line per second on stderr" "$tmp/err" "zmesh: bench call echo: 1 s, "
+
+run "$zmesh_bin" bench push pbench --count 500
+expect "bench push --count 500 (queued)" 0
+bench_ok text 500 no
+expect_in "it says why there is no latency" "$tmp/out" "queued mode has no per-message receipt"
+run "$zmesh_bin" pull pbench --count 500 --timeout 10000
+expect "pull gets the 500 pushed" 0
+expect_count "all 500" "$tmp/out" '"xxxxxxxxxx' 500
+run "$zmesh_bin" pull pbench --count 1 --timeout 300
+expect "and no more" 3 ''
+run "$zmesh_bin" bench push pbench --count 100 --mode accepted --size 300 --json
+expect "bench push --mode accepted --json" 0
+bench_ok json 100 yes
+expect_in "accepted mode defaults to a window of 1" "$tmp/out" '"mode":"accepted","window":1,'
+run "$zmesh_bin" pull pbench --count 100 --timeout 10000
+expect "pull gets the 100 accepted" 0
+"$python" -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 100 and all(json.loads(l) == "x" * 297 for l in lines), lines[:1]' \
+    "$tmp/out" 2>"$tmp/py.err" || fail "--size 300 is not a 297-byte string: $(cat "$tmp/py.err")"
+checks=$((checks + 1))
+run "$zmesh_bin" bench push pbench --count 50 --mode accepted --window 10
+expect "bench push --window 10" 0
+bench_ok text 50 no
+run "$zmesh_bin" pull pbench --count 50 --timeout 10000
+expect "pull gets the 50" 0
+
+for args in "bench" "bench call" "bench pull p" "bench call echo extra" \
+    "bench call echo --count 0" "bench call echo --count 5 --duration 1" \
+    "bench call echo --duration 0" "bench call echo --duration 1.5" \
+    "bench call echo --inflight 0" "bench call echo --inflight 10001" \
+    "bench call echo --size 0" "bench call echo --size 257m" "bench call echo --size 1x" \
+    "bench call echo --mode queued" "bench call echo --window 5" "bench push p --inflight 2" \
+    "bench push p --mode bogus" "bench push p --raw" "bench call echo --retries 1" \
+    "call echo 1 --progress" "pull p --size 4" "status --duration 1"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args is a usage error" 2 ''
+    expect_in "zmesh $args prints usage on stderr" "$tmp/err" "usage: zmesh"
+done
+run "$zmesh_bin" bench push zmesh.p --count 1
+expect "bench push into a reserved name is a usage error" 2 ''
+run "$zmesh_bin" bench call "bad name" --count 1
+expect "bench call of a bad service name is a usage error" 2 ''
+run "$zmesh_bin" bench --help
+expect "zmesh bench --help" 0
+expect_in "bench --help prints its usage" "$tmp/out" "usage: zmesh bench call SERVICE"
+expect_in "bench --help documents --inflight" "$tmp/out" "--inflight K"
+run "$zmesh_bin" bench call nosuch --count 10
+expect "bench call of a service nobody offers exits 4" 4 ''
+started=$(now_ns)
+run "$zmesh_bin" bench call echo --count 10 --broker "ipc://$tmp/nobench.ipc" --timeout 300
+expect "bench call with no broker exits 3" 3 ''
+expect_in "it says no broker was reachable" "$tmp/err" "zmesh: bench call echo: no broker"
+(($(now_ns) - started < 3000000000)) || fail "bench call with no broker took over 3 s"
+checks=$((checks + 1))
+run "$zmesh_bin" bench push pbench --count 10 --broker "ipc://$tmp/nobench.ipc" --timeout 300
+expect "bench push with no broker exits 3" 3 ''
+
+#  ---------------------------------------------------------------------------------------
 #  Failure handling: --retries, broker lists, --idempotent.
 run "$zmesh_bin" call echo '{"r":1}' --retries 2
 expect "call --retries 2" 0 '{"r":1}'
@@ -469,7 +572,8 @@ for args in "push" "pull" "push zmesh.status" "pull a b" "push p --mode bogus" \
     run "$zmesh_bin" "${words[@]}"
     expect "zmesh $args is a usage error" 2 ''
 done
-expect_in "an option of another command says whose it is" "$tmp/err" "--mode is for push only"
+expect_in "an option of another command says whose it is" "$tmp/err" \
+    "--mode is for push and bench only"
 run "$zmesh_bin" push "bad name"
 expect "zmesh push with a pipeline name holding a space is a usage error" 2 ''
 for args in "push --help" "pull --help"; do
