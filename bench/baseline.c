@@ -86,13 +86,17 @@ s_recv_all(void *socket, zmq_msg_t *frames, int flags)
 {
     int count = 0;
     while (true) {
+        //  Frames past the last slot overwrite it: no baseline sends that many.
         zmq_msg_t *frame = &frames[count < S_MAX_FRAMES ? count : S_MAX_FRAMES - 1];
+        if (count >= S_MAX_FRAMES)
+            zmq_msg_close(frame);
         zmq_msg_init(frame);
         if (zmq_msg_recv(frame, socket, flags) < 0) {
             zmq_msg_close(frame);
             return -1;
         }
-        count++;
+        if (count < S_MAX_FRAMES)
+            count++;
         if (!zmq_msg_more(frame))
             return count;
     }

@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#define S_START_TIMEOUT_MS 10000    //  how long a broker may take to listen
 
 #ifndef BENCH_BROKER_BIN
 #define BENCH_BROKER_BIN "zmesh-broker"
@@ -113,8 +116,10 @@ bench_curve_client(const bench_curve_t *keys, void *socket)
     zmq_setsockopt(socket, ZMQ_CURVE_SECRETKEY, keys->client_secret, 40);
 }
 
-void
-bench_broker_start(bench_broker_t *self, const char *binary, const char *const *extra)
+//  Starts the broker once; false if it printed no endpoint in time (it is
+//  then stopped).
+static bool
+s_broker_try(bench_broker_t *self, const char *binary, const char *const *extra)
 {
     if (!binary)
         binary = getenv("BENCH_BROKER") ? getenv("BENCH_BROKER") : BENCH_BROKER_BIN;
@@ -144,11 +149,41 @@ bench_broker_start(bench_broker_t *self, const char *binary, const char *const *
         _exit(127);
     }
     close(out[1]);
-    FILE *reader = fdopen(out[0], "r");
-    if (!reader || !fgets(self->endpoint, sizeof self->endpoint, reader))
-        bench_fail("broker %s printed no endpoint", binary);
+    //  Read the first line by hand, with a deadline: a broker that hangs
+    //  before listening must not hang the benchmark.
+    size_t size = 0;
+    int64_t deadline = bench_now_us() + S_START_TIMEOUT_MS * 1000;
+    while (size + 1 < sizeof self->endpoint) {
+        int64_t left = (deadline - bench_now_us()) / 1000;
+        struct pollfd item = {out[0], POLLIN, 0};
+        if (left <= 0 || poll(&item, 1, (int) left) != 1)
+            break;
+        if (read(out[0], self->endpoint + size, 1) != 1)
+            break;
+        if (self->endpoint[size] == '\n')
+            break;
+        size++;
+    }
+    self->endpoint[size] = '\0';
+    close(out[0]);
+    if (size == 0) {
+        bench_broker_stop(self);
+        return false;
+    }
     self->endpoint[strcspn(self->endpoint, "\r\n")] = '\0';
-    fclose(reader);
+    return true;
+}
+
+void
+bench_broker_start(bench_broker_t *self, const char *binary, const char *const *extra)
+{
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        if (s_broker_try(self, binary, extra))
+            return;
+        fprintf(stderr, "bench: the broker printed no endpoint within %d ms (attempt %d)\n",
+                S_START_TIMEOUT_MS, attempt);
+    }
+    bench_fail("the broker would not start");
 }
 
 void

@@ -51,8 +51,9 @@ typedef struct {
 } bench_broker_t;
 
 //  Starts the broker at binary (NULL: $BENCH_BROKER, else the one built with
-//  the benchmarks) and waits until it prints its endpoint. Fails the program
-//  if it cannot.
+//  the benchmarks) and waits until it prints its endpoint. A broker silent
+//  for 10 s is killed and started again, up to 3 times in all; then the
+//  program fails.
 void bench_broker_start(bench_broker_t *self, const char *binary, const char *const *extra);
 
 //  Stops the broker with SIGTERM (SIGKILL after 2 s) and reaps it.

@@ -94,6 +94,7 @@ s_run_pipe(s_bench_t *self)
         bench_fail("pipe failed");
     pid_t consumer = bench_spawn(s_consumer_main, self);
     close(self->done[0]);
+    close(self->report[1]);             //  a consumer that dies is then an end of file
     zmesh_producer_t *producer = zmesh_producer_new_secure(
         self->setup.broker.endpoint, "bench", bench_setup_curve(&self->setup), NULL);
     zmesh_producer_set_mode(producer, self->mode);
