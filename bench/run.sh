@@ -24,11 +24,12 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$build.cmake.log" 2>&1
     || { cat "$build.cmake.log" >&2; exit 1; }
 rm -f "$build.cmake.log"
 cmake --build "$build" -j"$(nproc)" \
-    --target zmesh-broker zmesh-cli bench_baseline bench_zmesh bench_broker >/dev/null \
+    --target zmesh-broker zmesh-cli bench_baseline bench_zmesh bench_broker bench_raw >/dev/null \
     || { say "bench: build failed"; exit 1; }
 baseline="$build/bench/bench_baseline"
 flow="$build/bench/bench_zmesh"
 brokerfig="$build/bench/bench_broker"
+raw="$build/bench/bench_raw"
 
 declare -A values       #  "key.metric" -> space-separated values, one per repetition
 failures=0
@@ -71,6 +72,10 @@ for rep in $(seq 1 "$reps"); do
             done
             measure "zmesh.rpc-async.$tag" "$flow" rpc-async "${common[@]}"
             measure "zmesh.rpc-sync.$tag" "$flow" rpc-sync "${common[@]}"
+            if [ "$sec" = plain ]; then
+                measure "zmesh.raw-async.$tag" "$raw" async "${common[@]}"
+                measure "zmesh.raw-sync.$tag" "$raw" sync "${common[@]}"
+            fi
         done
     done
     measure "zmesh.memory" "$brokerfig" memory
@@ -142,6 +147,14 @@ for size in 64 4096; do
             "base.broker-sync.$tag.p99" "(minimal broker)" lower
         row "sync RPC p50, $label" "us" "zmesh.rpc-sync.$tag.p50" \
             "base.reqrep.$tag.p50" "(direct REQ/REP)" lower
+        if [ "$sec" = plain ]; then
+            row "async RPC, raw ZMP peers (broker alone), $label" "req/s" \
+                "zmesh.raw-async.$tag.rate" "$rpcbase" "(minimal broker)" higher
+            row "sync RPC p50, raw ZMP peers (broker alone), $label" "us" \
+                "zmesh.raw-sync.$tag.p50" "base.broker-sync.$tag.p50" "(minimal broker)" lower
+            row "sync RPC p99, raw ZMP peers (broker alone), $label" "us" \
+                "zmesh.raw-sync.$tag.p99" "base.broker-sync.$tag.p99" "(minimal broker)" lower
+        fi
     done
 done
 #  No libzmq baseline for these: the "baseline" column holds the target.
