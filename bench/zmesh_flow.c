@@ -25,7 +25,8 @@ typedef struct {
     bench_setup_t setup;
     size_t size;                        //  payload bytes
     double seconds;                     //  measuring time
-    int threads;                        //  handler threads per worker
+    int threads;                        //  slots per worker (inline), or handler threads
+    bool handler_threads;               //  --threads: run handlers in threads, not inline
     int mode;                           //  pipe: ZMESH_QUEUED, _ACCEPTED or _PROCESSED
     int report[2];                      //  pipe: the consumer's report to the parent
     int done[2];                        //  pipe: closed by the parent when it has flushed
@@ -165,7 +166,12 @@ s_workers_main(void *arg)
     for (int i = 0; i < S_WORKERS; i++) {
         workers[i] = zmesh_worker_new_secure(self->setup.broker.endpoint, "echo",
                                              bench_setup_curve(&self->setup), NULL);
-        zmesh_worker_set_threads(workers[i], self->threads);
+        //  The echo handler is quick: inline, the worker offers its slots
+        //  without a hand-off to a thread per request (--threads to compare).
+        if (self->handler_threads)
+            zmesh_worker_set_threads(workers[i], self->threads);
+        else
+            zmesh_worker_set_inline(workers[i], self->threads);
         pthread_create(&threads[i], NULL, s_worker_thread, workers[i]);
     }
     for (int i = 0; i < S_WORKERS; i++) {
@@ -269,8 +275,10 @@ main(int argc, char *argv[])
             self.size = (size_t) atol(argv[++i]);
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             self.seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             self.threads = atoi(argv[++i]);
+            self.handler_threads = true;
+        }
         else if (strcmp(argv[i], "--curve") == 0)
             curve = true;
         else
