@@ -2,6 +2,7 @@
 #include "conns.h"
 
 #include "zm_alloc.h"
+#include "zm_hash.h"
 
 typedef struct {
     int fd;
@@ -13,7 +14,7 @@ typedef struct {
 } s_conn_t;
 
 struct zm_conns {
-    zhashx_t *by_fd;            //  "fd" -> owned s_conn_t
+    zhashx_t *by_fd;            //  descriptor (zm_hash key) -> owned s_conn_t
     zhashx_t *by_id;            //  hex id -> borrowed s_conn_t
     size_t closing;             //  connections closing
 };
@@ -33,7 +34,7 @@ zm_conns_t *
 zm_conns_new(void)
 {
     zm_conns_t *self = zm_alloc(sizeof *self);
-    self->by_fd = zhashx_new();
+    self->by_fd = zm_hash_new_u64();
     zhashx_set_destructor(self->by_fd, s_conn_destroy);
     self->by_id = zhashx_new();
     return self;
@@ -52,10 +53,17 @@ zm_conns_destroy(zm_conns_t **self_p)
     *self_p = NULL;
 }
 
-static void
-s_fd_key(char *buffer, size_t size, int fd)
+//  The table key of a descriptor: never 0, as zm_hash wants (-1 included).
+static uint64_t
+s_fd_id(int fd)
 {
-    snprintf(buffer, size, "%d", fd);
+    return (uint64_t) (uint32_t) fd + 1;
+}
+
+static s_conn_t *
+s_at(const zm_conns_t *self, int fd)
+{
+    return zm_hash_lookup(self->by_fd, s_fd_id(fd));
 }
 
 //  Forgets conn; its routing id, if any, goes to gone.
@@ -70,9 +78,7 @@ s_forget(zm_conns_t *self, s_conn_t *conn, zlistx_t *gone)
         if (gone)
             zlistx_add_end(gone, zm_strdup(conn->id));
     }
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, conn->fd);
-    zhashx_delete(self->by_fd, fd_key);                 //  frees conn
+    zhashx_delete(self->by_fd, ZM_HASH_KEY(s_fd_id(conn->fd)));   //  frees conn
 }
 
 static bool
@@ -86,9 +92,7 @@ bool
 zm_conns_known(const zm_conns_t *self, int fd, const char *id, const char *key)
 {
     assert(self && key);
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, fd);
-    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    s_conn_t *conn = s_at(self, fd);
     return conn && s_same(conn, id, key);
 }
 
@@ -96,9 +100,7 @@ zm_conn_seen_t
 zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_t *gone)
 {
     assert(self && key);
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, fd);
-    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    s_conn_t *conn = s_at(self, fd);
     if (conn) {
         if (s_same(conn, id, key))
             return ZM_CONN_KNOWN;       //  closing or not: it may be its last messages
@@ -118,7 +120,7 @@ zm_conns_seen(zm_conns_t *self, int fd, const char *id, const char *key, zlistx_
     conn->fd = fd;
     snprintf(conn->key, sizeof conn->key, "%s", key);
     conn->id = id ? zm_strdup(id) : NULL;
-    zhashx_insert(self->by_fd, fd_key, conn);
+    zhashx_insert(self->by_fd, ZM_HASH_KEY(s_fd_id(fd)), conn);
     if (id)
         zhashx_insert(self->by_id, id, conn);
     return ZM_CONN_NEW;
@@ -128,9 +130,7 @@ void
 zm_conns_closing(zm_conns_t *self, int fd, int64_t now)
 {
     assert(self);
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, fd);
-    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    s_conn_t *conn = s_at(self, fd);
     if (conn && !conn->closing) {
         conn->closing = true;
         conn->closing_at = now;
@@ -165,9 +165,7 @@ void
 zm_conns_tag(zm_conns_t *self, int fd, uint64_t tag)
 {
     assert(self);
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, fd);
-    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    s_conn_t *conn = s_at(self, fd);
     if (conn)
         conn->tag = tag;
 }
@@ -185,9 +183,7 @@ bool
 zm_conns_live_fd(const zm_conns_t *self, int fd, uint64_t *tag_p)
 {
     assert(self && tag_p);
-    char fd_key[16];
-    s_fd_key(fd_key, sizeof fd_key, fd);
-    s_conn_t *conn = zhashx_lookup(self->by_fd, fd_key);
+    s_conn_t *conn = s_at(self, fd);
     if (!conn || conn->closing)
         return false;
     *tag_p = conn->tag;
