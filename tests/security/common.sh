@@ -103,6 +103,8 @@ zpeer_curve() {
 #  $keys; sets $endpoint and $push_endpoint once it printed them, and waits
 #  until it answers zmesh.status for the admin key.
 start_broker() {
+    : >"$tmp/broker.out"        #  there before the loop below reads it: the shell may not have
+                                #  opened it for the broker yet
     "$broker_bin" --bind 'tcp://127.0.0.1:*' --push-bind 'tcp://127.0.0.1:*' \
         --curve-secret "$certs/broker.key_secret" --curve-keys "$keys" --print-endpoint "$@" \
         >"$tmp/broker.out" 2>"$tmp/broker.log" &
