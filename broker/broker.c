@@ -344,9 +344,7 @@ s_on_pull(zloop_t *loop, zsock_t *pull, void *arg)
     (void) loop;
     s_broker_t *self = arg;
     int64_t now = zclock_mono();
-    for (int i = 0; i < S_BATCH && !zm_engine_push_blocked(self->engine)
-                    && (zsock_events(pull) & ZMQ_POLLIN);
-         i++) {
+    for (int i = 0; i < S_BATCH && !zm_engine_push_blocked(self->engine); i++) {
         int fd = -1;
         char user_id[ZM_CURVE_KEY_TXT] = "";
         zmsg_t *msg = s_recv_pull(pull, &fd, user_id);
@@ -371,7 +369,7 @@ s_on_router(zloop_t *loop, zsock_t *router, void *arg)
     (void) loop;
     s_broker_t *self = arg;
     int64_t now = zclock_mono();
-    for (int i = 0; i < S_BATCH && (zsock_events(router) & ZMQ_POLLIN); i++) {
+    for (int i = 0; i < S_BATCH; i++) {
         int fd = -1;
         bool late = false;                      //  from a connection closed already
         char user_id[ZM_CURVE_KEY_TXT] = "";
