@@ -89,6 +89,7 @@ static int
 s_workers_main(void *arg)
 {
     s_bench_t *self = arg;
+    zsys_init();                //  once, here: two threads creating the first sockets race it
     pthread_t threads[S_WORKERS];
     for (int i = 0; i < S_WORKERS; i++)
         pthread_create(&threads[i], NULL, s_worker_main, self->setup.broker.endpoint);
