@@ -7,14 +7,18 @@
 //    broker-async DEALER client -> minimal broker (ROUTER front, ROUTER back)
 //                 -> 2 DEALER workers, 100 in flight, req/s
 //    broker-sync  the same, one request at a time, round trip p50/p99 (us)
-//  Every role has a libzmq context of its own (its own I/O thread), as if it
-//  were a process of its own. --curve makes the bound side the CURVE server.
+//  Every role but the measuring one (producer or client, in the main
+//  process) is a process of its own with its own libzmq context, as zmesh's
+//  broker and peers are. --curve makes the bound side the CURVE server.
 //  Results are "NAME VALUE" lines on stdout (common.h).
 #include "common.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +35,19 @@ typedef struct {
     bool curve;
 } s_options_t;
 
-//  A role running on a thread of its own with its own context.
+//  A role (server, broker, worker, forwarder, sink) runs in a process of its
+//  own, as zmesh's broker and peers do: thread switches inside one process
+//  are cheaper than switches between processes, and a baseline must not get
+//  that advantage. The child is forked before the parent opens any libzmq
+//  context, makes its own, and reports lines on a pipe: its endpoints,
+//  "ready", a result.
 typedef struct {
-    void *ctx;                          //  owned: shut down to stop the role
-    void *socket;                       //  the role's main socket, owned by the thread
-    void *other;                        //  a second socket (forwarder, broker), or NULL
-    pthread_t thread;
-    atomic_int *ready;                  //  broker: workers registered so far
-} s_role_t;
+    pid_t pid;
+    int out;                            //  read end of the child's report pipe
+} s_child_t;
+
+//  A role's body: arg is its peer's endpoint or a mode, report its pipe.
+typedef void(s_role_fn)(const s_options_t *options, const char *arg, FILE *report);
 
 static const bench_curve_t *
 s_keys(const s_options_t *options)
@@ -116,148 +125,211 @@ s_send_all(void *socket, zmq_msg_t *frames, int first, int count)
     return true;
 }
 
-static void
-s_role_start(s_role_t *self, void *(*body)(void *))
+//  Forks a child running fn; the parent reads its report with s_expect.
+static s_child_t
+s_spawn(s_role_fn *fn, const s_options_t *options, const char *arg)
 {
-    if (pthread_create(&self->thread, NULL, body, self) != 0)
-        bench_fail("pthread_create failed");
+    int pipe_fds[2];
+    if (pipe(pipe_fds) != 0)
+        bench_fail("pipe: %s", strerror(errno));
+    fflush(NULL);
+    s_child_t child = {.pid = fork(), .out = pipe_fds[0]};
+    if (child.pid < 0)
+        bench_fail("fork: %s", strerror(errno));
+    if (child.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   //  a failing benchmark leaves no role behind
+        close(pipe_fds[0]);
+        FILE *report = fdopen(pipe_fds[1], "w");
+        if (!report)
+            _exit(1);
+        setvbuf(report, NULL, _IOLBF, 0);
+        fn(options, arg, report);
+        fclose(report);
+        _exit(0);
+    }
+    close(pipe_fds[1]);
+    return child;
+}
+
+//  Reads the child's next report line into line, waiting up to timeout_ms;
+//  fails the program if none comes (the child died or hangs).
+static void
+s_expect(s_child_t *child, char *line, size_t size, int timeout_ms, const char *what)
+{
+    size_t used = 0;
+    int64_t deadline = bench_now_us() + (int64_t) timeout_ms * 1000;
+    while (used + 1 < size) {
+        int64_t left = (deadline - bench_now_us()) / 1000;
+        struct pollfd item = {child->out, POLLIN, 0};
+        if (left <= 0 || poll(&item, 1, (int) left) != 1 || read(child->out, line + used, 1) != 1)
+            bench_fail("baseline: no %s from a role within %d ms", what, timeout_ms);
+        if (line[used] == '\n')
+            break;
+        used++;
+    }
+    line[used] = '\0';
 }
 
 static void
-s_role_stop(s_role_t *self)
+s_stop(s_child_t *child)
 {
-    zmq_ctx_shutdown(self->ctx);
-    pthread_join(self->thread, NULL);
-    zmq_ctx_term(self->ctx);
+    kill(child->pid, SIGTERM);
+    waitpid(child->pid, NULL, 0);
+    close(child->out);
 }
 
-//  Echoes every message back as it came: a REP, a ROUTER server or a worker.
-static void *
-s_echo_main(void *arg)
+//  Echoes every message back as it came, until killed.
+static void
+s_echo(void *socket)
 {
-    s_role_t *self = arg;
     zmq_msg_t frames[S_MAX_FRAMES];
     int count;
-    while ((count = s_recv_all(self->socket, frames, 0)) > 0)
-        if (!s_send_all(self->socket, frames, 0, count))
+    while ((count = s_recv_all(socket, frames, 0)) > 0)
+        if (!s_send_all(socket, frames, 0, count))
             break;
-    zmq_close(self->socket);
-    return NULL;
 }
 
-//  A worker of the minimal broker: says READY, then echoes [client][body].
-static void *
-s_worker_main(void *arg)
+//  A direct server: arg "rep" (REP) or "router" (ROUTER echo).
+static void
+s_server_role(const s_options_t *options, const char *arg, FILE *report)
 {
-    s_role_t *self = arg;
-    zmq_send(self->socket, "READY", 5, 0);
-    return s_echo_main(arg);
+    char endpoint[256];
+    void *ctx = zmq_ctx_new();
+    void *socket = s_bind(ctx, strcmp(arg, "rep") == 0 ? ZMQ_REP : ZMQ_ROUTER, options, endpoint,
+                          sizeof endpoint);
+    fprintf(report, "%s\n", endpoint);
+    s_echo(socket);
+}
+
+//  A worker of the minimal broker at arg: says READY, then echoes
+//  [client][body].
+static void
+s_worker_role(const s_options_t *options, const char *arg, FILE *report)
+{
+    (void) report;
+    void *ctx = zmq_ctx_new();
+    void *socket = s_connect(ctx, ZMQ_DEALER, options, arg);
+    zmq_send(socket, "READY", 5, 0);
+    s_echo(socket);
 }
 
 //  PULL -> PUSH without looking at the frames.
-static void *
-s_forwarder_main(void *arg)
+static void
+s_forwarder_role(const s_options_t *options, const char *arg, FILE *report)
 {
-    s_role_t *self = arg;
+    (void) arg;
+    char in[256], out[256];
+    void *ctx = zmq_ctx_new();
+    void *pull = s_bind(ctx, ZMQ_PULL, options, in, sizeof in);
+    void *push = s_bind(ctx, ZMQ_PUSH, options, out, sizeof out);
+    fprintf(report, "%s %s\n", in, out);
     zmq_msg_t frames[S_MAX_FRAMES];
     int count;
-    while ((count = s_recv_all(self->socket, frames, 0)) > 0)
-        if (!s_send_all(self->other, frames, 0, count))
+    while ((count = s_recv_all(pull, frames, 0)) > 0)
+        if (!s_send_all(push, frames, 0, count))
             break;
-    zmq_close(self->socket);
-    zmq_close(self->other);
-    return NULL;
 }
 
-//  The minimal forwarding broker: socket is the ROUTER front (clients), other
-//  the ROUTER back (workers). A worker's first message [worker]["READY"] adds
-//  it to the ring; a request [client][body] goes to the next worker as
+//  The minimal forwarding broker: a ROUTER front (clients) and a ROUTER
+//  back (workers). A worker's first message [worker]["READY"] adds it to the
+//  ring; a request [client][body] goes to the next worker as
 //  [worker][client][body]; a reply [worker][client][body] goes back as
-//  [client][body]. Frames are moved, never parsed or copied.
-static void *
-s_broker_main(void *arg)
+//  [client][body]. Frames are moved, never parsed or copied. Reports
+//  "FRONT BACK", then "ready" once S_WORKERS workers registered.
+static void
+s_broker_role(const s_options_t *options, const char *arg, FILE *report)
 {
-    s_role_t *self = arg;
+    (void) arg;
+    char front_endpoint[256], back_endpoint[256];
+    void *ctx = zmq_ctx_new();
+    void *front = s_bind(ctx, ZMQ_ROUTER, options, front_endpoint, sizeof front_endpoint);
+    void *back = s_bind(ctx, ZMQ_ROUTER, options, back_endpoint, sizeof back_endpoint);
+    fprintf(report, "%s %s\n", front_endpoint, back_endpoint);
     zmq_msg_t workers[16];
     int worker_count = 0, next = 0;
     zmq_msg_t frames[S_MAX_FRAMES + 1];
-    zmq_pollitem_t items[2] = {{self->socket, 0, ZMQ_POLLIN, 0}, {self->other, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[2] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
     while (zmq_poll(items, 2, -1) >= 0) {
         for (int i = 0; i < 256; i++) {
-            int count = s_recv_all(self->other, frames, ZMQ_DONTWAIT);
+            int count = s_recv_all(back, frames, ZMQ_DONTWAIT);
             if (count < 0)
                 break;
             if (count == 2 && worker_count < 16) {
                 zmq_msg_init(&workers[worker_count]);
                 zmq_msg_move(&workers[worker_count++], &frames[0]);
                 zmq_msg_close(&frames[1]);
-                atomic_fetch_add(self->ready, 1);
+                if (worker_count == S_WORKERS)
+                    fprintf(report, "ready\n");
             }
             else if (count >= 3) {
                 zmq_msg_close(&frames[0]);
-                s_send_all(self->socket, frames, 1, count);
+                s_send_all(front, frames, 1, count);
             }
             else
                 for (int j = 0; j < count; j++)
                     zmq_msg_close(&frames[j]);
         }
         for (int i = 0; i < 256 && worker_count > 0; i++) {
-            int count = s_recv_all(self->socket, frames + 1, ZMQ_DONTWAIT);
+            int count = s_recv_all(front, frames + 1, ZMQ_DONTWAIT);
             if (count < 0)
                 break;
             zmq_msg_init(&frames[0]);
             zmq_msg_copy(&frames[0], &workers[next]);
             next = (next + 1) % worker_count;
-            s_send_all(self->other, frames, 0, count + 1);
+            s_send_all(back, frames, 0, count + 1);
         }
     }
-    for (int i = 0; i < worker_count; i++)
-        zmq_msg_close(&workers[i]);
-    zmq_close(self->socket);
-    zmq_close(self->other);
-    return NULL;
 }
 
-//  Counts messages until the 1-byte end marker; the time it came is the result.
-typedef struct {
-    s_role_t role;
-    int64_t end_us;
-} s_sink_t;
-
-static void *
-s_sink_main(void *arg)
+//  Counts messages until the 1-byte end marker and reports the time it came
+//  ("END_US", the monotonic clock is the machine's, so the parent can use
+//  it). arg NULL: binds a PULL and reports its endpoint first; else connects
+//  to arg and reports "connected".
+static void
+s_sink_role(const s_options_t *options, const char *arg, FILE *report)
 {
-    s_sink_t *self = arg;
+    char endpoint[256];
+    void *ctx = zmq_ctx_new();
+    void *socket;
+    if (arg) {
+        socket = s_connect(ctx, ZMQ_PULL, options, arg);
+        fprintf(report, "connected\n");
+    }
+    else {
+        socket = s_bind(ctx, ZMQ_PULL, options, endpoint, sizeof endpoint);
+        fprintf(report, "%s\n", endpoint);
+    }
     zmq_msg_t frame;
     zmq_msg_init(&frame);
-    while (zmq_msg_recv(&frame, self->role.socket, 0) >= 0)
+    while (zmq_msg_recv(&frame, socket, 0) >= 0)
         if (zmq_msg_size(&frame) == 1) {
-            self->end_us = bench_now_us();
+            fprintf(report, "%lld\n", (long long) bench_now_us());
             break;
         }
-    zmq_msg_close(&frame);
-    zmq_close(self->role.socket);
-    return NULL;
 }
+
+#define S_ROLE_TIMEOUT_MS 10000
 
 //  Pushes payloads into endpoint for the measuring time, then the end marker;
 //  reports msg/s as the sink saw them. forward: through a forwarder.
 static void
 s_run_pipeline(const s_options_t *options, bool forward)
 {
-    char endpoint[256], back[256];
-    s_role_t forwarder = {.ctx = zmq_ctx_new()};
-    s_sink_t sink = {.role = {.ctx = zmq_ctx_new()}};
-    void *producer_ctx = zmq_ctx_new();
+    char endpoint[256], back[256], line[600];
+    s_child_t forwarder = {.pid = 0}, sink;
     if (forward) {
-        forwarder.socket = s_bind(forwarder.ctx, ZMQ_PULL, options, endpoint, sizeof endpoint);
-        forwarder.other = s_bind(forwarder.ctx, ZMQ_PUSH, options, back, sizeof back);
-        sink.role.socket = s_connect(sink.role.ctx, ZMQ_PULL, options, back);
-        s_role_start(&forwarder, s_forwarder_main);
+        forwarder = s_spawn(s_forwarder_role, options, NULL);
+        s_expect(&forwarder, line, sizeof line, S_ROLE_TIMEOUT_MS, "forwarder endpoints");
+        if (sscanf(line, "%255s %255s", endpoint, back) != 2)
+            bench_fail("baseline: bad forwarder report '%s'", line);
+        sink = s_spawn(s_sink_role, options, back);
+        s_expect(&sink, line, sizeof line, S_ROLE_TIMEOUT_MS, "sink connection");
     }
-    else
-        sink.role.socket = s_bind(sink.role.ctx, ZMQ_PULL, options, endpoint, sizeof endpoint);
-    s_role_start(&sink.role, s_sink_main);
+    else {
+        sink = s_spawn(s_sink_role, options, NULL);
+        s_expect(&sink, endpoint, sizeof endpoint, S_ROLE_TIMEOUT_MS, "sink endpoint");
+    }
+    void *producer_ctx = zmq_ctx_new();
     void *producer = s_connect(producer_ctx, ZMQ_PUSH, options, endpoint);
 
     uint8_t *payload = malloc(options->size);
@@ -274,16 +346,15 @@ s_run_pipeline(const s_options_t *options, bool forward)
     } while (bench_now_us() < stop);
     uint8_t end = 0xc0;
     zmq_send(producer, &end, 1, 0);
-    pthread_join(sink.role.thread, NULL);
-    bench_result("rate", (double) sent / ((double) (sink.end_us - start) / 1e6));
+    s_expect(&sink, line, sizeof line, (int) (options->seconds * 1000) + 60000, "end of run");
+    int64_t end_us = atoll(line);
+    bench_result("rate", (double) sent / ((double) (end_us - start) / 1e6));
 
     zmq_close(producer);
     zmq_ctx_term(producer_ctx);
-    zmq_ctx_term(sink.role.ctx);
+    s_stop(&sink);
     if (forward)
-        s_role_stop(&forwarder);
-    else
-        zmq_ctx_term(forwarder.ctx);
+        s_stop(&forwarder);
     free(payload);
 }
 
@@ -341,39 +412,31 @@ s_run_client(const s_options_t *options, const char *endpoint, int type, int inf
 
 //  A direct server (REP or ROUTER echo) and a client.
 static void
-s_run_direct(const s_options_t *options, int server_type, int client_type, int inflight)
+s_run_direct(const s_options_t *options, const char *server, int client_type, int inflight)
 {
     char endpoint[256];
-    s_role_t server = {.ctx = zmq_ctx_new()};
-    server.socket = s_bind(server.ctx, server_type, options, endpoint, sizeof endpoint);
-    s_role_start(&server, s_echo_main);
+    s_child_t child = s_spawn(s_server_role, options, server);
+    s_expect(&child, endpoint, sizeof endpoint, S_ROLE_TIMEOUT_MS, "server endpoint");
     s_run_client(options, endpoint, client_type, inflight);
-    s_role_stop(&server);
+    s_stop(&child);
 }
 
 static void
 s_run_broker(const s_options_t *options, int inflight)
 {
-    char front[256], back[256];
-    atomic_int ready = 0;
-    s_role_t broker = {.ctx = zmq_ctx_new(), .ready = &ready};
-    broker.socket = s_bind(broker.ctx, ZMQ_ROUTER, options, front, sizeof front);
-    broker.other = s_bind(broker.ctx, ZMQ_ROUTER, options, back, sizeof back);
-    s_role_start(&broker, s_broker_main);
-    s_role_t workers[S_WORKERS];
-    for (int i = 0; i < S_WORKERS; i++) {
-        workers[i] = (s_role_t){.ctx = zmq_ctx_new()};
-        workers[i].socket = s_connect(workers[i].ctx, ZMQ_DEALER, options, back);
-        s_role_start(&workers[i], s_worker_main);
-    }
-    int64_t deadline = bench_now_us() + 5000000;
-    while (atomic_load(&ready) < S_WORKERS)
-        if (bench_now_us() > deadline)
-            bench_fail("minimal broker: workers did not register");
+    char front[256], back[256], line[600];
+    s_child_t broker = s_spawn(s_broker_role, options, NULL);
+    s_expect(&broker, line, sizeof line, S_ROLE_TIMEOUT_MS, "broker endpoints");
+    if (sscanf(line, "%255s %255s", front, back) != 2)
+        bench_fail("baseline: bad broker report '%s'", line);
+    s_child_t workers[S_WORKERS];
+    for (int i = 0; i < S_WORKERS; i++)
+        workers[i] = s_spawn(s_worker_role, options, back);
+    s_expect(&broker, line, sizeof line, S_ROLE_TIMEOUT_MS, "workers' registration");
     s_run_client(options, front, ZMQ_DEALER, inflight);
     for (int i = 0; i < S_WORKERS; i++)
-        s_role_stop(&workers[i]);
-    s_role_stop(&broker);
+        s_stop(&workers[i]);
+    s_stop(&broker);
 }
 
 static void
@@ -410,9 +473,9 @@ main(int argc, char *argv[])
     else if (strcmp(mode, "forwarder") == 0)
         s_run_pipeline(&options, true);
     else if (strcmp(mode, "reqrep") == 0)
-        s_run_direct(&options, ZMQ_REP, ZMQ_REQ, 1);
+        s_run_direct(&options, "rep", ZMQ_REQ, 1);
     else if (strcmp(mode, "dealer") == 0)
-        s_run_direct(&options, ZMQ_ROUTER, ZMQ_DEALER, S_INFLIGHT);
+        s_run_direct(&options, "router", ZMQ_DEALER, S_INFLIGHT);
     else if (strcmp(mode, "broker-async") == 0)
         s_run_broker(&options, S_INFLIGHT);
     else if (strcmp(mode, "broker-sync") == 0)
