@@ -198,6 +198,8 @@ s_settle(zm_engine_t *self, zm_call_t *call)
         zhashx_delete(self->unanswered, call->key);
         free(call->key);
         call->key = NULL;
+        if (call->granted)
+            self->open_streams--;
     }
 }
 
@@ -395,6 +397,8 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, const char *id, zm_proto_t *co
     zm_call_t *queued = zlistx_last(service->queue);
     queued->service = service;
     queued->key = zm_strdup(key);
+    if (queued->granted)
+        self->open_streams++;
     zhashx_insert(self->unanswered, key, queued);
     s_dispatch(self, service, now);
 }
@@ -857,7 +861,7 @@ zm_engine_take_kick(zm_engine_t *self)
 //  call. A walk of the unanswered calls: a closed connection is rare next
 //  to the calls.
 static void
-s_orphan_calls(zm_engine_t *self, const char *id)
+s_orphan_calls(zm_engine_t *self, const char *id, bool streams_only)
 {
     size_t length = strlen(id);
     zlistx_t *orphans = zlistx_new();           //  borrowed: settle after the walk
@@ -872,6 +876,8 @@ s_orphan_calls(zm_engine_t *self, const char *id)
             s_cancel(self, call);               //  a stream: its worker must stop
             continue;
         }
+        if (streams_only)
+            continue;
         zframe_destroy(&call->client);
         call->client = zframe_new_empty();
         s_settle(self, call);
@@ -895,7 +901,7 @@ zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now)
         self->counters.sessions_closed++;
         zm_engine_pipe_retire(self, consumer, "connection closed", now);
     }
-    s_orphan_calls(self, id);
+    s_orphan_calls(self, id, false);
     zm_engine_pipe_forget_links(self, id);
 }
 
@@ -920,6 +926,12 @@ zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_
         self->counters.dropped_peer_full++;
     else
         self->counters.dropped_unroutable++;
+    //  A client gone: its streams' workers must stop. Without CURVE the transport sees no
+    //  connection close, so a PART that cannot be forwarded is how the broker learns it (or,
+    //  when the worker waits for credit, the stream's silence deadline). Only while streams
+    //  are open: the walk of the unanswered calls must not cost every failed send.
+    if (!full && self->open_streams > 0)
+        s_orphan_calls(self, id, true);
     zm_log_debug("broker: undeliverable peer=%s reason=%s", id, full ? "full" : "gone");
 }
 
