@@ -575,14 +575,20 @@ s_check_options(const zm_cli_t *cli, s_flags_t *flags)
         const char *commands = s_options[option].commands;
         if (!flags->error && (flags->given & (1u << option)) && commands
             && !s_listed(commands, cli->command)) {
-            //  "push bench" reads "push and bench"
-            const char *space = strchr(commands, ' ');
-            if (space)
-                snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %.*s and %s only",
-                         s_options[option].name, (int) (space - commands), commands, space + 1);
-            else
-                snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
-                         s_options[option].name, commands);
+            //  "push bench" reads "push and bench"; "push bench get" "push, bench and get"
+            char list[128] = "";
+            const char *last = strrchr(commands, ' ');
+            for (const char *word = commands; *word;) {
+                size_t size = strcspn(word, " ");
+                size_t used = strlen(list);
+                snprintf(list + used, sizeof list - used, "%s%.*s",
+                         word == commands ? "" : word == last + 1 ? " and " : ", ", (int) size,
+                         word);
+                word += size;
+                word += strspn(word, " ");
+            }
+            snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
+                     s_options[option].name, list);
             flags->error = s_error_buffer;
         }
     }
