@@ -17,6 +17,9 @@ zm_call_new(zframe_t **client_p, zm_proto_t *command, int64_t now)
     self->queued_at = now;
     self->deadline = command->timeout_ms ? now + command->timeout_ms : 0;
     self->flags = command->flags;
+    self->timeout_ms = command->timeout_ms;
+    if (command->flags & ZM_CALL_STREAM)
+        self->granted = command->window ? command->window : ZM_WINDOW_DEFAULT;
     return self;
 }
 

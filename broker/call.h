@@ -6,6 +6,7 @@
 #include "zm_proto.h"
 
 struct zm_worker;
+struct zm_service;
 
 typedef struct zm_call {
     zframe_t *client;           //  owned: routing id of the caller
@@ -18,8 +19,14 @@ typedef struct zm_call {
     uint32_t attempts;          //  dispatches so far
     char *key;                  //  owned: "routing:request id" while the engine's
                                 //  table of unanswered calls holds it, else NULL
-    bool answered;              //  in flight but already answered 408: the
-                                //  worker's slot stays taken until it replies
+    bool answered;              //  in flight but already answered 408 (or cancelled):
+                                //  the worker's slot stays taken until it replies
+    bool cancelled;             //  its client cancelled it or left: answer nobody
+    uint32_t timeout_ms;        //  the CALL's; a stream's deadline moves by it
+    uint64_t granted;           //  streamed: parts the client allowed so far (0: not
+                                //  streamed); the worker may send PART seq <= granted
+    uint64_t parts;             //  streamed: PARTs forwarded, the last seq
+    struct zm_service *service; //  borrowed: its service (alive while the call is queued)
     struct zm_worker *worker;   //  borrowed: who holds it while in flight
     void *worker_handle;        //  its place in worker->inflight
 } zm_call_t;

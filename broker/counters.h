@@ -19,6 +19,10 @@
     X(duplicate_calls)      /*  CALLs repeating one still unanswered (retries)    */              \
     X(progress)             /*  PROGRESS reports from handlers                    */              \
     X(handler_errors)       /*  worker REPLYs with status 500, forwarded          */              \
+    X(streams)              /*  streamed calls dispatched to a worker that streams */             \
+    X(parts)                /*  PARTs of streamed replies forwarded to clients    */              \
+    X(cancelled)            /*  calls cancelled: CANCEL, or their client left     */              \
+    X(dropped_late_part)    /*  PARTs of a call already answered or cancelled     */              \
     X(workers_expired)      /*  workers silent past heartbeat x liveness          */              \
     X(workers_kicked)       /*  workers disconnected for a protocol violation     */              \
     X(workers_unreachable)  /*  workers gone without DISCONNECT, seen on a send   */              \

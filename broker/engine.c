@@ -198,6 +198,8 @@ s_settle(zm_engine_t *self, zm_call_t *call)
         zhashx_delete(self->unanswered, call->key);
         free(call->key);
         call->key = NULL;
+        if (call->granted)
+            self->open_streams--;
     }
 }
 
@@ -207,7 +209,7 @@ static bool
 s_may_retry(const zm_engine_t *self, const zm_worker_t *worker, const zm_call_t *call,
             int64_t now)
 {
-    return worker->idempotent && call->body && !call->answered
+    return worker->idempotent && call->body && !call->answered && call->parts == 0
            && call->attempts < self->config.max_attempts
            && (!call->deadline || call->deadline > now);
 }
@@ -320,6 +322,11 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
         if (call->deadline)
             request.timeout_ms = call->deadline > now ? (uint32_t) (call->deadline - now) : 1;
         request.attempt = worker->reads_attempt ? call->attempts : 0;   //  0: not sent
+        if (call->granted && worker->streams) {
+            //  The credit the client gave so far, CREDITs sent while it was queued included.
+            request.window = (uint32_t) (call->granted - call->parts);
+            self->counters.streams++;
+        }
         if (worker->idempotent)
             request.body = zframe_dup(call->body);  //  kept, to run again if the worker dies
         else {
@@ -388,7 +395,10 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, const char *id, zm_proto_t *co
         return;
     }
     zm_call_t *queued = zlistx_last(service->queue);
+    queued->service = service;
     queued->key = zm_strdup(key);
+    if (queued->granted)
+        self->open_streams++;
     zhashx_insert(self->unanswered, key, queued);
     s_dispatch(self, service, now);
 }
@@ -406,6 +416,7 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
         return;
     }
     zm_worker_t *worker = zm_worker_new(routing_p, id, service, command, now);
+    worker->streams = (command->flags & ZM_READY_STREAMS) != 0;
     if (self->sender)
         worker->key = zm_strdup(self->sender->key);
     zhashx_insert(self->workers, id, worker);
@@ -441,8 +452,10 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
     zm_worker_on_event(worker, ZM_WORKER_REPLY, now);
     zm_service_requeue_worker(worker->service, worker, false);
     worker->service->inflight--;
-    if (call->answered)                         //  the caller already got 408
-        self->counters.dropped_late_reply++;
+    if (call->answered) {                       //  the caller got 408, or cancelled
+        if (!call->cancelled)
+            self->counters.dropped_late_reply++;
+    }
     else {
         if (command->status == ZM_STATUS_OK)
             self->counters.replies++;
@@ -488,6 +501,132 @@ s_on_progress(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64
     }
 }
 
+//  A streamed call's deadline is a bound on its silence: each PART and each
+//  CREDIT moves it out by the call's timeout.
+static void
+s_stream_alive(zm_call_t *call, int64_t now)
+{
+    if (call->deadline && call->deadline < now + call->timeout_ms)
+        call->deadline = now + call->timeout_ms;
+}
+
+//  Tells the worker holding a streamed call to stop it (CANCEL): its client
+//  is gone, cancelled it, or was answered 408. Workers that do not stream
+//  get nothing: their one REPLY is dropped when it comes.
+static void
+s_stream_stop(zm_engine_t *self, zm_call_t *call)
+{
+    if (!call->granted || !call->worker || !call->worker->streams)
+        return;
+    zm_proto_t cancel;
+    zm_proto_init(&cancel);
+    cancel.cmd = ZM_CMD_CANCEL;
+    cancel.id = call->ticket;
+    zm_engine_send(self, call->worker->routing, &cancel);
+}
+
+//  Ends an unanswered call nobody waits for any more, with no answer: a
+//  queued one leaves its queue; a held one keeps its worker's slot until the
+//  REPLY, which is then dropped, and a streaming worker is told to stop.
+static void
+s_cancel(zm_engine_t *self, zm_call_t *call)
+{
+    self->counters.cancelled++;
+    s_settle(self, call);
+    if (!call->worker) {
+        zm_service_remove_call(call->service, call);
+        zm_call_destroy(&call);
+        return;
+    }
+    zframe_destroy(&call->client);
+    call->answered = true;
+    call->cancelled = true;
+    s_stream_stop(self, call);
+}
+
+//  A part of a streamed reply: checked against the stream's sequence and
+//  credit (a worker past its credit would make the broker buffer without
+//  bound: a protocol error), then forwarded with the body moved.
+static void
+s_on_part(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t now)
+{
+    zm_call_t *call = zm_hash_lookup(self->calls, command->id);
+    if (!call || call->worker != worker) {
+        zm_worker_on_event(worker, ZM_WORKER_STRAY, now);       //  late: harmless
+        self->counters.dropped_late_part++;
+        return;
+    }
+    if (!call->granted || !worker->streams) {
+        s_kick(self, worker, "PART for a call that is not streamed", now);
+        return;
+    }
+    if (command->seq != call->parts + 1 || command->seq > call->granted) {
+        s_kick(self, worker, "PART out of sequence or beyond the credit granted", now);
+        return;
+    }
+    zm_worker_on_event(worker, ZM_WORKER_HEARTBEAT, now);
+    call->parts = command->seq;
+    if (call->answered) {
+        self->counters.dropped_late_part++;     //  cancelled or 408: CANCEL is on its way
+        return;
+    }
+    self->counters.parts++;
+    s_stream_alive(call, now);
+    zm_proto_t part;
+    zm_proto_init(&part);
+    part.cmd = ZM_CMD_PART;
+    part.id = call->request_id;
+    part.seq = command->seq;
+    part.body = command->body;
+    command->body = NULL;
+    zm_engine_send(self, call->client, &part);
+}
+
+//  The unanswered call request_id of the client with routing id id, or NULL.
+static zm_call_t *
+s_client_call(zm_engine_t *self, const char *id, uint64_t request_id)
+{
+    char key[ZM_ENGINE_ID_MAX + 24];
+    snprintf(key, sizeof key, "%s:%" PRIu64, id, request_id);
+    return zhashx_lookup(self->unanswered, key);
+}
+
+//  A client read parts of a stream and grants that many more. The credit
+//  outstanding stays within ZM_WINDOW_MAX parts, which bounds what one
+//  stream can have in the broker's queues. A CREDIT for a call that is
+//  answered or not streamed crossed its end: ignored.
+static void
+s_on_credit(zm_engine_t *self, const char *id, zm_proto_t *command, int64_t now)
+{
+    zm_call_t *call = s_client_call(self, id, command->id);
+    if (!call || !call->granted)
+        return;
+    uint64_t outstanding = call->granted - call->parts;
+    uint64_t more = command->window;
+    if (outstanding + more > ZM_WINDOW_MAX)
+        more = outstanding >= ZM_WINDOW_MAX ? 0 : ZM_WINDOW_MAX - outstanding;
+    s_stream_alive(call, now);
+    if (more == 0)
+        return;
+    call->granted += more;
+    if (!call->worker || !call->worker->streams)
+        return;                         //  queued: its REQUEST will carry the credit
+    zm_proto_t credit;
+    zm_proto_init(&credit);
+    credit.cmd = ZM_CMD_CREDIT;
+    credit.id = call->ticket;
+    credit.window = (uint32_t) more;
+    zm_engine_send(self, call->worker->routing, &credit);
+}
+
+static void
+s_on_cancel(zm_engine_t *self, const char *id, zm_proto_t *command)
+{
+    zm_call_t *call = s_client_call(self, id, command->id);
+    if (call)
+        s_cancel(self, call);
+}
+
 //  A message from a registered worker.
 static void
 s_on_worker(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t now)
@@ -501,6 +640,9 @@ s_on_worker(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t
         return;
     case ZM_CMD_PROGRESS:
         s_on_progress(self, worker, command, now);
+        return;
+    case ZM_CMD_PART:
+        s_on_part(self, worker, command, now);
         return;
     case ZM_CMD_DISCONNECT:
         zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
@@ -529,10 +671,19 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
     case ZM_CMD_HEARTBEAT:
     case ZM_CMD_REPLY:
     case ZM_CMD_PROGRESS:
+    case ZM_CMD_PART:
         //  A worker we do not know, typically after a broker restart.
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
         if (command->cmd == ZM_CMD_REPLY)
             self->counters.dropped_late_reply++;
+        else if (command->cmd == ZM_CMD_PART)
+            self->counters.dropped_late_part++;
+        return;
+    case ZM_CMD_CREDIT:
+        s_on_credit(self, id, command, now);
+        return;
+    case ZM_CMD_CANCEL:
+        s_on_cancel(self, id, command);
         return;
     case ZM_CMD_DISCONNECT:
         return;                                 //  already gone: nothing to do
@@ -710,7 +861,7 @@ zm_engine_take_kick(zm_engine_t *self)
 //  call. A walk of the unanswered calls: a closed connection is rare next
 //  to the calls.
 static void
-s_orphan_calls(zm_engine_t *self, const char *id)
+s_orphan_calls(zm_engine_t *self, const char *id, bool streams_only)
 {
     size_t length = strlen(id);
     zlistx_t *orphans = zlistx_new();           //  borrowed: settle after the walk
@@ -721,6 +872,12 @@ s_orphan_calls(zm_engine_t *self, const char *id)
             zlistx_add_end(orphans, call);
     }
     for (zm_call_t *call = zlistx_first(orphans); call; call = zlistx_next(orphans)) {
+        if (call->granted) {
+            s_cancel(self, call);               //  a stream: its worker must stop
+            continue;
+        }
+        if (streams_only)
+            continue;
         zframe_destroy(&call->client);
         call->client = zframe_new_empty();
         s_settle(self, call);
@@ -744,7 +901,7 @@ zm_engine_on_gone(zm_engine_t *self, const char *id, int64_t now)
         self->counters.sessions_closed++;
         zm_engine_pipe_retire(self, consumer, "connection closed", now);
     }
-    s_orphan_calls(self, id);
+    s_orphan_calls(self, id, false);
     zm_engine_pipe_forget_links(self, id);
 }
 
@@ -769,6 +926,12 @@ zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_
         self->counters.dropped_peer_full++;
     else
         self->counters.dropped_unroutable++;
+    //  A client gone: its streams' workers must stop. Without CURVE the transport sees no
+    //  connection close, so a PART that cannot be forwarded is how the broker learns it (or,
+    //  when the worker waits for credit, the stream's silence deadline). Only while streams
+    //  are open: the walk of the unanswered calls must not cost every failed send.
+    if (!full && self->open_streams > 0)
+        s_orphan_calls(self, id, true);
     zm_log_debug("broker: undeliverable peer=%s reason=%s", id, full ? "full" : "gone");
 }
 
@@ -846,6 +1009,7 @@ s_tick_calls(zm_engine_t *self, int64_t now)
         zframe_destroy(&call->client);
         call->answered = true;
         self->counters.expired++;
+        s_stream_stop(self, call);              //  a stream's worker stops sending
     }
 }
 

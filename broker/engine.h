@@ -49,6 +49,7 @@ typedef struct zm_engine {
     zm_pipeline_t *parked_in;   //  borrowed: the full pipeline it waits for
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]
     uint64_t next_ticket;       //  last ticket given
+    size_t open_streams;        //  streamed calls not yet answered (queued or held)
     int64_t started_at;         //  ms
     zm_keyring_t *keyring;      //  borrowed: CURVE keys and their rights; NULL: open broker
     zm_key_t *sender;           //  borrowed: the key of the message being handled

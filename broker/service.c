@@ -63,6 +63,17 @@ zm_service_requeue_call(zm_service_t *self, zm_call_t *call)
     self->queued_bytes += zframe_size(call->body);
 }
 
+void
+zm_service_remove_call(zm_service_t *self, zm_call_t *call)
+{
+    assert(self);
+    assert(call);
+    void *handle = zlistx_find(self->queue, call);
+    assert(handle);                     //  an engine bug if the call is not queued here
+    zlistx_detach(self->queue, handle);
+    self->queued_bytes -= zframe_size(call->body);
+}
+
 zm_call_t *
 zm_service_dequeue(zm_service_t *self)
 {

@@ -33,6 +33,10 @@ int zm_service_enqueue(zm_service_t *self, zm_call_t **call_p);
 //  dispatched again before newer calls. Not bounded: it was admitted once.
 void zm_service_requeue_call(zm_service_t *self, zm_call_t *call);
 
+//  Takes call, which is queued here, out of the queue (its client cancelled
+//  it). The caller owns it again. A walk of the queue: cancelling is rare.
+void zm_service_remove_call(zm_service_t *self, zm_call_t *call);
+
 //  The oldest queued call, removed from the queue; NULL if none.
 zm_call_t *zm_service_dequeue(zm_service_t *self);
 

@@ -37,6 +37,8 @@ typedef struct zm_worker {
     zm_liveness_t peer;         //  heartbeats agreed at READY
     bool idempotent;            //  its calls may run again elsewhere if it dies
     bool reads_attempt;         //  its READY had the flags field: REQUEST may carry attempt
+    bool streams;               //  READY flags bit 1: it takes streamed calls (PART, CREDIT,
+                                //  CANCEL)
     uint64_t served;            //  calls it answered
     zlistx_t *inflight;         //  borrowed zm_call_t (the engine owns them), oldest first
     void *ready_handle;         //  its place in service->ready, NULL when not there

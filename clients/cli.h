@@ -45,7 +45,7 @@ enum {
 
 //  The parsed command line. All strings are borrowed from argv or the environment.
 typedef struct {
-    const char *command;        //  "call", "status", "push", "pull", "keygen" or "bench"; NULL
+    const char *command;        //  "call", "status", "push", "pull", "keygen", "bench" or "get"; NULL
                                 //  if none
     const char *broker;         //  --broker, else $ZMESH_BROKER, else ZMESH_DEFAULT_ENDPOINT
     int timeout_ms;             //  --timeout, > 0; -1 (push and pull by default): no limit
@@ -69,6 +69,9 @@ typedef struct {
     const char *rights[4];      //  --serve, --call, --push, --pull (keygen only); NULL: not given
     bool admin;                 //  --admin (keygen only)
     bool force;                 //  --force (keygen only)
+    bool stream;                //  --stream: a streamed call, each part printed (call only)
+    const char *output;         //  --output FILE (get only); NULL: the path's last name
+    const char *service;        //  --service NAME (get only); NULL: "files"
     const char *args[2];        //  positional arguments after the command
     int arg_count;              //  how many of args are set
 } zm_cli_t;
@@ -123,5 +126,6 @@ int zm_cli_push(const zm_cli_t *cli);
 int zm_cli_pull(const zm_cli_t *cli);
 int zm_cli_keygen(const zm_cli_t *cli);
 int zm_cli_bench(const zm_cli_t *cli);
+int zm_cli_get(const zm_cli_t *cli);
 
 #endif

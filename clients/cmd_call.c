@@ -75,6 +75,47 @@ s_call_once(const zm_cli_t *cli, const char *what, const char *json)
     return exit_code;
 }
 
+//  Streams one call with the JSON argument: prints each part as a JSON line as it arrives, then
+//  the final reply. Each part printed grants the worker credit for one more.
+static int
+s_call_stream(const zm_cli_t *cli, const char *what, const char *json)
+{
+    char *data = NULL;
+    size_t size = 0;
+    char error[ZM_JSON_ERROR_MAX] = "";
+    if (zm_json_to_msgpack(json, strlen(json), &data, &size, error, sizeof error) != ZMESH_OK) {
+        fprintf(stderr, "zmesh: %s: %s\n", what, error);
+        return ZM_CLI_EXIT_USAGE;
+    }
+    int exit_code = ZM_CLI_EXIT_OK;
+    zmesh_client_t *client = zm_cli_connect(cli, what, &exit_code);
+    if (!client) {
+        free(data);
+        return exit_code;
+    }
+    uint64_t id = 0;
+    int rc = zmesh_client_stream(client, cli->args[0], data, size, cli->timeout_ms, cli->window,
+                                 &id);
+    free(data);
+    bool last = rc != ZMESH_OK;
+    while (!last && exit_code == ZM_CLI_EXIT_OK) {
+        zmesh_msg_t *msg = NULL;
+        rc = zmesh_client_next(client, id, -1, &msg, &last);
+        if (rc == ZMESH_OK)
+            exit_code = msg ? zm_cli_print_reply(what, msg) : ZM_CLI_EXIT_OK;
+        zmesh_msg_destroy(&msg);
+        if (rc != ZMESH_OK)
+            last = true;
+    }
+    if (rc != ZMESH_OK) {
+        char detail[512];
+        zm_cli_detail(cli, client, rc, detail, sizeof detail);
+        exit_code = zm_cli_fail(what, rc, detail);
+    }
+    zmesh_client_destroy(&client);      //  a stream cut short by us is cancelled by the broker
+    return exit_code;
+}
+
 //  Appends a call at the tail of the ring; the caller checked there is room.
 static s_call_t *
 s_push(s_pipeline_t *self)
@@ -283,6 +324,8 @@ zm_cli_call(const zm_cli_t *cli)
                 what);
         return ZM_CLI_EXIT_USAGE;
     }
+    if (cli->stream)
+        return s_call_stream(cli, what, cli->args[1]);
     if (cli->arg_count == 2)
         return s_call_once(cli, what, cli->args[1]);
     return s_call_lines(cli, what);

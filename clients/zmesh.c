@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "zm_proto.h"
 
 //  The CURVE options, the same for every command that talks to a broker.
 #define S_CURVE_OPTIONS                                                                       \
@@ -24,6 +25,7 @@ static const char s_usage_main[] =
     "\n"
     "Commands:\n"
     "  call SERVICE [JSON]   call a service, print the reply as one JSON line\n"
+    "  get PATH              fetch a file from a files service (zmesh-worker --builtin files)\n"
     "  push PIPELINE         send each stdin line (JSON) into a pipeline\n"
     "  pull PIPELINE         print each message of a pipeline as one JSON line\n"
     "  status                show the broker's services, pipelines, workers and counters\n"
@@ -46,6 +48,7 @@ static const char s_usage_main[] =
 
 static const char s_usage_call[] =
     "usage: zmesh call SERVICE [JSON] [--timeout MS] [--retries N] [--broker EP]\n"
+    "       zmesh call --stream SERVICE JSON [--window N] [--timeout MS] [--broker EP]\n"
     "\n"
     "Converts JSON to MessagePack, calls SERVICE through the broker and prints the reply\n"
     "as one compact JSON line on stdout.\n"
@@ -56,8 +59,15 @@ static const char s_usage_call[] =
     "before it are printed, the error goes to stderr and sets the exit code; lines after\n"
     "it that were already sent may still have run on the service.\n"
     "\n"
+    "With --stream, asks for a streamed reply: prints each part the worker sends as one\n"
+    "JSON line as it arrives, then the final reply as the last line. The worker sends\n"
+    "only as fast as they are printed (credit flows back as parts are read).\n"
+    "\n"
     "Options:\n"
-    "  --timeout MS   give up on a call after MS milliseconds (default 5000)\n"
+    "  --stream       a streamed call (needs the JSON argument; no --retries)\n"
+    "  --window N     with --stream: parts in flight at most, 1..1024 (default 16)\n"
+    "  --timeout MS   give up on a call after MS milliseconds (default 5000); with\n"
+    "                 --stream, when no part came for MS milliseconds\n"
     "  --retries N    resend a call that got no answer up to N times, 0..100 (default 0),\n"
     "                 with the same request id; the timeout is shared between the\n"
     "                 attempts. A broker still holding the call ignores the copy; a copy\n"
@@ -71,6 +81,34 @@ static const char s_usage_call[] =
     "Errors print `zmesh: call SERVICE: <error>: <detail>` on stderr. Exit codes: 0 ok,\n"
     "1 handler error/worker lost/protocol, 2 usage or bad JSON, 3 timeout or broker\n"
     "unreachable, 4 no such service, 5 busy, 6 denied (this key may not call SERVICE).\n";
+
+static const char s_usage_get[] =
+    "usage: zmesh get PATH [--output FILE] [--service NAME] [--window N] [--timeout MS]\n"
+    "                 [--progress] [--broker EP]\n"
+    "\n"
+    "Fetches the file PATH (relative to the worker's --root) from a files service\n"
+    "(`zmesh-worker --builtin files --root DIR`) through the broker, as a stream of chunks\n"
+    "that the worker sends only as fast as they are written, so memory stays flat on\n"
+    "every side whatever the file's size. The bytes go to FILE.part; once the worker's\n"
+    "byte count and SHA-1 match what was written, FILE.part is renamed to FILE. A fetch\n"
+    "that fails (worker lost, timeout, checksum mismatch) leaves no FILE and exits non-zero.\n"
+    "A progress bar goes to stderr when it is a terminal.\n"
+    "\n"
+    "Options:\n"
+    "  --output FILE  where to write (default: the last part of PATH, in the current\n"
+    "                 directory; - for stdout, which is written as the bytes come)\n"
+    "  --service NAME the files service (default files)\n"
+    "  --window N     chunks in flight at most, 1..1024 (default 16; chunks are 256 KiB)\n"
+    "  --timeout MS   give up when no chunk came for MS milliseconds (default 5000)\n"
+    "  --progress     progress lines on stderr even when it is not a terminal\n"
+    "  --broker EP    broker endpoint, or a comma-separated list of brokers\n"
+    "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
+    S_CURVE_OPTIONS
+    "\n"
+    "Errors print `zmesh: get PATH: <error>: <detail>` on stderr. Exit codes: 0 ok (the\n"
+    "checksum matched), 1 failed (no such file, path refused, worker lost, checksum\n"
+    "mismatch, write error), 2 usage, 3 timeout or broker unreachable, 4 no files\n"
+    "service, 6 denied.\n";
 
 static const char s_usage_status[] =
     "usage: zmesh status [--json] [--timeout MS] [--broker EP]\n"
@@ -255,7 +293,7 @@ static const s_option_t s_options[] = {
     {"--version", false, NULL},      {"--broker", true, NULL},
     {"--timeout", true, NULL},       {"--retries", true, "call"},
     {"--json", false, "status bench"}, {"--raw", false, "push"},
-    {"--mode", true, "push bench"},  {"--window", true, "push bench"},
+    {"--mode", true, "push bench"},  {"--window", true, "push bench get call"},
     {"--count", true, "pull bench"}, {"--credit", true, "pull"},
     {"--meta", false, "pull"},       {"--curve-secret", true, NULL},
     {"--broker-key", true, NULL},    {"--dir", true, "keygen"},
@@ -263,7 +301,9 @@ static const s_option_t s_options[] = {
     {"--push", true, "keygen"},      {"--pull", true, "keygen"},
     {"--admin", false, "keygen"},    {"--force", false, "keygen"},
     {"--duration", true, "bench"},   {"--inflight", true, "bench"},
-    {"--size", true, "bench"},       {"--progress", false, "bench"},
+    {"--size", true, "bench"},       {"--progress", false, "bench get"},
+    {"--stream", false, "call"},     {"--output", true, "get"},
+    {"--service", true, "get"},
 };
 #define S_OPTION_COUNT (sizeof s_options / sizeof s_options[0])
 _Static_assert(S_OPTION_COUNT <= 32, "s_flags_t.given has one bit per option");
@@ -285,6 +325,8 @@ s_usage_for(const char *command)
         return s_usage_keygen;
     if (command && strcmp(command, "bench") == 0)
         return s_usage_bench;
+    if (command && strcmp(command, "get") == 0)
+        return s_usage_get;
     return s_usage_main;
 }
 
@@ -392,6 +434,14 @@ s_apply(const char *name, const char *value, zm_cli_t *cli, s_flags_t *flags)
             s_set_error(flags, "option %s needs a directory", name);
         cli->dir = value;
     }
+    else if (strcmp(name, "--output") == 0 || strcmp(name, "--service") == 0) {
+        if (value[0] == '\0')
+            s_set_error(flags, "option %s needs a value", name);
+        if (name[2] == 'o')
+            cli->output = value;
+        else
+            cli->service = value;
+    }
     else if (strcmp(name, "--serve") == 0)
         cli->rights[0] = value;
     else if (strcmp(name, "--call") == 0)
@@ -467,6 +517,8 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
         cli->force = true;
     else if (strcmp(name, "--progress") == 0)
         cli->progress = true;
+    else if (strcmp(name, "--stream") == 0)
+        cli->stream = true;
     else
         s_apply(name, value, cli, flags);
 }
@@ -523,14 +575,20 @@ s_check_options(const zm_cli_t *cli, s_flags_t *flags)
         const char *commands = s_options[option].commands;
         if (!flags->error && (flags->given & (1u << option)) && commands
             && !s_listed(commands, cli->command)) {
-            //  "push bench" reads "push and bench"
-            const char *space = strchr(commands, ' ');
-            if (space)
-                snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %.*s and %s only",
-                         s_options[option].name, (int) (space - commands), commands, space + 1);
-            else
-                snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
-                         s_options[option].name, commands);
+            //  "push bench" reads "push and bench"; "push bench get" "push, bench and get"
+            char list[128] = "";
+            const char *last = strrchr(commands, ' ');
+            for (const char *word = commands; *word;) {
+                size_t size = strcspn(word, " ");
+                size_t used = strlen(list);
+                snprintf(list + used, sizeof list - used, "%s%.*s",
+                         word == commands ? "" : word == last + 1 ? " and " : ", ", (int) size,
+                         word);
+                word += size;
+                word += strspn(word, " ");
+            }
+            snprintf(s_error_buffer, sizeof s_error_buffer, "option %s is for %s only",
+                     s_options[option].name, list);
             flags->error = s_error_buffer;
         }
     }
@@ -575,7 +633,18 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
     if (strcmp(cli->command, "call") == 0) {
         if (cli->arg_count < 1)
             s_set_error(flags, "%s", "call needs a SERVICE");
+        if (cli->stream && cli->arg_count < 2)
+            s_set_error(flags, "%s", "call --stream needs the JSON request as an argument");
+        if (cli->stream && s_given(flags, "--retries"))
+            s_set_error(flags, "%s", "a streamed call is never resent: --retries is not for it");
+        if (s_given(flags, "--window") && !cli->stream)
+            s_set_error(flags, "%s", "option --window is for call --stream only");
         max_args = 2;
+    }
+    else if (strcmp(cli->command, "get") == 0) {
+        if (cli->arg_count < 1)
+            s_set_error(flags, "%s", "get needs a PATH");
+        max_args = 1;
     }
     else if (strcmp(cli->command, "push") == 0 || strcmp(cli->command, "pull") == 0) {
         if (cli->arg_count < 1)
@@ -604,6 +673,9 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
         s_set_error(flags, "unexpected argument '%s'", cli->args[max_args]);
     if (known)
         s_check_options(cli, flags);
+    bool streams = strcmp(cli->command, "get") == 0 || strcmp(cli->command, "call") == 0;
+    if (streams && cli->window > ZM_WINDOW_MAX)
+        s_set_error(flags, "%s", "--window wants 1..1024 for a stream");
 }
 
 //  Takes the CURVE settings from the environment where no option gave them, and checks that
@@ -652,6 +724,8 @@ s_dispatch(const zm_cli_t *cli)
         return zm_cli_keygen(cli);
     if (strcmp(cli->command, "bench") == 0)
         return zm_cli_bench(cli);
+    if (strcmp(cli->command, "get") == 0)
+        return zm_cli_get(cli);
     return zm_cli_status(cli);
 }
 

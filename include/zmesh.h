@@ -183,6 +183,43 @@ int zmesh_client_send(zmesh_client_t *self, const char *service, const void *req
 int zmesh_client_recv(zmesh_client_t *self, int timeout_ms, uint64_t *request_id_p,
                       zmesh_msg_t **reply_p);
 
+//  Sends a streamed call: the worker may answer it with any number of parts
+//  and then a final reply, read in order with zmesh_client_next (never with
+//  zmesh_client_recv). window (1..1024, 0: 16) is how many parts may come
+//  before the application takes them: the client grants the worker credit
+//  only as parts are taken, so a slow reader slows the worker down and
+//  nothing piles up in the broker. timeout_ms (> 0) bounds the silence: the
+//  stream fails with ZMESH_ETIMEDOUT when no part arrives, and no credit is
+//  granted, for that long. Streamed calls are never resent. Errors as for
+//  zmesh_client_send.
+int zmesh_client_stream(zmesh_client_t *self, const char *service, const void *request,
+                        size_t size, int timeout_ms, int window, uint64_t *request_id_p);
+
+//  Waits up to timeout_ms (0 polls, -1 forever) for the next piece of the
+//  stream request_id. Returns ZMESH_OK with *last_p false and *msg_p a part
+//  (the caller destroys it); or, at the end, *last_p true and the outcome of
+//  the call: ZMESH_OK with *msg_p the final reply, or the call's error (as
+//  for zmesh_client_call; ZMESH_EWORKERLOST if the worker died mid-stream,
+//  ZMESH_EPROTO if a part was lost on the way). After *last_p is true the
+//  id is forgotten. ZMESH_EAGAIN (*last_p false): nothing came in time, the
+//  stream goes on. ZMESH_EINVAL (*last_p true): no such stream.
+//  Completions of other calls that arrive meanwhile are kept for
+//  zmesh_client_recv.
+int zmesh_client_next(zmesh_client_t *self, uint64_t request_id, int timeout_ms,
+                      zmesh_msg_t **msg_p, bool *last_p);
+
+//  Gives up the call request_id (streamed or not): the broker stops its
+//  worker's stream, and whatever comes for it later is dropped. Returns
+//  ZMESH_OK, or ZMESH_EINVAL if no such call is in flight. Closing the
+//  client cancels its calls the same way.
+int zmesh_client_cancel(zmesh_client_t *self, uint64_t request_id);
+
+//  The largest request this client sends (16 bytes to 256 MiB; default
+//  $ZMESH_MAX_BODY, else 1 MiB, the broker's default --max-body). A larger
+//  one fails with ZMESH_ETOOBIG before anything is sent. Set it to the
+//  broker's --max-body.
+void zmesh_client_set_max_body(zmesh_client_t *self, size_t max_body);
+
 //  How many calls are in flight (sent and not yet returned by recv).
 size_t zmesh_client_pending(const zmesh_client_t *self);
 
@@ -242,6 +279,29 @@ void zmesh_worker_set_idempotent(zmesh_worker_t *self, bool idempotent);
 //  deadline at the broker and at a zmesh client out to now + extend_ms.
 //  Returns ZMESH_OK, or ZMESH_EINVAL when not called from a handler.
 int zmesh_worker_progress(int extend_ms);
+
+//  From inside a handler: true if the caller asked for a streamed reply
+//  (zmesh_client_stream, `zmesh call --stream`), so the handler may send
+//  parts before its final reply.
+bool zmesh_worker_streaming(void);
+
+//  From inside a handler of a streamed request: sends one part of the reply,
+//  size bytes of data that must be one MessagePack object (copied), after
+//  the parts sent before it and before the final reply. The worker may send
+//  only while it has credit, which the client grants as it reads: this
+//  blocks while there is none, up to timeout_ms (0: not at all, -1: no
+//  limit). Returns ZMESH_OK; ZMESH_ECLOSED when the call is cancelled (the
+//  client gave up, left or timed out, the broker was lost, or the worker
+//  stops): stop streaming and return; ZMESH_EAGAIN (timeout_ms 0) or
+//  ZMESH_ETIMEDOUT when no credit came in time; ZMESH_ETOOBIG over
+//  $ZMESH_MAX_BODY (default 1 MiB); ZMESH_EINVAL when not called from a
+//  handler thread of a streamed request, or data is not MessagePack.
+//  Not available to inline handlers (zmesh_worker_set_inline).
+int zmesh_worker_send_part(const void *data, size_t size, int timeout_ms);
+
+//  From inside a handler: true once the call was cancelled (see
+//  zmesh_worker_send_part); a long handler may poll it. Never blocks.
+bool zmesh_worker_cancelled(void);
 
 //  Connects, registers and serves requests until zmesh_worker_stop() or
 //  SIGINT/SIGTERM; reconnects and re-registers when the broker goes silent

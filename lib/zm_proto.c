@@ -6,6 +6,7 @@
 #include "zm_pack.h"
 #include "zmesh.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 //  Shape of each command: header elements (min..max, counting signature and
@@ -19,10 +20,10 @@ typedef struct {
 } s_shape_t;
 
 static const s_shape_t s_shapes[] = {
-    {ZM_CMD_CALL, "CALL", 4, 6, true},
+    {ZM_CMD_CALL, "CALL", 4, 7, true},
     {ZM_CMD_REPLY, "REPLY", 4, 4, true},
     {ZM_CMD_READY, "READY", 6, 7, false},
-    {ZM_CMD_REQUEST, "REQUEST", 5, 6, true},
+    {ZM_CMD_REQUEST, "REQUEST", 5, 7, true},
     {ZM_CMD_HEARTBEAT, "HEARTBEAT", 2, 2, false},
     {ZM_CMD_DISCONNECT, "DISCONNECT", 4, 4, false},
     {ZM_CMD_PROGRESS, "PROGRESS", 4, 4, false},
@@ -35,6 +36,9 @@ static const s_shape_t s_shapes[] = {
     {ZM_CMD_DELIVER, "DELIVER", 5, 5, true},
     {ZM_CMD_ACK, "ACK", 3, 2 + ZM_ACK_MAX, false},
     {ZM_CMD_RELEASE, "RELEASE", 2, 2 + ZM_ACK_MAX, false},
+    {ZM_CMD_PART, "PART", 4, 4, true},
+    {ZM_CMD_CREDIT, "CREDIT", 4, 4, false},
+    {ZM_CMD_CANCEL, "CANCEL", 3, 3, false},
 };
 #define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
 
@@ -218,12 +222,14 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
             return s_fail(error, ZM_STATUS_MALFORMED, "service name is not 1..255 printable bytes");
         if (fields >= 5 && !s_read_u32(reader, 0, UINT32_MAX, &self->timeout_ms))
             return s_fail(error, ZM_STATUS_MALFORMED, "timeout is not a 32-bit unsigned integer");
-        if (fields == 6 && self->cmd == ZM_CMD_CALL
+        if (fields >= 6 && self->cmd == ZM_CMD_CALL
             && !s_read_u32(reader, 0, UINT32_MAX, &self->flags))
             return s_fail(error, ZM_STATUS_MALFORMED, "flags are not a 32-bit unsigned integer");
-        if (fields == 6 && self->cmd == ZM_CMD_REQUEST
+        if (fields >= 6 && self->cmd == ZM_CMD_REQUEST
             && !s_read_u32(reader, 1, UINT32_MAX, &self->attempt))
             return s_fail(error, ZM_STATUS_MALFORMED, "attempt is not a number from 1");
+        if (fields == 7 && !s_read_u32(reader, 1, ZM_WINDOW_MAX, &self->window))
+            return s_fail(error, ZM_STATUS_MALFORMED, "window is not a number from 1 to 1024");
         return true;
     case ZM_CMD_REPLY:
         if (!zm_reader_uint(reader, &self->id))
@@ -250,6 +256,18 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
             return s_fail(error, ZM_STATUS_MALFORMED, "extend_ms is not a 32-bit unsigned integer");
         return true;
     case ZM_CMD_HEARTBEAT:
+        return true;
+    case ZM_CMD_PART:
+    case ZM_CMD_CREDIT:
+    case ZM_CMD_CANCEL:
+        if (!zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "id is not an unsigned integer");
+        error->have_id = true;
+        if (self->cmd == ZM_CMD_PART
+            && (!zm_reader_uint(reader, &self->seq) || self->seq == 0))
+            return s_fail(error, ZM_STATUS_MALFORMED, "seq is not a number from 1");
+        if (self->cmd == ZM_CMD_CREDIT && !s_read_u32(reader, 1, ZM_WINDOW_MAX, &self->window))
+            return s_fail(error, ZM_STATUS_MALFORMED, "credit is not a number from 1 to 1024");
         return true;
     case ZM_CMD_PUSH:
     case ZM_CMD_ACCEPT:
@@ -390,9 +408,14 @@ s_field_count(const zm_proto_t *self)
 {
     switch (self->cmd) {
     case ZM_CMD_CALL:
-        return self->flags ? 6 : self->timeout_ms ? 5 : 4;
+        return self->window ? 7 : self->flags ? 6 : self->timeout_ms ? 5 : 4;
     case ZM_CMD_REQUEST:
-        return self->attempt ? 6 : 5;
+        return self->window ? 7 : self->attempt ? 6 : 5;
+    case ZM_CMD_PART:
+    case ZM_CMD_CREDIT:
+        return 4;
+    case ZM_CMD_CANCEL:
+        return 3;
     case ZM_CMD_READY:
         return 7;           //  flags always: it tells the broker we read REQUEST's attempt
     case ZM_CMD_REPLY:
@@ -472,8 +495,19 @@ zm_proto_encode(zm_proto_t *self)
         zm_writer_str(&writer, self->service, strlen(self->service));
         if (s_field_count(self) >= 5)
             zm_writer_uint(&writer, self->timeout_ms);
-        if (s_field_count(self) == 6)
+        if (s_field_count(self) >= 6)
             zm_writer_uint(&writer, self->cmd == ZM_CMD_CALL ? self->flags : self->attempt);
+        if (s_field_count(self) == 7)
+            zm_writer_uint(&writer, self->window);
+        break;
+    case ZM_CMD_PART:
+    case ZM_CMD_CREDIT:
+    case ZM_CMD_CANCEL:
+        zm_writer_uint(&writer, self->id);
+        if (self->cmd == ZM_CMD_PART)
+            zm_writer_uint(&writer, self->seq);
+        else if (self->cmd == ZM_CMD_CREDIT)
+            zm_writer_uint(&writer, self->window);
         break;
     case ZM_CMD_PROGRESS:
         zm_writer_uint(&writer, self->id);
@@ -551,6 +585,17 @@ zm_proto_status_error(uint32_t status)
     case ZM_STATUS_DENIED: return ZMESH_EDENIED;
     }
     return ZMESH_EPROTO;    //  BAD_VERSION, unknown
+}
+
+size_t
+zm_max_body_default(void)
+{
+    const char *text = getenv("ZMESH_MAX_BODY");
+    char *end = NULL;
+    unsigned long long value = text ? strtoull(text, &end, 10) : 0;
+    if (text && end != text && *end == '\0' && value >= 16 && value <= (256ull << 20))
+        return (size_t) value;
+    return ZM_BODY_MAX_DEFAULT;
 }
 
 const char *

@@ -22,6 +22,8 @@
 #define ZM_LIVENESS_MAX 100
 #define ZM_CREDIT_MAX 1000            //  CONSUME credit
 #define ZM_ACK_MAX 48                 //  message ids in one ACK
+#define ZM_WINDOW_MAX 1024            //  a stream's credit in one CALL, REQUEST or CREDIT
+#define ZM_WINDOW_DEFAULT 16          //  a streamed CALL's window when it gives none
 
 //  Commands, named as in ZMP.md.
 typedef enum {
@@ -41,13 +43,18 @@ typedef enum {
     ZM_CMD_DELIVER,
     ZM_CMD_ACK,
     ZM_CMD_RELEASE,
+    ZM_CMD_PART,                      //  streamed replies (ZMP.md section 6.10)
+    ZM_CMD_CREDIT,
+    ZM_CMD_CANCEL,
 } zm_cmd_t;
 
 //  CALL flags. Receivers ignore bits they do not know.
 #define ZM_CALL_PROGRESS 1u           //  the caller reads PROGRESS (a DEALER, never a REQ)
+#define ZM_CALL_STREAM 2u             //  the caller reads PART and sends CREDIT and CANCEL
 
 //  READY flags.
 #define ZM_READY_IDEMPOTENT 1u        //  a call may run again on another worker if this one dies
+#define ZM_READY_STREAMS 2u           //  the worker reads REQUEST's window, CREDIT and CANCEL
 
 //  PUSH flags.
 #define ZM_PUSH_DONE 1u               //  answer DONE once a consumer acked the message
@@ -73,7 +80,8 @@ typedef struct {
     uint64_t id;                      //  CALL, REPLY: request id; REQUEST, worker REPLY: ticket;
                                       //  PUSH, ACCEPT, REFUSE, DONE: seq; DELIVER: message id;
                                       //  RESUME: the last seq granted (0 = no limit);
-                                      //  ACK: acks[0]
+                                      //  ACK: acks[0]; PART, CREDIT, CANCEL: request id
+                                      //  (client side) or ticket (worker side)
     uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE
     uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
     uint32_t slots;                   //  READY
@@ -83,6 +91,9 @@ typedef struct {
     uint32_t flags;                   //  CALL, READY (optional field; 0 when absent), PUSH
     uint32_t attempt;                 //  REQUEST: 1 for the first dispatch (0 when absent); DELIVER
     uint32_t extend_ms;               //  PROGRESS: how much longer the handler needs
+    uint32_t window;                  //  CALL, REQUEST: a stream's first credit (0 when
+                                      //  absent); CREDIT: parts granted
+    uint64_t seq;                     //  PART: 1 for a stream's first part
     uint32_t fields;                  //  decoded: header elements the sender wrote
     uint32_t ack_count;               //  ACK: ids in acks (1..ZM_ACK_MAX); RELEASE: 0..ZM_ACK_MAX
     uint64_t acks[ZM_ACK_MAX];        //  ACK, RELEASE: message ids
@@ -124,7 +135,7 @@ void zm_proto_reset(zm_proto_t *self);
 //  pipeline name (it comes before seq). Likewise CALL's request id. msg
 //  stays the caller's either way. limits NULL means a body of at most
 //  ZM_BODY_MAX_DEFAULT bytes, not checked as MessagePack; the limits apply
-//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE and DELIVER.
+//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER and PART.
 bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
                      zm_proto_error_t *error);
 
@@ -143,6 +154,11 @@ bool zm_proto_valid_name(const char *name, size_t size);
 //  Maps a wire status to the public error code the caller sees (the one
 //  table between the two); ZMESH_EPROTO for codes ZMP/1 does not define.
 int zm_proto_status_error(uint32_t status);
+
+//  The largest body a client or producer sends: $ZMESH_MAX_BODY (the
+//  variable that also sets the broker's --max-body) if it holds a number
+//  from 16 to 256 MiB, else ZM_BODY_MAX_DEFAULT, the broker's default.
+size_t zm_max_body_default(void);
 
 //  Log names.
 const char *zm_proto_cmd_name(zm_cmd_t cmd);

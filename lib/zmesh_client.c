@@ -5,6 +5,9 @@
 //  call gave up is recognised and discarded. A call may be sent again with
 //  the same id when an attempt goes unanswered (Lazy Pirate); PROGRESS from
 //  a handler moves its deadline. The client never blocks past a deadline.
+//  A streamed call collects its parts in order, at most its window of them:
+//  the client grants credit back only as the application takes parts, so a
+//  slow reader slows the worker down instead of filling any queue.
 #include "zm_alloc.h"
 #include "zm_endpoints.h"
 #include "zm_hash.h"
@@ -18,6 +21,15 @@
 //  Largest reply the client accepts; the broker enforces its own, smaller limit.
 #define S_REPLY_MAX ((size_t) 256 << 20)
 
+//  A completed call not yet returned by zmesh_client_recv (or, for a
+//  stream, by zmesh_client_next).
+typedef struct {
+    uint64_t id;
+    int rc;                     //  ZMESH_OK or the call's error
+    zmesh_msg_t *reply;         //  owned; set when rc == ZMESH_OK
+    char error[ZM_REASON_MAX + 1];
+} s_done_t;
+
 //  A call in flight.
 typedef struct {
     uint64_t id;
@@ -30,15 +42,14 @@ typedef struct {
     zframe_t *body;             //  owned copy of the request, for a retry
     bool reached;               //  some attempt was taken by a broker
     uint32_t connection;        //  the connection its last attempt went out on
+    bool stream;                //  a streamed call, read with zmesh_client_next
+    uint32_t window;            //  stream: parts let in before the application takes them
+    uint32_t owed;              //  stream: parts taken and not yet granted back by CREDIT
+    uint32_t timeout_ms;        //  stream: each PART and CREDIT moves its deadline this far
+    uint64_t next_seq;          //  stream: the PART seq expected next
+    zlistx_t *parts;            //  stream: owned zframe_t received, not yet taken
+    s_done_t *end;              //  stream: owned final outcome once known, after the parts
 } s_call_t;
-
-//  A completed call not yet returned by zmesh_client_recv.
-typedef struct {
-    uint64_t id;
-    int rc;                     //  ZMESH_OK or the call's error
-    zmesh_msg_t *reply;         //  owned; set when rc == ZMESH_OK
-    char error[ZM_REASON_MAX + 1];
-} s_done_t;
 
 struct zmesh_client {
     zsock_t *sock;              //  owned DEALER to the broker in use
@@ -50,8 +61,17 @@ struct zmesh_client {
     zhashx_t *pending;          //  id -> owned s_call_t
     zlistx_t *by_deadline;      //  borrowed s_call_t, earliest deadline first
     zlistx_t *done;             //  owned s_done_t, oldest first
+    size_t max_body;            //  largest request sent (zmesh_client_set_max_body)
     char error[ZM_REASON_MAX + 1];
 };
+
+static void s_done_destroy(void **item_p);
+
+static void
+s_frame_destroy(void **item_p)
+{
+    zframe_destroy((zframe_t **) item_p);
+}
 
 static void
 s_call_destroy(void **item_p)
@@ -60,6 +80,8 @@ s_call_destroy(void **item_p)
     if (call) {
         zframe_destroy(&call->body);
         free(call->service);
+        zlistx_destroy(&call->parts);
+        s_done_destroy((void **) &call->end);
     }
     free(call);
     *item_p = NULL;
@@ -92,7 +114,7 @@ static void s_failover(zmesh_client_t *self);
 //  the next broker, so a dead first broker costs one slice, not the attempt.
 static int
 s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **body_p,
-            int64_t final, int wait_ms)
+            int64_t final, int wait_ms, uint32_t window)
 {
     zm_proto_t command;
     zm_proto_init(&command);
@@ -100,7 +122,8 @@ s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **b
     command.id = id;
     int64_t now = zclock_mono();
     command.timeout_ms = final > now ? (uint32_t) (final - now) : 1;
-    command.flags = ZM_CALL_PROGRESS;
+    command.flags = ZM_CALL_PROGRESS | (window ? ZM_CALL_STREAM : 0);
+    command.window = window;
     snprintf(command.service, sizeof command.service, "%s", service);
     command.body = *body_p;
     *body_p = NULL;
@@ -206,6 +229,7 @@ zmesh_client_new_secure(const char *endpoint, const zmesh_curve_t *curve, int *e
     zlistx_set_comparator(self->by_deadline, s_deadline_compare);
     self->done = zlistx_new();
     zlistx_set_destructor(self->done, s_done_destroy);
+    self->max_body = zm_max_body_default();
     return self;
 }
 
@@ -226,34 +250,51 @@ zmesh_client_destroy(zmesh_client_t **self_p)
     *self_p = NULL;
 }
 
-int
-zmesh_client_send(zmesh_client_t *self, const char *service, const void *request, size_t size,
-                  int timeout_ms, uint64_t *request_id_p)
+//  Sends a call, streamed when window > 0 (never retried: its parts cannot
+//  be taken back).
+static int
+s_send(zmesh_client_t *self, const char *service, const void *request, size_t size,
+       int timeout_ms, uint32_t window, uint64_t *request_id_p)
 {
-    assert(self);
-    assert(service);
-    assert(request || size == 0);
-    assert(timeout_ms > 0);
-    if (!zm_proto_valid_name(service, strlen(service)))
+    if (!zm_proto_valid_name(service, strlen(service))) {
+        snprintf(self->error, sizeof self->error, "bad service name");
         return ZMESH_EINVAL;
-    if (size > S_REPLY_MAX)
+    }
+    if (size > self->max_body) {
+        //  Checked here: the broker would refuse it (413), or libzmq would drop
+        //  the connection (past ZMQ_MAXMSGSIZE) and nothing would answer.
+        snprintf(self->error, sizeof self->error,
+                 "the request is %zu bytes, over the limit of %zu (ZMESH_MAX_BODY, which must "
+                 "match the broker's --max-body)", size, self->max_body);
         return ZMESH_ETOOBIG;
-    if (zm_pack_check(request, size, 0) != ZMESH_OK)
+    }
+    if (zm_pack_check(request, size, 0) != ZMESH_OK) {
+        snprintf(self->error, sizeof self->error, "the request is not one MessagePack object");
         return ZMESH_EINVAL;
+    }
     int64_t now = zclock_mono();
     s_call_t *call = zm_alloc(sizeof *call);
     call->id = self->next_id + 1;
     call->final = now + timeout_ms;
-    call->retries_left = self->retries;
+    if (window) {
+        call->stream = true;
+        call->window = window;
+        call->timeout_ms = (uint32_t) timeout_ms;
+        call->next_seq = 1;
+        call->parts = zlistx_new();
+        zlistx_set_destructor(call->parts, s_frame_destroy);
+    }
+    call->retries_left = window ? 0 : self->retries;
     call->attempt_ms = timeout_ms / (self->retries + 1);
     call->attempt_ms = call->attempt_ms > 0 ? call->attempt_ms : 1;
     call->deadline = now + call->attempt_ms;
     zframe_t *body = zframe_new(request, size);
-    if (self->retries > 0) {
+    if (call->retries_left > 0) {
         call->service = zm_strdup(service);
         call->body = zframe_dup(body);          //  kept for the next attempts
     }
-    int rc = s_send_call(self, call->id, service, &body, call->final, call->attempt_ms);
+    int rc = s_send_call(self, call->id, service, &body, call->final, call->attempt_ms,
+                         call->window);
     if (rc != ZMESH_OK && call->retries_left == 0) {
         s_call_destroy((void **) &call);
         return rc;                              //  no broker took it, and no retry will
@@ -268,7 +309,32 @@ zmesh_client_send(zmesh_client_t *self, const char *service, const void *request
     return ZMESH_OK;
 }
 
-//  Ends the call id with rc and, on success, its reply body.
+int
+zmesh_client_send(zmesh_client_t *self, const char *service, const void *request, size_t size,
+                  int timeout_ms, uint64_t *request_id_p)
+{
+    assert(self);
+    assert(service);
+    assert(request || size == 0);
+    assert(timeout_ms > 0);
+    return s_send(self, service, request, size, timeout_ms, 0, request_id_p);
+}
+
+int
+zmesh_client_stream(zmesh_client_t *self, const char *service, const void *request, size_t size,
+                    int timeout_ms, int window, uint64_t *request_id_p)
+{
+    assert(self);
+    assert(service);
+    assert(request || size == 0);
+    assert(timeout_ms > 0);
+    assert(window >= 0 && window <= ZM_WINDOW_MAX);
+    return s_send(self, service, request, size, timeout_ms,
+                  window ? (uint32_t) window : ZM_WINDOW_DEFAULT, request_id_p);
+}
+
+//  Ends the call id with rc and, on success, its reply body. A stream keeps
+//  its outcome behind its parts, for zmesh_client_next, and returns NULL.
 static s_done_t *
 s_complete(zmesh_client_t *self, s_call_t *call, int rc, zframe_t **body_p, const char *error)
 {
@@ -278,9 +344,62 @@ s_complete(zmesh_client_t *self, s_call_t *call, int rc, zframe_t **body_p, cons
     if (rc == ZMESH_OK && body_p && *body_p)
         done->reply = zm_msg_adopt(body_p);
     snprintf(done->error, sizeof done->error, "%s", error ? error : "");
-    zlistx_delete(self->by_deadline, call->handle);
+    if (call->handle)
+        zlistx_delete(self->by_deadline, call->handle);
+    call->handle = NULL;
+    if (call->stream) {
+        call->end = done;
+        return NULL;
+    }
     zhashx_delete(self->pending, ZM_HASH_KEY(call->id));     //  frees call
     return done;
+}
+
+//  Sends CANCEL (c) or CREDIT (count) for a stream. Never blocks: a lost
+//  one stalls the stream until a deadline ends it.
+static void
+s_send_stream_command(zmesh_client_t *self, zm_cmd_t cmd, uint64_t id, uint32_t count)
+{
+    zm_proto_t command;
+    zm_proto_init(&command);
+    command.cmd = cmd;
+    command.id = id;
+    command.window = count;
+    zmsg_t *msg = zm_proto_encode(&command);
+    zsock_set_sndtimeo(self->sock, 0);
+    zmsg_send(&msg, self->sock);
+    zmsg_destroy(&msg);
+}
+
+//  A stream went wrong on our side (a part missing, or its deadline): the
+//  worker is told to stop and the stream ends with rc after its parts.
+static void
+s_stream_fail(zmesh_client_t *self, s_call_t *call, int rc, const char *error)
+{
+    s_send_stream_command(self, ZM_CMD_CANCEL, call->id, 0);
+    s_complete(self, call, rc, NULL, error);
+}
+
+//  A PART of a stream: kept in order; one out of order means one was lost
+//  on the way, and a stream with a hole must never pass for a whole one.
+static void
+s_on_part(zmesh_client_t *self, zm_proto_t *part)
+{
+    s_call_t *call = zm_hash_lookup(self->pending, part->id);
+    if (!call || !call->stream || call->end)
+        return;                                 //  late: the stream is over
+    if (part->seq != call->next_seq) {
+        char text[ZM_REASON_MAX + 1];
+        snprintf(text, sizeof text, "part %" PRIu64 " of the stream came where %" PRIu64
+                 " was due: the stream lost a part", part->seq, call->next_seq);
+        s_stream_fail(self, call, ZMESH_EPROTO, text);
+        return;
+    }
+    call->next_seq++;
+    zlistx_add_end(call->parts, part->body);
+    part->body = NULL;
+    call->deadline = call->final = zclock_mono() + call->timeout_ms;
+    zlistx_reorder(self->by_deadline, call->handle, false);
 }
 
 //  The reason text of an error reply (a msgpack str), or a fallback.
@@ -319,6 +438,10 @@ s_on_progress(zmesh_client_t *self, uint64_t id, uint32_t extend_ms)
 static s_done_t *
 s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now, int64_t until)
 {
+    if (call->stream && call->reached) {
+        s_stream_fail(self, call, ZMESH_ETIMEDOUT, "the stream was silent past its timeout");
+        return NULL;
+    }
     if (call->retries_left == 0 || call->final <= now)
         return call->reached
                    ? s_complete(self, call, ZMESH_ETIMEDOUT, NULL, "no reply before the deadline")
@@ -333,7 +456,7 @@ s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now, int64_t until)
     int64_t wait_until = end < until ? end : until;     //  never block past the caller's wait
     zframe_t *copy = zframe_dup(call->body);
     if (s_send_call(self, call->id, call->service, &copy, call->final,
-                    (int) (wait_until - now)) == ZMESH_OK)
+                    (int) (wait_until - now), 0) == ZMESH_OK)
         call->reached = true;
     call->connection = self->connection;
     call->deadline = end;
@@ -357,6 +480,8 @@ s_read_reply(zmesh_client_t *self)
     bool decoded = zm_proto_decode(&reply, msg, &limits, &error);
     if (decoded && reply.cmd == ZM_CMD_PROGRESS)
         s_on_progress(self, reply.id, reply.extend_ms);
+    else if (decoded && reply.cmd == ZM_CMD_PART)
+        s_on_part(self, &reply);
     else if (decoded && reply.cmd == ZM_CMD_REPLY) {
         s_call_t *call = zm_hash_lookup(self->pending, reply.id);
         if (call) {
@@ -372,10 +497,18 @@ s_read_reply(zmesh_client_t *self)
     return done;
 }
 
+//  True when the stream has something for zmesh_client_next.
+static bool
+s_stream_ready(const s_call_t *call)
+{
+    return call && (zlistx_size(call->parts) > 0 || call->end);
+}
+
 //  Waits until `until` (zclock_mono ms) for the next call to complete, by a
-//  reply or by its deadline. Returns NULL if none did.
+//  reply or by its deadline, or for the stream watch (may be NULL) to have
+//  something. Returns NULL if no call completed.
 static s_done_t *
-s_next_completion(zmesh_client_t *self, int64_t until)
+s_next_completion(zmesh_client_t *self, int64_t until, const s_call_t *watch)
 {
     while (true) {
         //  What already arrived counts first: a REPLY or a PROGRESS waiting in
@@ -385,6 +518,8 @@ s_next_completion(zmesh_client_t *self, int64_t until)
             s_done_t *done = s_read_reply(self);
             if (done)
                 return done;
+            if (s_stream_ready(watch))
+                return NULL;
         }
         int64_t now = zclock_mono();
         s_call_t *first = zlistx_first(self->by_deadline);
@@ -392,6 +527,8 @@ s_next_completion(zmesh_client_t *self, int64_t until)
             s_done_t *done = s_attempt_over(self, first, now, until);
             if (done)
                 return done;
+            if (s_stream_ready(watch))
+                return NULL;
             continue;
         }
         if (!first || now >= until) {
@@ -407,6 +544,8 @@ s_next_completion(zmesh_client_t *self, int64_t until)
             s_done_t *done = s_read_reply(self);
             if (done)
                 return done;
+            if (s_stream_ready(watch))
+                return NULL;
         }
         else if (zsys_interrupted || now >= until)
             return NULL;
@@ -439,7 +578,7 @@ zmesh_client_recv(zmesh_client_t *self, int timeout_ms, uint64_t *request_id_p,
     s_done_t *done = zlistx_detach(self->done, NULL);
     if (!done && zhashx_size(self->pending) > 0) {
         int64_t until = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
-        done = s_next_completion(self, until);
+        done = s_next_completion(self, until, NULL);
     }
     if (!done)
         return ZMESH_EAGAIN;
@@ -458,7 +597,7 @@ zmesh_client_call(zmesh_client_t *self, const char *service, const void *request
         return rc;
     //  The call's own deadline ends the wait; other completions are kept.
     while (true) {
-        s_done_t *done = s_next_completion(self, INT64_MAX);
+        s_done_t *done = s_next_completion(self, INT64_MAX, NULL);
         if (!done) {
             //  Interrupted (SIGINT): give the call up rather than hang.
             s_call_t *call = zm_hash_lookup(self->pending, id);
@@ -494,4 +633,86 @@ zmesh_client_error(const zmesh_client_t *self)
 {
     assert(self);
     return self->error;
+}
+
+void
+zmesh_client_set_max_body(zmesh_client_t *self, size_t max_body)
+{
+    assert(self);
+    assert(max_body >= 16 && max_body <= S_REPLY_MAX);
+    self->max_body = max_body;
+}
+
+//  Takes the next part of a stream and grants credit back in batches of a
+//  quarter of the window, so CREDIT costs one message per few parts.
+static zmesh_msg_t *
+s_take_part(zmesh_client_t *self, s_call_t *call)
+{
+    zframe_t *frame = zlistx_detach(call->parts, NULL);
+    zmesh_msg_t *part = zm_msg_adopt(&frame);
+    call->owed++;
+    uint32_t batch = call->window / 4 ? call->window / 4 : 1;
+    if (!call->end && call->owed >= batch) {
+        s_send_stream_command(self, ZM_CMD_CREDIT, call->id, call->owed);
+        call->owed = 0;
+        if (call->handle) {
+            call->deadline = call->final = zclock_mono() + call->timeout_ms;
+            zlistx_reorder(self->by_deadline, call->handle, false);
+        }
+    }
+    return part;
+}
+
+int
+zmesh_client_next(zmesh_client_t *self, uint64_t request_id, int timeout_ms, zmesh_msg_t **msg_p,
+                  bool *last_p)
+{
+    assert(self);
+    assert(msg_p);
+    assert(last_p);
+    *msg_p = NULL;
+    *last_p = true;
+    s_call_t *call = zm_hash_lookup(self->pending, request_id);
+    if (!call || !call->stream)
+        return ZMESH_EINVAL;
+    *last_p = false;
+    int64_t until = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
+    while (!s_stream_ready(call)) {
+        s_done_t *done = s_next_completion(self, until, call);
+        if (done)
+            zlistx_add_end(self->done, done);   //  another call's: kept for recv
+        else if (!s_stream_ready(call)) {
+            if (zsys_interrupted) {
+                zmesh_client_cancel(self, request_id);
+                *last_p = true;
+                return ZMESH_ECLOSED;
+            }
+            if (zclock_mono() >= until)
+                return ZMESH_EAGAIN;
+        }
+    }
+    if (zlistx_size(call->parts) > 0) {
+        *msg_p = s_take_part(self, call);
+        return ZMESH_OK;
+    }
+    *last_p = true;
+    s_done_t *done = call->end;
+    call->end = NULL;
+    zhashx_delete(self->pending, ZM_HASH_KEY(request_id));      //  frees call
+    return s_deliver(self, done, NULL, msg_p);
+}
+
+int
+zmesh_client_cancel(zmesh_client_t *self, uint64_t request_id)
+{
+    assert(self);
+    s_call_t *call = zm_hash_lookup(self->pending, request_id);
+    if (!call)
+        return ZMESH_EINVAL;
+    if (!call->end)
+        s_send_stream_command(self, ZM_CMD_CANCEL, request_id, 0);
+    if (call->handle)
+        zlistx_delete(self->by_deadline, call->handle);
+    zhashx_delete(self->pending, ZM_HASH_KEY(request_id));      //  frees call
+    return ZMESH_OK;
 }

@@ -560,8 +560,14 @@ zmesh_producer_send(zmesh_producer_t *self, const void *data, size_t size, int f
     assert(data || size == 0);
     int mode = flags & ZMESH_MODE_MASK ? flags & ZMESH_MODE_MASK : self->mode;
     assert(mode >= ZMESH_QUEUED && mode <= ZMESH_PROCESSED);
-    if (size > ZM_DEALER_BODY_MAX)
+    size_t max_body = zm_max_body_default();
+    if (size > ZM_DEALER_BODY_MAX || size > max_body) {
+        //  Checked here: the broker would refuse it, or libzmq would drop the connection.
+        snprintf(self->error, sizeof self->error,
+                 "the message is %zu bytes, over the limit of %zu (ZMESH_MAX_BODY, which must "
+                 "match the broker's --max-body)", size, max_body);
         return ZMESH_ETOOBIG;
+    }
     if (zm_pack_check(data, size, 0) != ZMESH_OK)
         return ZMESH_EINVAL;
     int64_t now = zclock_mono();

@@ -6,11 +6,16 @@
 //  broker never sends more requests than there are idle threads. Inline
 //  (zmesh_worker_set_inline), the engine thread runs the handler itself and
 //  offers as many slots as asked: no hand-off, for quick handlers.
+//  A streamed request's handler sends parts (zmesh_worker_send_part) through
+//  the engine thread; it may send only while it has credit, which the engine
+//  passes on from the broker's CREDIT, and learns of a CANCEL the same way.
 #include "zm_alloc.h"
 #include "zm_beat.h"
 #include "zm_endpoints.h"
+#include "zm_hash.h"
 #include "zm_log.h"
 #include "zm_msg.h"
+#include "zm_pack.h"
 #include "zm_proto.h"
 #include "zm_secure.h"
 
@@ -38,12 +43,26 @@ struct zmesh_worker {
     char error[ZM_REASON_MAX + 1];
 };
 
+//  On the way back, tag.status 0 marks a progress report and S_PART a part
+//  of a streamed reply; a final reply has 200 or 500.
+#define S_PART 1
+
 //  What travels with a request to a handler thread and back.
 typedef struct {
     uint64_t ticket;            //  the broker's id of this dispatch
+    uint64_t seq;               //  a part's seq, from 1
     uint32_t session;           //  connection it came on: stale replies are dropped
-    uint32_t status;            //  on the way back: 200 or 500
+    uint32_t status;            //  on the way back: 200 or 500, or 0 or S_PART
+    uint32_t window;            //  a streamed request's first credit; 0: not streamed
 } s_tag_t;
+
+//  From the engine to a handler thread streaming a reply: more credit, or
+//  (credit 0) stop, the call is cancelled.
+typedef struct {
+    uint64_t ticket;
+    uint32_t session;
+    uint32_t credit;
+} s_control_t;
 
 //  One handler thread.
 typedef struct {
@@ -53,6 +72,9 @@ typedef struct {
     void *arg;
     zsock_t *sock;              //  owned by the thread: its DEALER to the engine
     s_tag_t tag;                //  the request it is handling
+    uint64_t credit;            //  streamed: parts it may still send
+    bool cancelled;             //  streamed: the broker cancelled the call, or we stop
+    bool stopping;              //  the stop message came while a handler waited
 } s_handler_t;
 
 //  The handler context of the calling thread, for zmesh_worker_progress.
@@ -71,6 +93,7 @@ typedef struct {
     int64_t reconnect_at;       //  ms: when sock is NULL, when to connect again
     int backoff;                //  ms: next wait after a refusal
     int rc;                     //  what run returns
+    zhashx_t *streams;          //  ticket -> owned zframe_t: the thread streaming its reply
     zmesh_handler_fn *handler;  //  the application's, run inline (inline_slots)
     void *arg;
 } s_engine_t;
@@ -189,6 +212,81 @@ zmesh_worker_progress(int extend_ms)
     return ZMESH_OK;
 }
 
+//  Reads what the engine sent this thread, waiting up to wait_ms for the
+//  first: credit or a cancel for its stream; a stop message.
+static void
+s_read_control(s_handler_t *self, long wait_ms)
+{
+    zmq_pollitem_t item = {zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, wait_ms) <= 0)
+        return;
+    while (zsock_events(self->sock) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv(self->sock);
+        zframe_t *frame = msg && zmsg_size(msg) == 1 ? zmsg_first(msg) : NULL;
+        if (frame && zframe_size(frame) == sizeof(s_control_t)) {
+            s_control_t control;
+            memcpy(&control, zframe_data(frame), sizeof control);
+            if (control.ticket == self->tag.ticket && control.session == self->tag.session) {
+                if (control.credit == 0)
+                    self->cancelled = true;
+                self->credit += control.credit;
+            }
+        }
+        else if (frame) {
+            self->stopping = true;              //  the engine stops: no more credit
+            self->cancelled = true;
+        }
+        zmsg_destroy(&msg);
+    }
+}
+
+bool
+zmesh_worker_streaming(void)
+{
+    return s_current && s_current->tag.window > 0;
+}
+
+bool
+zmesh_worker_cancelled(void)
+{
+    s_handler_t *self = s_current;
+    if (!self)
+        return false;
+    s_read_control(self, 0);
+    return self->cancelled;
+}
+
+int
+zmesh_worker_send_part(const void *data, size_t size, int timeout_ms)
+{
+    s_handler_t *self = s_current;
+    if (!self || self->tag.window == 0 || (!data && size > 0))
+        return ZMESH_EINVAL;
+    if (zm_pack_check(data, size, 0) != ZMESH_OK)
+        return ZMESH_EINVAL;                    //  the broker would end our session
+    if (size > zm_max_body_default())
+        return ZMESH_ETOOBIG;
+    int64_t until = timeout_ms < 0 ? INT64_MAX : zclock_mono() + timeout_ms;
+    s_read_control(self, 0);
+    while (!self->cancelled && self->credit == 0) {
+        int64_t now = zclock_mono();
+        if (now >= until)
+            return timeout_ms == 0 ? ZMESH_EAGAIN : ZMESH_ETIMEDOUT;
+        s_read_control(self, until == INT64_MAX ? 1000 : (long) (until - now));
+    }
+    if (self->cancelled)
+        return ZMESH_ECLOSED;
+    self->credit--;
+    s_tag_t tag = self->tag;
+    tag.status = S_PART;
+    tag.seq = ++self->tag.seq;
+    zmsg_t *msg = zmsg_new();
+    zmsg_addmem(msg, &tag, sizeof tag);
+    zmsg_addmem(msg, data, size);
+    zmsg_send(&msg, self->sock);
+    return ZMESH_OK;
+}
+
 void
 zmesh_worker_stop(zmesh_worker_t *self)
 {
@@ -218,8 +316,12 @@ s_handler_main(void *args)
     self->sock = sock;
     s_current = self;
     zstr_send(sock, "HELLO");
-    while (true) {
+    while (!self->stopping) {
         zmsg_t *msg = zmsg_recv(sock);
+        if (msg && zmsg_size(msg) == 1 && zframe_size(zmsg_first(msg)) == sizeof(s_control_t)) {
+            zmsg_destroy(&msg);             //  credit or a cancel for a stream that ended
+            continue;
+        }
         if (!msg || zmsg_size(msg) != 2) {
             zmsg_destroy(&msg);             //  the stop message, or interrupted
             break;
@@ -230,6 +332,8 @@ s_handler_main(void *args)
         s_tag_t tag;
         memcpy(&tag, zframe_data(tag_frame), sizeof tag);
         self->tag = tag;
+        self->credit = tag.window;
+        self->cancelled = false;
         zmesh_msg_t *request = zm_msg_adopt(&body);
         zmesh_msg_t *reply = NULL;
         int result = self->handler(request, &reply, self->arg);
@@ -240,6 +344,13 @@ s_handler_main(void *args)
             reply_body = zm_proto_reason_frame("the handler failed without a reason");
         if (!reply_body)
             reply_body = zframe_new("\xc0", 1);    //  nil
+        if (zframe_size(reply_body) > zm_max_body_default()) {
+            //  The broker would end our session for it: fail this call alone.
+            zframe_destroy(&reply_body);
+            reply_body = zm_proto_reason_frame("the reply is over the size limit (ZMESH_MAX_BODY)");
+            tag.status = ZM_STATUS_HANDLER_ERROR;
+        }
+        tag.window = 0;
         zframe_reset(tag_frame, &tag, sizeof tag);
         msg = zmsg_new();
         zmsg_append(msg, &tag_frame);
@@ -275,6 +386,39 @@ s_send_simple(s_engine_t *self, zm_cmd_t cmd, uint32_t status, const char *reaso
     s_send(self, &command);
 }
 
+//  Tells the thread streaming ticket's reply about credit (count > 0) or,
+//  with count 0, that the call is cancelled.
+static void
+s_control(s_engine_t *self, uint64_t ticket, uint32_t count)
+{
+    zframe_t *thread = zm_hash_lookup(self->streams, ticket);
+    if (!thread)
+        return;                                 //  its reply already went
+    s_control_t control = {.ticket = ticket, .session = self->session, .credit = count};
+    zmsg_t *msg = zmsg_new();
+    zframe_t *copy = zframe_dup(thread);
+    zmsg_append(msg, &copy);
+    zmsg_addmem(msg, &control, sizeof control);
+    zmsg_send(&msg, self->backend);
+}
+
+//  Cancels every stream in progress: their session is over.
+static void
+s_cancel_streams(s_engine_t *self)
+{
+    for (zframe_t *thread = zhashx_first(self->streams); thread;
+         thread = zhashx_next(self->streams)) {
+        s_control_t control = {.ticket = (uint64_t) (uintptr_t) zhashx_cursor(self->streams),
+                               .session = self->session};
+        zmsg_t *msg = zmsg_new();
+        zframe_t *copy = zframe_dup(thread);
+        zmsg_append(msg, &copy);
+        zmsg_addmem(msg, &control, sizeof control);
+        zmsg_send(&msg, self->backend);
+    }
+    zhashx_purge(self->streams);
+}
+
 //  Opens a new connection and registers. Replies of handlers still busy
 //  with requests of the old connection will carry an old session and be
 //  dropped: the broker has already failed those calls.
@@ -293,6 +437,7 @@ s_connect(s_engine_t *self)
     zsock_set_linger(self->sock, 500);          //  let DISCONNECT out on close
     zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
     zm_secure_apply(worker->curve, self->sock);
+    s_cancel_streams(self);     //  the broker answered their calls when it lost us
     //  Each new connection goes to the next broker of the list (a new
     //  socket also resolves the host name again: containers move).
     const char *endpoint = self->session == 0 ? zm_endpoints_current(worker->endpoints)
@@ -311,6 +456,8 @@ s_connect(s_engine_t *self)
     ready.heartbeat_ms = (uint32_t) worker->heartbeat_ms;
     ready.liveness = (uint32_t) worker->liveness;
     ready.flags = worker->idempotent ? ZM_READY_IDEMPOTENT : 0;
+    if (!worker->inline_slots)
+        ready.flags |= ZM_READY_STREAMS;        //  handler threads can send parts
     s_send(self, &ready);
     self->last_heard = zclock_mono();
     zm_log_debug("worker: READY service=%s slots=%d session=%u broker=%s", worker->service,
@@ -358,7 +505,10 @@ s_dispatch(s_engine_t *self, zm_proto_t *request)
         s_send(self, &reply);
         return;
     }
-    s_tag_t tag = {.ticket = request->id, .session = self->session, .status = 0};
+    s_tag_t tag = {.ticket = request->id, .session = self->session, .status = 0,
+                   .window = request->window};
+    if (request->window && request->id)
+        zhashx_update(self->streams, ZM_HASH_KEY(request->id), zframe_dup(thread));
     zmsg_t *msg = zmsg_new();
     zmsg_append(msg, &thread);
     zframe_t *frame = zframe_new(&tag, sizeof tag);
@@ -382,6 +532,10 @@ s_on_broker(s_engine_t *self, zmsg_t *msg)
         self->backoff = S_RECONNECT_MIN;        //  we are registered
         s_dispatch(self, &command);
     }
+    else if (command.cmd == ZM_CMD_CREDIT)
+        s_control(self, command.id, command.window);
+    else if (command.cmd == ZM_CMD_CANCEL)
+        s_control(self, command.id, 0);
     else if (command.cmd == ZM_CMD_DISCONNECT) {
         zmesh_worker_t *worker = self->worker;
         snprintf(worker->error, sizeof worker->error, "%s", command.reason);
@@ -423,13 +577,27 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
     memcpy(&tag, zframe_data(tag_frame), sizeof tag);
     zframe_destroy(&tag_frame);
     bool progress = tag.status == 0;
-    if (progress)
+    bool part = tag.status == S_PART;
+    if (progress || part)
         zframe_destroy(&thread);                //  still busy with its request
-    else
+    else {
         zlistx_add_end(self->idle, thread);
+        if (tag.ticket)
+            zhashx_delete(self->streams, ZM_HASH_KEY(tag.ticket));
+    }
     if (tag.session != self->session || !self->sock) {
         //  The broker already answered that call (502, or another worker ran it).
         zm_log_notice("worker: dropped a reply of an old connection ticket=%" PRIu64, tag.ticket);
+        return;
+    }
+    if (part) {
+        zm_proto_t command;
+        zm_proto_init(&command);
+        command.cmd = ZM_CMD_PART;
+        command.id = tag.ticket;
+        command.seq = tag.seq;
+        command.body = zmsg_pop(msg);
+        s_send(self, &command);
         return;
     }
     if (progress) {
@@ -603,9 +771,12 @@ zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg)
     zlistx_set_destructor(engine.all, s_frame_destroy);
     engine.handler = handler;
     engine.arg = arg;
+    engine.streams = zm_hash_new_u64();
+    zhashx_set_destructor(engine.streams, s_frame_destroy);
     s_handler_t *handlers =
         self->inline_slots ? NULL : s_start_handlers(&engine, handler, arg, backend);
     s_serve(&engine);
+    s_cancel_streams(&engine);      //  handlers waiting for credit must return
     if (engine.sock)
         s_send_simple(&engine, ZM_CMD_DISCONNECT, ZM_STATUS_OK, "worker stopping");
     zsock_destroy(&engine.sock);
@@ -613,6 +784,7 @@ zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg)
         s_stop_handlers(&engine, handlers);
     zlistx_destroy(&engine.all);
     zlistx_destroy(&engine.idle);
+    zhashx_destroy(&engine.streams);
     zsock_destroy(&engine.backend);
     self->stop_requested = 0;
     return engine.rc;

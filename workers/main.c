@@ -15,6 +15,7 @@
 
 #include "echo.h"
 #include "exec.h"
+#include "files.h"
 #include "stage.h"
 #include "zm_log.h"
 #include "zm_proto.h"
@@ -29,6 +30,7 @@ static const char s_usage[] =
     "usage: zmesh-worker --service NAME [--builtin echo | --exec CMD] [--threads N]\n"
     "                    [--idempotent] [--heartbeat-ms N] [--liveness N] [--broker EP]\n"
     "                    [--curve-secret FILE --broker-key KEY] [--verbose]\n"
+    "       zmesh-worker --builtin files --root DIR [--service NAME] [--threads N] ...\n"
     "       zmesh-worker --pipeline IN [--output OUT] [--builtin echo | --exec CMD]\n"
     "                    [--threads N] [--credit N] [--heartbeat-ms N] [--liveness N]\n"
     "                    [--broker EP] [--curve-secret FILE --broker-key KEY] [--verbose]\n"
@@ -44,6 +46,12 @@ static const char s_usage[] =
     "  --output OUT       push each result into the pipeline OUT (--pipeline only)\n"
     "  --credit N         messages each stage thread holds at once, 1..1000 (default 10)\n"
     "  --builtin echo     reply with the request, byte for byte (the default handler)\n"
+    "  --builtin files    serve the files under --root DIR (service \"files\" by default):\n"
+    "                     {\"op\": \"stat\"|\"list\"|\"read\", \"path\": P, \"offset\": N,\n"
+    "                     \"length\": N}; a streamed read sends the bytes in chunks and ends\n"
+    "                     with their size and SHA-1 (`zmesh get`). Paths are relative to DIR;\n"
+    "                     absolute paths, '..' and symbolic links leading out are refused\n"
+    "  --root DIR         the directory --builtin files serves\n"
     "  --exec CMD         run `/bin/sh -c CMD`, one child per request in progress, kept\n"
     "                     running across requests; each request (message) is written to\n"
     "                     its stdin as one JSON line and its next stdout line (JSON) is the\n"
@@ -84,6 +92,7 @@ typedef struct {
     const char *exec;           //  --exec CMD; NULL if not given
     const char *curve_secret;   //  --curve-secret, else $ZMESH_CURVE_SECRET; NULL: no CURVE
     const char *broker_key;     //  --broker-key, else $ZMESH_BROKER_KEY; NULL: no CURVE
+    const char *root;           //  --root DIR (--builtin files); NULL if not given
     int threads;                //  1..1024
     int credit;                 //  --credit, 1..1000; 0 if not given
     int heartbeat_ms;           //  0: the library's default
@@ -151,6 +160,8 @@ s_apply(s_args_t *args, const char *name, const char *value)
         args->builtin = value;
     else if (strcmp(name, "--exec") == 0)
         args->exec = value;
+    else if (strcmp(name, "--root") == 0)
+        args->root = value;
     else if (strcmp(name, "--curve-secret") == 0 || strcmp(name, "--broker-key") == 0) {
         if (value[0] == '\0')
             s_set_error(args, "option %s needs a value", name);
@@ -177,7 +188,7 @@ s_takes_value(const char *name)
     static const char *names[] = {"--service",  "--pipeline", "--output",       "--credit",
                                   "--broker",   "--builtin",  "--exec",         "--threads",
                                   "--heartbeat-ms", "--liveness", "--curve-secret",
-                                  "--broker-key"};
+                                  "--broker-key", "--root"};
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++) {
         if (strcmp(name, names[index]) == 0)
             return true;
@@ -277,6 +288,8 @@ s_check_args(s_args_t *args)
     }
     if (args->pipeline)
         s_check_stage_args(args);
+    else if (!args->service && args->builtin && strcmp(args->builtin, "files") == 0)
+        args->service = "files";
     else if (!args->service)
         s_set_error(args, "%s", "missing --service NAME (or ZMESH_SERVICE) or --pipeline IN");
     else if (!s_service_valid(args->service))
@@ -288,8 +301,17 @@ s_check_args(s_args_t *args)
         s_set_error(args, "%s", "--credit is for a stage: it needs --pipeline");
     if (args->builtin && args->exec)
         s_set_error(args, "%s", "--builtin and --exec exclude each other");
-    if (args->builtin && strcmp(args->builtin, "echo") != 0)
-        s_set_error(args, "unknown --builtin '%s' (there is: echo)", args->builtin);
+    bool files = args->builtin && strcmp(args->builtin, "files") == 0;
+    if (args->builtin && strcmp(args->builtin, "echo") != 0 && !files)
+        s_set_error(args, "unknown --builtin '%s' (there are: echo, files)", args->builtin);
+    if (files && !args->root)
+        s_set_error(args, "%s", "--builtin files needs --root DIR");
+    if (files && args->pipeline)
+        s_set_error(args, "%s", "--builtin files serves a service, not a stage");
+    if (args->root && !files)
+        s_set_error(args, "%s", "--root is for --builtin files");
+    if (args->root && args->root[0] == '\0')
+        s_set_error(args, "%s", "--root needs a directory");
     if (args->exec && args->exec[0] == '\0')
         s_set_error(args, "%s", "--exec needs a command");
     s_check_curve_args(args);
@@ -412,8 +434,22 @@ s_serve(const s_args_t *args, const zmesh_curve_t *curve)
     if (args->heartbeat_ms || args->liveness)
         zmesh_worker_set_heartbeat(worker, args->heartbeat_ms ? args->heartbeat_ms : 1000,
                                    args->liveness ? args->liveness : 3);
+    zw_files_t *files = NULL;
+    if (args->root) {
+        char error[PATH_MAX + 128];
+        files = zw_files_new(args->root, error, sizeof error);
+        if (!files) {
+            zm_log_error("zmesh-worker: %s", error);
+            zmesh_worker_destroy(&worker);
+            return S_EXIT_USAGE;
+        }
+    }
     zw_exec_t *bridge = args->exec ? zw_exec_new(args->exec) : NULL;
     s_dispatch_t dispatch = {bridge ? zw_exec_handler : zw_echo_handler, bridge};
+    if (files) {
+        dispatch.handler = zw_files_handler;
+        dispatch.arg = files;
+    }
     s_worker = worker;
     s_exec = bridge;
     s_handle_signals(s_on_signal);
@@ -422,7 +458,8 @@ s_serve(const s_args_t *args, const zmesh_curve_t *curve)
         s_quote(args->exec, command, sizeof command);
     zm_log_info("zmesh-worker: started service=%s threads=%d idempotent=%s broker=%s "
                 "handler=%s%s%s", args->service, args->threads, args->idempotent ? "yes" : "no",
-                args->broker, bridge ? "exec" : "echo", bridge ? " command=" : "", command);
+                args->broker, bridge ? "exec" : files ? "files" : "echo",
+                bridge ? " command=" : "", command);
     int rc = zmesh_worker_run(worker, s_handle, &dispatch);
     s_handle_signals(SIG_DFL);      //  from here on, a signal ends the cleanup at once
     if (bridge)
@@ -432,6 +469,7 @@ s_serve(const s_args_t *args, const zmesh_curve_t *curve)
     s_log_outcome(args, worker, rc);
     zmesh_worker_destroy(&worker);  //  first: no handler may run while the children go
     zw_exec_destroy(&bridge);
+    zw_files_destroy(&files);
     return s_exit_code(rc);
 }
 

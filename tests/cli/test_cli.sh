@@ -574,6 +574,21 @@ for args in "push" "pull" "push zmesh.status" "pull a b" "push p --mode bogus" \
 done
 expect_in "an option of another command says whose it is" "$tmp/err" \
     "--mode is for push and bench only"
+for args in "get" "get a b" "call echo --stream" "call echo 1 --window 3" \
+    "call echo 1 --stream --retries 1" "call echo 1 --stream --window 1025" "get a --window 0" \
+    "get a --output" "status --output x" "push p --stream"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args is a usage error" 2 ''
+done
+run "$zmesh_bin" get --help
+expect "zmesh get --help" 0
+expect_in "get --help prints its usage" "$tmp/out" "usage: zmesh get PATH [--output FILE]"
+run "$worker_bin" --builtin files
+expect "zmesh-worker --builtin files without --root is a usage error" 2 ''
+expect_in "it asks for --root" "$tmp/err" "--builtin files needs --root DIR"
+run "$worker_bin" --service echo --root /tmp
+expect "zmesh-worker --root without --builtin files is a usage error" 2 ''
 run "$zmesh_bin" push "bad name"
 expect "zmesh push with a pipeline name holding a space is a usage error" 2 ''
 for args in "push --help" "pull --help"; do

@@ -179,7 +179,8 @@ static size_t
 s_round_trip(s_fixture_t *fx, uint8_t *header)
 {
     zm_cmd_t cmd = fx->in.cmd;
-    bool has_body = cmd == ZM_CMD_CALL || cmd == ZM_CMD_REPLY || cmd == ZM_CMD_REQUEST;
+    bool has_body = cmd == ZM_CMD_CALL || cmd == ZM_CMD_REPLY || cmd == ZM_CMD_REQUEST
+                    || cmd == ZM_CMD_PART;
     zmsg_destroy(&fx->msg);
     fx->msg = zm_proto_encode(&fx->in);
     assert_non_null(fx->msg);
@@ -522,6 +523,85 @@ test_proto_round_trips_request_with_attempt(void **state)
 
 //  PROGRESS goes worker to broker with a ticket and broker to client with
 //  a request id: one shape, [.., id, extend_ms], and no body.
+//  Streamed replies: CALL and REQUEST with a window, PART (a body), CREDIT
+//  and CANCEL (ZMP.md section 6.10).
+static void
+test_proto_round_trips_stream_commands(void **state)
+{
+    s_fixture_t *fx = *state;
+    uint8_t header[ZM_HEADER_MAX];
+    fx->in.cmd = ZM_CMD_CALL;
+    fx->in.id = 7;
+    snprintf(fx->in.service, sizeof fx->in.service, "echo");
+    fx->in.flags = ZM_CALL_PROGRESS | ZM_CALL_STREAM;
+    fx->in.window = 16;
+    s_round_trip(fx, header);
+    assert_int_equal(header[0], 0x97);
+    assert_int_equal(fx->self.fields, 7);
+    assert_int_equal(fx->self.flags, 3);
+    assert_int_equal(fx->self.window, 16);
+    assert_int_equal(fx->self.timeout_ms, 0);
+
+    fx->in.cmd = ZM_CMD_REQUEST;
+    fx->in.id = 9;
+    snprintf(fx->in.service, sizeof fx->in.service, "files");
+    fx->in.attempt = 1;
+    fx->in.window = ZM_WINDOW_MAX;
+    s_round_trip(fx, header);
+    assert_int_equal(header[0], 0x97);
+    assert_int_equal(fx->self.attempt, 1);
+    assert_int_equal(fx->self.window, ZM_WINDOW_MAX);
+
+    fx->in.cmd = ZM_CMD_PART;
+    fx->in.id = 7;
+    fx->in.seq = 3;
+    fx->in.body = s_frame(BYTES("\xc4\x02" "ab"));
+    size_t size = s_round_trip(fx, header);
+    //  ["ZMP1", "PART", 7, 3]
+    static const char part[] = "\x94\xa4" "ZMP1" "\xa4" "PART" "\x07\x03";
+    s_assert_header(header, size, part, sizeof part - 1);
+    assert_true(fx->self.seq == 3);
+    assert_non_null(fx->self.body);
+    assert_int_equal(zframe_size(fx->self.body), 4);
+
+    fx->in.cmd = ZM_CMD_CREDIT;
+    fx->in.id = UINT64_MAX;
+    fx->in.window = 4;
+    s_round_trip(fx, header);
+    assert_true(fx->self.id == UINT64_MAX);
+    assert_int_equal(fx->self.window, 4);
+
+    fx->in.cmd = ZM_CMD_CANCEL;
+    fx->in.id = 5;
+    size = s_round_trip(fx, header);
+    static const char cancel[] = "\x93\xa4" "ZMP1" "\xa6" "CANCEL" "\x05";
+    s_assert_header(header, size, cancel, sizeof cancel - 1);
+
+    //  Out of range: seq 0, credit 0 and 1025, a PART without its body.
+    zm_proto_error_t error;
+    const struct {
+        const char *data;
+        size_t size;
+        bool body;
+    } bad[] = {
+        {BYTES("\x94\xa4" "ZMP1" "\xa4" "PART" "\x07\x00"), true},
+        {BYTES("\x94\xa4" "ZMP1" "\xa6" "CREDIT" "\x07\x00"), false},
+        {BYTES("\x94\xa4" "ZMP1" "\xa6" "CREDIT" "\x07\xcd\x04\x01"), false},
+        {BYTES("\x94\xa4" "ZMP1" "\xa4" "PART" "\x07\x01"), false},
+    };
+    for (size_t index = 0; index < COUNT(bad); index++) {
+        zmsg_destroy(&fx->msg);
+        fx->msg = zmsg_new();
+        zmsg_addmem(fx->msg, "", 0);
+        zmsg_addmem(fx->msg, bad[index].data, bad[index].size);
+        if (bad[index].body)
+            zmsg_addmem(fx->msg, "\xc0", 1);
+        assert_false(zm_proto_decode(&fx->self, fx->msg, NULL, &error));
+        assert_int_equal(error.status, ZM_STATUS_MALFORMED);
+        assert_true(error.have_id);
+    }
+}
+
 static void
 test_proto_round_trips_progress(void **state)
 {
@@ -695,7 +775,9 @@ static const s_bad_t s_bad_head[] = {
 
 static const s_bad_t s_bad_call[] = {
     BAD("3 fields", "\x93" H_SIG H_CALL "\x07", true, 400, false),
-    BAD("7 fields", "\x97" H_SIG H_CALL "\x07" H_ECHO "\x00\x00\x00", true, 400, false),
+    BAD("8 fields", "\x98" H_SIG H_CALL "\x07" H_ECHO "\x00\x02\x01\x00", true, 400, false),
+    BAD("window 0", "\x97" H_SIG H_CALL "\x07" H_ECHO "\x00\x02\x00", true, 400, true),
+    BAD("window 1025", "\x97" H_SIG H_CALL "\x07" H_ECHO "\x00\x02\xcd\x04\x01", true, 400, true),
     BAD("flags not a uint", "\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xa1x", true, 400, true),
     BAD("id is a str", "\x94" H_SIG H_CALL "\xa1" "7" H_ECHO, true, 400, false),
     BAD("id is nil", "\x94" H_SIG H_CALL "\xc0" H_ECHO, true, 400, false),
@@ -787,7 +869,8 @@ static const s_bad_t s_bad_ready[] = {
 
 static const s_bad_t s_bad_request[] = {
     BAD("4 fields, no timeout", "\x94" H_SIG H_REQUEST "\x07" H_ECHO, true, 400, false),
-    BAD("7 fields", "\x97" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x01\x00", true, 400, false),
+    BAD("8 fields", "\x98" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x01\x01\x00", true, 400, false),
+    BAD("window 0", "\x97" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x01\x00", true, 400, true),
     BAD("attempt 0", "\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x00", true, 400, true),
     BAD("3 fields", "\x93" H_SIG H_REQUEST "\x07", true, 400, false),
     BAD("ticket is a str", "\x95" H_SIG H_REQUEST "\xa1" "7" H_ECHO "\x00", true, 400, false),
@@ -1446,6 +1529,7 @@ main(void)
         S_TEST(test_proto_checks_service_names),
         S_TEST(test_proto_reports_request_id_of_a_refused_call),
         S_TEST(test_proto_checks_disconnect_reason_length),
+        S_TEST(test_proto_round_trips_stream_commands),
         cmocka_unit_test(test_proto_maps_status_to_error),
         cmocka_unit_test(test_proto_reason_frame_is_a_msgpack_str),
         cmocka_unit_test(test_proto_names_commands_and_statuses),
