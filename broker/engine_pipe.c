@@ -277,8 +277,7 @@ s_room_freed(zm_engine_t *self, zm_pipeline_t *pipeline, int64_t now)
 {
     if (self->parked && self->parked_in == pipeline
         && zm_pipeline_fits(pipeline, zframe_size(self->parked)) == ZM_STATUS_OK) {
-        zm_item_t *item = zm_item_new(++self->next_message_id, &self->parked, NULL, 0);
-        zm_pipeline_push(pipeline, &item);
+        zm_pipeline_push(pipeline, ++self->next_message_id, &self->parked, NULL, 0);
         self->counters.pushes_accepted++;
         self->parked_in = NULL;
     }
@@ -347,10 +346,8 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
     link->refused = false;
     link->refused_size = 0;
     zm_pipeline_unwait(pipeline, link);
-    zframe_t *producer = (command->flags & ZM_PUSH_DONE) ? zframe_dup(routing) : NULL;
-    zm_item_t *item = zm_item_new(++self->next_message_id, &command->body,
-                                  producer ? &producer : NULL, seq);
-    zm_pipeline_push(pipeline, &item);
+    zm_pipeline_push(pipeline, ++self->next_message_id, &command->body,
+                     (command->flags & ZM_PUSH_DONE) ? routing : NULL, seq);
     self->counters.pushes_accepted++;
     link->expected++;
     s_report(self, link, seq);
@@ -591,8 +588,7 @@ zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, const char *user_id, int64_
         pipeline->refused_full++;
     }
     else {
-        zm_item_t *item = zm_item_new(++self->next_message_id, &command.body, NULL, 0);
-        zm_pipeline_push(pipeline, &item);
+        zm_pipeline_push(pipeline, ++self->next_message_id, &command.body, NULL, 0);
         self->counters.pushes_accepted++;
         s_deliver(self, pipeline, now);
     }
