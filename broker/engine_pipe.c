@@ -13,6 +13,10 @@
 #include "zm_hash.h"
 #include "zm_log.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 static void
 s_pipeline_destroy(void **item_p)
 {
@@ -641,9 +645,38 @@ s_tick_links(zm_engine_t *self, int64_t now)
     zlistx_destroy(&stale);
 }
 
+//  glibc keeps memory freed below the top of its heap in the process: a
+//  queue that held a million messages and drained would leave the broker's
+//  resident size where it was (42 MiB instead of 10 after 1,000,000 x 16 B).
+//  Once the queues freed S_TRIM_BYTES of chunks, and more than they still
+//  hold (a drain, not a steady turnover whose chunks malloc reuses at once),
+//  the heap is trimmed at the next tick: malloc_trim walks it and gives its
+//  free pages back, which is cheap this rarely.
+#define S_TRIM_BYTES ((size_t) 1 << 20)
+
+static void
+s_trim_heap(zm_engine_t *self)
+{
+    size_t freed = 0, held = 0;
+    for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
+         pipeline = zhashx_next(self->pipelines)) {
+        freed += zm_itemq_freed(pipeline->queue);
+        held += zm_itemq_footprint(pipeline->queue);
+    }
+    if (freed < S_TRIM_BYTES || freed < held)
+        return;
+    for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
+         pipeline = zhashx_next(self->pipelines))
+        zm_itemq_take_freed(pipeline->queue);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void
 s_tick_pipelines(zm_engine_t *self, int64_t now)
 {
+    s_trim_heap(self);
     zlistx_t *idle = zlistx_new();              //  borrowed
     for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
          pipeline = zhashx_next(self->pipelines))
