@@ -268,7 +268,7 @@ s_deliver(zm_engine_t *self, zm_pipeline_t *pipeline, int64_t now)
         snprintf(deliver.service, sizeof deliver.service, "%s", pipeline->name);
         deliver.id = item->id;
         deliver.attempt = item->attempts;
-        deliver.body = zframe_dup(item->body);      //  kept until acknowledged
+        deliver.body = zm_item_body(item);          //  a copy: kept until acknowledged
         zm_engine_send(self, consumer->routing, &deliver);
         consumer->peer.last_sent = now;
     }

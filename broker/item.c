@@ -4,7 +4,8 @@
 //  group name) before its data, so a queue of zm_item_t with a frame each,
 //  in list nodes, cost about 500 bytes per 16-byte message. Here a fresh
 //  message is a record of 16 bytes plus its body, packed in chunks that are
-//  freed as the queue drains.
+//  freed as the queue drains; an item keeps a small body in its own
+//  allocation, and only a large one in a frame.
 #include "item.h"
 
 #include "zm_alloc.h"
@@ -12,15 +13,23 @@
 #include <stddef.h>
 #include <string.h>
 
-zm_item_t *
-zm_item_new(uint64_t id, zframe_t **body_p, zframe_t **producer_p, uint64_t seq)
+//  A message leaving the queue: takes *frame_p as its body if frame_p is
+//  not NULL, else copies size bytes at data in; takes *producer_p if not NULL.
+static zm_item_t *
+s_item_new(uint64_t id, zframe_t **frame_p, const void *data, size_t size,
+           zframe_t **producer_p, uint64_t seq)
 {
-    assert(body_p && *body_p);
-    zm_item_t *self = zm_alloc(sizeof *self);
+    zm_item_t *self = zm_alloc(sizeof *self + (frame_p ? 0 : size));
     self->id = id;
-    self->body = *body_p;
-    *body_p = NULL;
-    self->size = zframe_size(self->body);
+    if (frame_p) {
+        self->frame = *frame_p;
+        *frame_p = NULL;
+        self->size = zframe_size(self->frame);
+    }
+    else {
+        memcpy(self->data, data, size);
+        self->size = size;
+    }
     if (producer_p) {
         self->producer = *producer_p;
         *producer_p = NULL;
@@ -36,10 +45,24 @@ zm_item_destroy(zm_item_t **self_p)
     zm_item_t *self = *self_p;
     if (!self)
         return;
-    zframe_destroy(&self->body);
+    zframe_destroy(&self->frame);
     zframe_destroy(&self->producer);
     free(self);
     *self_p = NULL;
+}
+
+const byte *
+zm_item_data(const zm_item_t *self)
+{
+    assert(self);
+    return self->frame ? zframe_data(self->frame) : self->data;
+}
+
+zframe_t *
+zm_item_body(const zm_item_t *self)
+{
+    assert(self);
+    return zframe_new(zm_item_data(self), self->size);
 }
 
 //  ---------------------------------------------------------------------
@@ -332,11 +355,10 @@ zm_itemq_pop(zm_itemq_t *self)
     const uint8_t *producer_data, *body_data;
     s_record_t record
         = s_record_read(self->first, self->first->head, &seq, &body, &producer_data, &body_data);
-    if (!body)
-        body = zframe_new(body_data, record.size);
     zframe_t *producer
         = record.flags & S_DONE ? zframe_new(producer_data, record.producer_size) : NULL;
-    zm_item_t *item = zm_item_new(record.id, &body, producer ? &producer : NULL, seq);
+    zm_item_t *item = s_item_new(record.id, body ? &body : NULL, body_data, record.size,
+                                 producer ? &producer : NULL, seq);
     self->bytes -= item->size;
     s_drop_head(self, s_record_span(&record));
     return item;

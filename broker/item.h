@@ -15,18 +15,24 @@ struct zm_consumer;
 
 typedef struct zm_item {
     uint64_t id;                //  message id: the broker's, kept across deliveries
-    zframe_t *body;             //  owned; a copy goes out with each delivery
     size_t size;                //  body bytes, as counted against the pipeline's bound
     uint32_t attempts;          //  deliveries so far
     zframe_t *producer;         //  owned: routing id to answer DONE to, or NULL
     uint64_t seq;               //  the producer's seq, for DONE
     struct zm_consumer *consumer;   //  borrowed: who holds it, NULL while queued
     void *consumer_handle;      //  its place in consumer->inflight
+    zframe_t *frame;            //  owned: the body when it is large, else NULL
+    byte data[];                //  the body when it is small (frame NULL)
 } zm_item_t;
 
-//  Takes *body_p, and *producer_p when producer_p is not NULL (DONE wanted).
-zm_item_t *zm_item_new(uint64_t id, zframe_t **body_p, zframe_t **producer_p, uint64_t seq);
 void zm_item_destroy(zm_item_t **self_p);
+
+//  The body's bytes.
+const byte *zm_item_data(const zm_item_t *self);
+
+//  A new frame with a copy of the body, to deliver: the item keeps its own
+//  until the message is acknowledged.
+zframe_t *zm_item_body(const zm_item_t *self);
 
 //  The queue of messages waiting for a consumer, lowest message id first.
 //  Fresh messages arrive in rising id order and wait as records packed in
