@@ -161,8 +161,10 @@ s_record_span(const s_record_t *record)
     return s_align(span);
 }
 
-//  Reads the record at offset in chunk; *body_p gets its frame (S_EXTERNAL)
-//  and the other pointers where its parts are.
+//  Reads the record at offset in chunk: *seq_p gets its seq (0 without
+//  S_DONE), *frame_p its body frame (NULL unless S_EXTERNAL), *producer_p
+//  where its routing id is (NULL without S_DONE), *body_p where an inline
+//  body is.
 static s_record_t
 s_record_read(const s_chunk_t *chunk, size_t offset, uint64_t *seq_p, zframe_t **frame_p,
               const uint8_t **producer_p, const uint8_t **body_p)
