@@ -13,6 +13,10 @@
 #include "zm_hash.h"
 #include "zm_log.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 static void
 s_pipeline_destroy(void **item_p)
 {
@@ -264,7 +268,7 @@ s_deliver(zm_engine_t *self, zm_pipeline_t *pipeline, int64_t now)
         snprintf(deliver.service, sizeof deliver.service, "%s", pipeline->name);
         deliver.id = item->id;
         deliver.attempt = item->attempts;
-        deliver.body = zframe_dup(item->body);      //  kept until acknowledged
+        deliver.body = zm_item_body(item);          //  a copy: kept until acknowledged
         zm_engine_send(self, consumer->routing, &deliver);
         consumer->peer.last_sent = now;
     }
@@ -277,8 +281,7 @@ s_room_freed(zm_engine_t *self, zm_pipeline_t *pipeline, int64_t now)
 {
     if (self->parked && self->parked_in == pipeline
         && zm_pipeline_fits(pipeline, zframe_size(self->parked)) == ZM_STATUS_OK) {
-        zm_item_t *item = zm_item_new(++self->next_message_id, &self->parked, NULL, 0);
-        zm_pipeline_push(pipeline, &item);
+        zm_pipeline_push(pipeline, ++self->next_message_id, &self->parked, NULL, 0);
         self->counters.pushes_accepted++;
         self->parked_in = NULL;
     }
@@ -347,10 +350,8 @@ zm_engine_pipe_on_push(zm_engine_t *self, zframe_t *routing, const char *id,
     link->refused = false;
     link->refused_size = 0;
     zm_pipeline_unwait(pipeline, link);
-    zframe_t *producer = (command->flags & ZM_PUSH_DONE) ? zframe_dup(routing) : NULL;
-    zm_item_t *item = zm_item_new(++self->next_message_id, &command->body,
-                                  producer ? &producer : NULL, seq);
-    zm_pipeline_push(pipeline, &item);
+    zm_pipeline_push(pipeline, ++self->next_message_id, &command->body,
+                     (command->flags & ZM_PUSH_DONE) ? routing : NULL, seq);
     self->counters.pushes_accepted++;
     link->expected++;
     s_report(self, link, seq);
@@ -591,8 +592,7 @@ zm_engine_on_push(zm_engine_t *self, zmsg_t **msg_p, const char *user_id, int64_
         pipeline->refused_full++;
     }
     else {
-        zm_item_t *item = zm_item_new(++self->next_message_id, &command.body, NULL, 0);
-        zm_pipeline_push(pipeline, &item);
+        zm_pipeline_push(pipeline, ++self->next_message_id, &command.body, NULL, 0);
         self->counters.pushes_accepted++;
         s_deliver(self, pipeline, now);
     }
@@ -645,9 +645,38 @@ s_tick_links(zm_engine_t *self, int64_t now)
     zlistx_destroy(&stale);
 }
 
+//  glibc keeps memory freed below the top of its heap in the process: a
+//  queue that held a million messages and drained would leave the broker's
+//  resident size where it was (42 MiB instead of 10 after 1,000,000 x 16 B).
+//  Once the queues freed S_TRIM_BYTES of chunks, and more than they still
+//  hold (a drain, not a steady turnover whose chunks malloc reuses at once),
+//  the heap is trimmed at the next tick: malloc_trim walks it and gives its
+//  free pages back, which is cheap this rarely.
+#define S_TRIM_BYTES ((size_t) 1 << 20)
+
+static void
+s_trim_heap(zm_engine_t *self)
+{
+    size_t freed = 0, held = 0;
+    for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
+         pipeline = zhashx_next(self->pipelines)) {
+        freed += zm_itemq_freed(pipeline->queue);
+        held += zm_itemq_footprint(pipeline->queue);
+    }
+    if (freed < S_TRIM_BYTES || freed < held)
+        return;
+    for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
+         pipeline = zhashx_next(self->pipelines))
+        zm_itemq_take_freed(pipeline->queue);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void
 s_tick_pipelines(zm_engine_t *self, int64_t now)
 {
+    s_trim_heap(self);
     zlistx_t *idle = zlistx_new();              //  borrowed
     for (zm_pipeline_t *pipeline = zhashx_first(self->pipelines); pipeline;
          pipeline = zhashx_next(self->pipelines))

@@ -5,19 +5,6 @@
 
 #include "zm_alloc.h"
 
-static void
-s_item_destroy(void **item_p)
-{
-    zm_item_destroy((zm_item_t **) item_p);
-}
-
-static int
-s_item_compare(const void *a, const void *b)
-{
-    uint64_t id_a = ((const zm_item_t *) a)->id, id_b = ((const zm_item_t *) b)->id;
-    return id_a < id_b ? -1 : id_a > id_b;
-}
-
 zm_pipeline_t *
 zm_pipeline_new(const char *name, size_t max_held, size_t max_bytes, int64_t now)
 {
@@ -25,9 +12,7 @@ zm_pipeline_new(const char *name, size_t max_held, size_t max_bytes, int64_t now
     assert(max_held > 0 && max_bytes > 0);
     zm_pipeline_t *self = zm_alloc(sizeof *self);
     self->name = zm_strdup(name);
-    self->queue = zlistx_new();
-    zlistx_set_destructor(self->queue, s_item_destroy);
-    zlistx_set_comparator(self->queue, s_item_compare);
+    self->queue = zm_itemq_new();
     self->max_held = max_held;
     self->max_bytes = max_bytes;
     self->ready = zlistx_new();
@@ -45,7 +30,7 @@ zm_pipeline_destroy(zm_pipeline_t **self_p)
         return;
     zlistx_destroy(&self->waiting);
     zlistx_destroy(&self->ready);
-    zlistx_destroy(&self->queue);
+    zm_itemq_destroy(&self->queue);
     free(self->name);
     free(self);
     *self_p = NULL;
@@ -71,25 +56,23 @@ zm_pipeline_resumable(const zm_pipeline_t *self)
 }
 
 void
-zm_pipeline_push(zm_pipeline_t *self, zm_item_t **item_p)
+zm_pipeline_push(zm_pipeline_t *self, uint64_t id, zframe_t **body_p, zframe_t *producer,
+                 uint64_t seq)
 {
     assert(self);
-    assert(item_p && *item_p);
+    assert(body_p && *body_p);
     self->held++;
-    self->held_bytes += (*item_p)->size;
+    self->held_bytes += zframe_size(*body_p);
     self->pushed++;
-    zlistx_add_end(self->queue, *item_p);
-    *item_p = NULL;
+    zm_itemq_append(self->queue, id, body_p, producer, seq);
 }
 
-//  Puts item back where its message id says. Ids rise in the order messages
-//  were taken, and new ones join at the end, so the queue stays in that
-//  order whatever comes back from where; the search from the head covers
-//  only the messages back before it.
+//  Puts item back where its message id says: ids rise in the order messages
+//  were taken, so the queue stays in that order whatever comes back from where.
 static void
 s_put_back(zm_pipeline_t *self, zm_item_t *item)
 {
-    zlistx_insert(self->queue, item, true);
+    zm_itemq_put_back(self->queue, item);
 }
 
 void
@@ -114,7 +97,7 @@ zm_item_t *
 zm_pipeline_pop(zm_pipeline_t *self)
 {
     assert(self);
-    return zlistx_detach(self->queue, NULL);
+    return zm_itemq_pop(self->queue);
 }
 
 void
@@ -131,7 +114,7 @@ size_t
 zm_pipeline_queued(const zm_pipeline_t *self)
 {
     assert(self);
-    return zlistx_size(self->queue);
+    return zm_itemq_size(self->queue);
 }
 
 void

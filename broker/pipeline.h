@@ -11,7 +11,7 @@
 
 typedef struct zm_pipeline {
     char *name;                 //  owned
-    zlistx_t *queue;            //  owned zm_item_t, the next to deliver first
+    zm_itemq_t *queue;          //  owned: messages waiting, the next to deliver first
     size_t held;                //  messages queued or delivered and not acknowledged
     size_t held_bytes;          //  their body bytes
     size_t max_held;            //  bounds on both
@@ -43,8 +43,11 @@ uint32_t zm_pipeline_fits(const zm_pipeline_t *self, size_t size);
 //  True when a quarter of the room is free again: time to RESUME producers.
 bool zm_pipeline_resumable(const zm_pipeline_t *self);
 
-//  Takes *item_p at the tail of the queue and counts it as held.
-void zm_pipeline_push(zm_pipeline_t *self, zm_item_t **item_p);
+//  Takes a message at the tail of the queue and counts it as held: id is
+//  above every id taken before, *body_p is taken, producer (the routing id
+//  to answer DONE to, for seq) is copied when not NULL.
+void zm_pipeline_push(zm_pipeline_t *self, uint64_t id, zframe_t **body_p, zframe_t *producer,
+                      uint64_t seq);
 
 //  Puts a message its consumer lost back in line (still held): before every
 //  message taken after it, so redelivered messages go first, in order.

@@ -309,12 +309,9 @@ s_check_pipelines(zm_engine_t *engine)
     for (zm_pipeline_t *pipeline = zhashx_first(engine->pipelines); pipeline;
          pipeline = zhashx_next(engine->pipelines)) {
         size_t held = 0, bytes = 0, inflight = 0, ready = 0, consumers = 0, credit = 0;
-        for (zm_item_t *item = zlistx_first(pipeline->queue); item;
-             item = zlistx_next(pipeline->queue)) {
-            ZM_FUZZ_CHECK(item->consumer == NULL);
-            held++;
-            bytes += item->size;
-        }
+        ZM_FUZZ_CHECK(zm_itemq_check(pipeline->queue));    //  recounts it, ids in order
+        held += zm_itemq_size(pipeline->queue);
+        bytes += zm_itemq_bytes(pipeline->queue);
         for (zm_consumer_t *consumer = zhashx_first(engine->consumers); consumer;
              consumer = zhashx_next(engine->consumers)) {
             if (consumer->pipeline != pipeline)

@@ -322,6 +322,35 @@ test_processed_gets_done(void **state)
     zt_expect_empty(engine);
 }
 
+//  Each message remembers whom to answer DONE, across a lost consumer and
+//  among fresh messages taken after it went back.
+static void
+test_done_goes_to_each_producer_after_redelivery(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_push(engine, "P", 1, ZM_PUSH_DONE, zt_fixint(1), ZT_T0);
+    s_push(engine, "Q", 1, ZM_PUSH_DONE, zt_fixint(2), ZT_T0);
+    s_expect_accept(engine, "P", 1);
+    s_expect_accept(engine, "Q", 1);
+    s_consume(engine, "C1", 2, ZT_T0 + 1);
+    uint64_t id1 = s_expect_deliver(engine, "C1", zt_fixint(1), 1);
+    uint64_t id2 = s_expect_deliver(engine, "C1", zt_fixint(2), 1);
+    zt_leave(engine, "C1", ZT_T0 + 2);
+    s_push(engine, "P", 2, ZM_PUSH_DONE, zt_fixint(3), ZT_T0 + 3);
+    s_expect_accept(engine, "P", 2);
+    zt_expect_empty(engine);
+    s_consume(engine, "C2", 3, ZT_T0 + 4);
+    assert_int_equal(s_expect_deliver(engine, "C2", zt_fixint(1), 2), id1);
+    assert_int_equal(s_expect_deliver(engine, "C2", zt_fixint(2), 2), id2);
+    uint64_t id3 = s_expect_deliver(engine, "C2", zt_fixint(3), 1);
+    uint64_t acks[] = {id2, id3, id1};
+    s_ack(engine, "C2", acks, 3, ZT_T0 + 5);
+    s_expect_done(engine, "Q", 1, ZM_STATUS_OK);
+    s_expect_done(engine, "P", 2, ZM_STATUS_OK);
+    s_expect_done(engine, "P", 1, ZM_STATUS_OK);
+    zt_expect_empty(engine);
+}
+
 static void
 test_poison_message_is_given_up(void **state)
 {
@@ -570,6 +599,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_silent_consumer_expires, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_slow_consumer_does_not_hold_up_fast_one, zt_setup,
                                         zt_teardown),
+        cmocka_unit_test_setup_teardown(test_done_goes_to_each_producer_after_redelivery,
+                                        zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_processed_gets_done, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_poison_message_is_given_up, zt_setup, zt_teardown),
         cmocka_unit_test_setup_teardown(test_bad_body_refused_alone, zt_setup, zt_teardown),
