@@ -14,8 +14,9 @@
 #  Settings: ZMESH_TEST_IMAGE (image tag, default zmesh:test), ZMESH_TEST_PROJECT (compose
 #  project, default zmeshtest), ZMESH_TEST_MIRROR (the Debian mirror for debootstrap, default
 #  the one in /etc/apt/sources.list*), ZMESH_TEST_BUILD_NETWORK (docker build --network,
-#  default host), ZMESH_HOST_CLI (a zmesh built on this host; default: build*/clients/zmesh if
-#  there is one, else the image's zmesh in a container on the host's network).
+#  default host; bridge works too where dockerd may set up NAT), ZMESH_HOST_CLI (the zmesh
+#  the host-side checks run: a path, or "image" for the image's zmesh in a container on the
+#  host's network; default: build*/clients/zmesh if one runs here, else "image").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -199,7 +200,10 @@ else
     fi
     compose_cmd=(docker-compose)
 fi
-compose() { "${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"; }
+#  Every compose command gets a deadline: 120 s, or $compose_deadline.
+compose() {
+    timeout "${compose_deadline:-120}" "${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"
+}
 say "compose: ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo ?))"
 
 #  The loopback check: other programs on this host talk on 127.0.0.1 while dockerd runs.
@@ -247,7 +251,8 @@ else
     security=$(s_mirror_for bookworm-security || true)
     say "mirror: $mirror"
     rootfs="$scratch/rootfs"
-    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$scratch/debootstrap.log" 2>&1 ||
+    timeout 900 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" \
+        >"$scratch/debootstrap.log" 2>&1 ||
         { tail -20 "$scratch/debootstrap.log" >&2; fail "debootstrap failed"; }
     {
         echo "deb $mirror bookworm main"
@@ -262,7 +267,11 @@ path-exclude /usr/share/man/*
 path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 EOF
-    echo 'APT::Keep-Downloaded-Packages "false";' >"$rootfs/etc/apt/apt.conf.d/docker-clean"
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+APT::Keep-Downloaded-Packages "false";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
     rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/*
     tar -C "$rootfs" --numeric-owner -c . |
@@ -284,19 +293,19 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 else
     tar -C "$root" --exclude='./build*' -c . >"$scratch/context.tar"
 fi
-if ! docker build --network "$build_network" -t "$image" -f docker/Dockerfile - \
+if ! timeout 1200 docker build --network "$build_network" -t "$image" -f docker/Dockerfile - \
         <"$scratch/context.tar" >"$scratch/build.log" 2>&1; then
     tail -30 "$scratch/build.log" >&2
     fail "docker build failed"
 fi
 pass "image $image built ($(docker image inspect -f '{{.Size}}' "$image" |
-    awk '{printf "%.1f MB", $1 / 1e6}'), build network: $build_network"
+    awk '{printf "%.1f MB", $1 / 1e6}')), build network: $build_network"
 user=$(docker image inspect -f '{{.Config.User}}' "$image")
 case "$user" in
     "" | 0 | 0:* | root | root:*) fail "the image runs as root (User '$user')" ;;
 esac
 pass "the image runs as user $user, not root"
-missing=$(docker run --rm --entrypoint sh "$image" -c \
+missing=$(timeout 60 docker run --rm --entrypoint sh "$image" -c \
     'ldd /usr/local/bin/zmesh-broker /usr/local/bin/zmesh-worker /usr/local/bin/zmesh | grep "not found" || true')
 [ -z "$missing" ] || fail "the programs miss libraries in the image: $missing"
 pass "zmesh-broker, zmesh-worker and zmesh find every shared library in the image"
@@ -339,7 +348,13 @@ wait_for 30 test "$(broker_health)" = healthy || fail "the broker is not healthy
 pass "the broker is healthy (HEALTHCHECK: zmesh status with the health key)"
 
 #  `zmesh` in a one-off client container of the stack, with the client key.
-client() { compose run --rm --no-deps -T client "$@"; }
+#  Compose's own progress lines ("Creating ...") are left out of its stderr.
+client() {
+    local rc=0
+    compose run --rm --no-deps -T client "$@" 2>"$scratch/client.err" || rc=$?
+    grep -v -e '^Creating ' -e ' Creating$' -e ' Created$' "$scratch/client.err" >&2 || true
+    return "$rc"
+}
 
 #  The broker's status, as JSON, asked from a client container.
 status_json() { client zmesh status --json --timeout 3000; }
@@ -357,10 +372,10 @@ sys.exit(0 if workers.get(sys.argv[2], 0) == int(sys.argv[3]) and consumers == i
 }
 
 step "calls and a pipeline from a client container"
-#  Two echo containers of two threads: four workers.
-wait_for 30 status_has echo 4 numbers 1 ||
-    fail "the broker does not show 4 echo workers and 1 stage: $(status_json || true)"
-pass "client container: zmesh status shows 4 echo workers (2 containers x 2 threads) and the stage"
+#  Two echo containers: two workers (of two slots each, one per handler thread).
+wait_for 30 status_has echo 2 numbers 1 ||
+    fail "the broker does not show 2 echo workers and 1 stage: $(status_json || true)"
+pass "client container: zmesh status shows the 2 echo workers and the stage"
 json=$(status_json)
 /usr/bin/python3 -c 'import json, sys; s = json.loads(sys.argv[1]); sys.exit(0 if s["security"]["curve"] else 1)' "$json" ||
     fail "the broker's status says CURVE is off"
@@ -409,12 +424,14 @@ step "calls and a pipeline from the host"
 #  The client's keys, copied out of its volume (the secret key is mode 600, as zmesh insists).
 mkdir -m 700 "$scratch/keys"
 for file in client.key_secret broker.key; do
-    docker run --rm -v "${project}_keys-client:/keys/client:ro" --entrypoint cat "$image" \
+    timeout 60 docker run --rm -v "${project}_keys-client:/keys/client:ro" --entrypoint cat "$image" \
         "/keys/client/$file" >"$scratch/keys/$file"
 done
 chmod 600 "$scratch/keys/client.key_secret"
 host_cli=${ZMESH_HOST_CLI:-}
-if [ -z "$host_cli" ]; then
+if [ "$host_cli" = image ]; then
+    host_cli=""
+elif [ -z "$host_cli" ]; then
     for candidate in "$root"/build*/clients/zmesh; do
         if [ -x "$candidate" ] && "$candidate" --version >/dev/null 2>&1; then
             host_cli=$candidate
@@ -425,12 +442,12 @@ fi
 if [ -n "$host_cli" ]; then
     host_what="the host's zmesh ($host_cli)"
     keys=$scratch/keys
-    host_zmesh() { "$host_cli" "$@"; }
+    host_zmesh() { timeout 60 "$host_cli" "$@"; }
 else
     host_what="the image's zmesh in a container on the host's network (no zmesh built here)"
     keys=/hostkeys
     host_zmesh() {          #  docker run passes on only the environment it is told to
-        docker run --rm -i --network host --user "$(id -u):$(id -g)" \
+        timeout 60 docker run --rm -i --network host --user "$(id -u):$(id -g)" \
             -e ZMESH_BROKER -e ZMESH_CURVE_SECRET -e ZMESH_BROKER_KEY \
             -v "$scratch/keys:/hostkeys:ro" --entrypoint zmesh "$image" "$@"
     }
@@ -459,19 +476,19 @@ say "broker restarted in $(s_elapsed "$restart_at") s; waiting for calls to succ
 call_ok() { [ "$(host zmesh call echo '{"again":true}' --timeout 2000)" = '{"again":true}' ]; }
 wait_for 60 call_ok || fail "no echo call succeeded within 60 s of the broker's restart"
 pass "calls succeed again $(s_elapsed "$restart_at") s after the broker restart began"
-wait_for 60 status_has echo 4 numbers 1 ||
+wait_for 60 status_has echo 2 numbers 1 ||
     fail "the workers did not all come back: $(status_json || true)"
-pass "all 4 echo workers and the stage are back $(s_elapsed "$restart_at") s after the restart began"
+pass "both echo workers and the stage are back $(s_elapsed "$restart_at") s after the restart began"
 s_pipeline 100 client || fail "pipeline after the broker restart"
 pass "the pipeline runs again after the broker restart"
 wait_for 30 test "$(broker_health)" = healthy || fail "the restarted broker is not healthy"
 pass "the restarted broker is healthy"
 
 step "init runs once"
-key_before=$(docker run --rm -v "${project}_keys-client:/k:ro" --entrypoint cat "$image" /k/broker.key | md5sum)
+key_before=$(timeout 60 docker run --rm -v "${project}_keys-client:/k:ro" --entrypoint cat "$image" /k/broker.key | md5sum)
 compose run --rm --no-deps -T init >"$scratch/init.log" 2>&1 || { cat "$scratch/init.log"; fail "init again"; }
 grep -q "nothing to do" "$scratch/init.log" || fail "init again: $(cat "$scratch/init.log")"
-key_after=$(docker run --rm -v "${project}_keys-client:/k:ro" --entrypoint cat "$image" /k/broker.key | md5sum)
+key_after=$(timeout 60 docker run --rm -v "${project}_keys-client:/k:ro" --entrypoint cat "$image" /k/broker.key | md5sum)
 [ "$key_before" = "$key_after" ] || fail "init run again changed the keys"
 pass "init run again keeps the keys"
 
