@@ -155,9 +155,12 @@ s_apt_install() {
     fi
     say "installing with apt-get: $*"
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-        $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" \
-            >"$scratch/apt.log" 2>&1 || { cat "$scratch/apt.log" >&2; return 1; }
+    if ! $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq >"$scratch/apt.log" 2>&1 ||
+        ! $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" \
+            >>"$scratch/apt.log" 2>&1; then
+        tail -20 "$scratch/apt.log" >&2
+        return 1
+    fi
 }
 
 s_no_engine() {
@@ -184,9 +187,11 @@ else
     say "starting dockerd (log: /var/log/zmesh-test-dockerd.log)"
     dockerd >/var/log/zmesh-test-dockerd.log 2>&1 &
     dockerd_pid=$!
-    if ! wait_for 60 docker info; then
+    #  Ends early, too, if dockerd dies.
+    s_engine_settled() { docker info || s_gone "$dockerd_pid"; }
+    if ! wait_for 60 s_engine_settled || ! docker info >/dev/null 2>&1; then
         tail -20 /var/log/zmesh-test-dockerd.log >&2
-        s_no_engine "dockerd did not answer 'docker info' within 60 s"
+        s_no_engine "dockerd did not answer 'docker info' within 60 s (its log is above)"
     fi
 fi
 pass "Docker engine: server $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
@@ -205,21 +210,6 @@ compose() {
     timeout "${compose_deadline:-120}" "${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"
 }
 say "compose: ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo ?))"
-
-#  The loopback check: other programs on this host talk on 127.0.0.1 while dockerd runs.
-if [ -x /usr/bin/python3 ]; then
-    /usr/bin/python3 - <<'EOF' || fail "loopback TCP on 127.0.0.1 fails while dockerd runs"
-import socket
-server = socket.socket()
-server.bind(("127.0.0.1", 0))
-server.listen(1)
-client = socket.create_connection(server.getsockname(), timeout=5)
-peer, _ = server.accept()
-client.sendall(b"ping")
-assert peer.recv(4) == b"ping"
-EOF
-    pass "loopback TCP on 127.0.0.1 works with dockerd running"
-fi
 
 #  --- the base image ----------------------------------------------------------------------
 
@@ -331,6 +321,22 @@ if ! compose up -d >"$scratch/up.log" 2>&1; then
 fi
 pass "compose up: init, broker, echo x2, squares (broker on 127.0.0.1:$port)"
 
+#  The loopback check: other programs on this host talk on 127.0.0.1 while dockerd runs, its
+#  NAT rules for the published ports in place.
+if [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 - <<'EOF' || fail "loopback TCP on 127.0.0.1 fails while the stack runs"
+import socket
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(1)
+client = socket.create_connection(server.getsockname(), timeout=5)
+peer, _ = server.accept()
+client.sendall(b"ping")
+assert peer.recv(4) == b"ping"
+EOF
+    pass "loopback TCP on 127.0.0.1 works with dockerd and the stack running"
+fi
+
 cid() { compose ps -q "$1" | head -1; }
 broker_cid=$(cid broker)
 init_cid=$(compose ps -a -q init 2>/dev/null | head -1)
@@ -384,8 +390,9 @@ reply=$(client zmesh call echo '{"x":[1,2,3],"from":"client container"}')
 [ "$reply" = '{"x":[1,2,3],"from":"client container"}' ] || fail "echo replied '$reply'"
 pass "client container: zmesh call echo replies with its request"
 for i in $(seq 1 20); do echo "{\"i\":$i}"; done | client zmesh call echo >"$scratch/calls.out"
-[ "$(wc -l <"$scratch/calls.out")" -eq 20 ] && [ "$(tail -1 "$scratch/calls.out")" = '{"i":20}' ] ||
+if [ "$(wc -l <"$scratch/calls.out")" -ne 20 ] || [ "$(tail -1 "$scratch/calls.out")" != '{"i":20}' ]; then
     fail "20 calls from stdin: $(head -3 "$scratch/calls.out")"
+fi
 json=$(status_json)
 busy=$(/usr/bin/python3 -c 'import json, sys; print(sum(1 for w in json.loads(sys.argv[1])["workers"] if w["service"] == "echo" and w["served"] > 0))' "$json")
 [ "$busy" -ge 2 ] || fail "21 calls went to $busy echo worker(s) only"
@@ -497,7 +504,9 @@ compose down -v --remove-orphans >"$scratch/down.log" 2>&1 || { cat "$scratch/do
 stack_up=false
 left=$(docker ps -a -q --filter "label=com.docker.compose.project=$project" | wc -l)
 volumes=$(docker volume ls -q --filter "label=com.docker.compose.project=$project" | wc -l)
-[ "$left" -eq 0 ] && [ "$volumes" -eq 0 ] || fail "after down -v: $left containers, $volumes volumes left"
+if [ "$left" -ne 0 ] || [ "$volumes" -ne 0 ]; then
+    fail "after down -v: $left containers, $volumes volumes left"
+fi
 pass "compose down -v leaves no container and no volume"
 step "done"
 
