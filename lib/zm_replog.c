@@ -448,9 +448,18 @@ zm_replog_snapshot(zm_replog_t *self, uint64_t seq, const void *data, size_t siz
         errno = EIO;
         return -1;
     }
-    if (seq < self->last_seq || size > ZM_REPLOG_SNAPSHOT_MAX || (size && !data)) {
+    if (size > ZM_REPLOG_SNAPSHOT_MAX || (size && !data)) {
         errno = EINVAL;
         return -1;
+    }
+    if (seq < self->last_seq) {
+        //  Going back: the log's records after seq must not outlive a crash
+        //  that keeps the old snapshot or brings in the new one.
+        if (ftruncate(self->log_fd, S_MAGIC_SIZE) != 0 || fdatasync(self->log_fd) != 0) {
+            self->broken = true;
+            return -1;
+        }
+        self->log_bytes = S_MAGIC_SIZE;
     }
     uint8_t header[S_SNAP_HEADER];
     memcpy(header, S_SNAP_MAGIC, S_MAGIC_SIZE);

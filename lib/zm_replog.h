@@ -63,11 +63,13 @@ int zm_replog_append(zm_replog_t *self, uint64_t seq, const void *data, size_t s
 //  Makes every append so far durable (fdatasync). Returns 0 or -1 with errno.
 int zm_replog_sync(zm_replog_t *self);
 
-//  Replaces the state with a durable snapshot at seq, which must not be
-//  below the last sequence number, and empties the log. Used both to
-//  compact the log (seq = the last sequence number) and to install a peer's
-//  snapshot during catch-up. Returns 0 or -1 with errno; on failure the old
-//  snapshot and log are still there.
+//  Replaces the state with a durable snapshot at seq and empties the log.
+//  Used to compact the log (seq = the last sequence number) and to install
+//  a peer's snapshot during catch-up, which may be behind this replica when
+//  this one holds writes the others never got (the log is emptied first
+//  then, so a crash cannot replay them on top of the new snapshot). Returns
+//  0 or -1 with errno; on failure before anything changed the old snapshot
+//  and log are still there.
 int zm_replog_snapshot(zm_replog_t *self, uint64_t seq, const void *data, size_t size);
 
 uint64_t zm_replog_last_seq(const zm_replog_t *self);
