@@ -10,6 +10,7 @@
 
 #include "zm_alloc.h"
 #include "zm_hash.h"
+#include "zm_pack.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -140,8 +141,9 @@ s_replay(void *arg, uint64_t seq, const uint8_t *data, size_t size)
     size_t offset = 0;
     uint64_t epoch, kind, id;
     const msgpack_object *fields = NULL;
-    bool ok = msgpack_unpack_next(&unpacked, (const char *) data, size, &offset)
-                  == MSGPACK_UNPACK_SUCCESS
+    bool ok = zm_pack_check(data, size, 0) == ZMESH_OK
+              && msgpack_unpack_next(&unpacked, (const char *) data, size, &offset)
+                     == MSGPACK_UNPACK_SUCCESS
               && offset == size && unpacked.data.type == MSGPACK_OBJECT_ARRAY
               && unpacked.data.via.array.size == 4;
     if (ok) {
@@ -201,7 +203,7 @@ s_load_snapshot(zm_replica_t *self, const void *data, size_t size, uint64_t *seq
     msgpack_unpacked_init(&unpacked);
     size_t offset = 0;
     s_snapshot_t snapshot;
-    bool ok = data
+    bool ok = data && zm_pack_check(data, size, 0) == ZMESH_OK    //  bounds hostile counts
               && msgpack_unpack_next(&unpacked, data, size, &offset) == MSGPACK_UNPACK_SUCCESS
               && offset == size && s_parse_snapshot(&unpacked.data, &snapshot)
               && self->service.restore(self->service.arg, snapshot.state->ptr,

@@ -4,6 +4,7 @@
 #include "kv.h"
 
 #include "zm_alloc.h"
+#include "zm_pack.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -76,7 +77,10 @@ s_parse(s_request_t *request, const void *body, size_t size)
     memset(request, 0, sizeof *request);
     msgpack_unpacked_init(&request->unpacked);
     size_t offset = 0;
-    if (!body || msgpack_unpack_next(&request->unpacked, body, size, &offset)
+    //  zm_pack_check first: its walk bounds every count by the bytes left,
+    //  so a hostile header cannot make msgpack-c reserve room for it.
+    if (!body || zm_pack_check(body, size, 0) != ZMESH_OK
+        || msgpack_unpack_next(&request->unpacked, body, size, &offset)
                      != MSGPACK_UNPACK_SUCCESS
         || offset != size || request->unpacked.data.type != MSGPACK_OBJECT_MAP)
         return false;
@@ -358,7 +362,8 @@ zw_kv_restore(zw_kv_t *self, const void *data, size_t size)
     msgpack_unpacked unpacked;
     msgpack_unpacked_init(&unpacked);
     size_t offset = 0;
-    bool ok = data && msgpack_unpack_next(&unpacked, data, size, &offset) == MSGPACK_UNPACK_SUCCESS
+    bool ok = data && zm_pack_check(data, size, 0) == ZMESH_OK
+              && msgpack_unpack_next(&unpacked, data, size, &offset) == MSGPACK_UNPACK_SUCCESS
               && offset == size && unpacked.data.type == MSGPACK_OBJECT_MAP;
     zhashx_t *pairs = zhashx_new();
     zhashx_set_destructor(pairs, s_value_free);
