@@ -8,14 +8,14 @@
 #  (ignored by git); tests/fuzz/README.md says how one becomes a regression.
 #  Usage: scripts/fuzz.sh [SECONDS]
 #  Environment: FUZZ_JOBS (targets run at once, default 1), FUZZ_TARGETS
-#  (default "proto engine pack json"), FUZZ_BUILD_DIR (default build-fuzz).
+#  (default "proto engine pack json replica"), FUZZ_BUILD_DIR (default build-fuzz).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-20}
 jobs=${FUZZ_JOBS:-1}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-read -r -a targets <<<"${FUZZ_TARGETS:-proto engine pack json}"
+read -r -a targets <<<"${FUZZ_TARGETS:-proto engine pack json replica}"
 if ! [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 && $jobs =~ ^[0-9]+$ && $jobs -gt 0 ]]; then
     echo "usage: scripts/fuzz.sh [SECONDS]   (FUZZ_JOBS=N runs N targets at once)" >&2
     exit 2

@@ -199,6 +199,53 @@ JSON = {
 }
 
 
+# --- fuzz_replica: mode byte, then a kv request, a snapshot or a file
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def record_crc(seq, body):
+    return crc32c(struct.pack("<QQ", seq, len(body)) + body)
+
+
+def bin_(data):
+    return b"\xc4" + bytes([len(data)]) + data
+
+
+def kv_put(key, value):
+    return pack({"op": "put", "key": key, "value": value})
+
+
+def log_record(seq, epoch, write_id, body):
+    data = b"\x94" + pack(epoch) + b"\x00" + pack(write_id) + bin_(body)
+    return struct.pack("<IIQ", len(data), record_crc(seq, data), seq) + data
+
+
+KV_STATE = pack({"a": 1, "b": [1, 2]})
+REPLICA_SNAPSHOT = (b"\x95" + pack("zmreplica1") + pack(3) + pack(7) + bin_(KV_STATE)
+                    + b"\x91\x94" + pack(42) + pack(7) + pack(0) + bin_(pack({"ok": True})))
+
+REPLICA = {
+    "write-put": b"\x00" + kv_put("k", {"x": [1, 2]}),
+    "write-cas": b"\x00" + pack({"op": "cas", "key": "a", "expected": 1, "value": 2}),
+    "write-delete": b"\x00" + pack({"op": "delete", "key": "b"}),
+    "read-get": b"\x01" + pack({"op": "get", "key": "a"}),
+    "read-digest": b"\x01" + pack({"op": "digest"}),
+    "read-put": b"\x01" + kv_put("k", 1),
+    "restore-state": b"\x02" + KV_STATE,
+    "install-snapshot": b"\x03" + REPLICA_SNAPSHOT,
+    "file-log": b"\x04\x01" + b"".join(log_record(i, 1, 100 + i, kv_put("k%d" % i, i))
+                                      for i in range(1, 4)),
+    "file-snapshot": b"\x05\x01" + struct.pack("<QQI", 7, len(REPLICA_SNAPSHOT),
+                                              record_crc(7, REPLICA_SNAPSHOT)) + REPLICA_SNAPSHOT,
+}
+
+
 def write(target, seeds):
     folder = os.path.join(HERE, "corpus", target)
     os.makedirs(folder, exist_ok=True)
@@ -214,6 +261,7 @@ def main():
     write("engine", ENGINE)
     write("pack", PACK)
     write("json", JSON)
+    write("replica", REPLICA)
     return 0
 
 
