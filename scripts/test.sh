@@ -3,10 +3,12 @@
 #  AddressSanitizer and UBSan and -Werror and runs every test with ctest;
 #  builds again without sanitizers (an optimised build, and the tests that
 #  need a real address-space limit, which ASan cannot run under) and runs
-#  every test again; then fuzzes each fuzz target for 15 s (scripts/fuzz.sh).
+#  every test again; then fuzzes each fuzz target for 15 s (scripts/fuzz.sh);
+#  then tests the Docker image and Compose stack against a real engine
+#  (docker/test.sh: installs and starts one when none runs).
 #  Usage: scripts/test.sh [ctest arguments...]   (BUILD_DIR overrides build-asan;
 #  PLAIN_BUILD_DIR overrides build-plain; ZMESH_FUZZ_SECONDS sets the seconds
-#  per fuzz target, 0 skips fuzzing)
+#  per fuzz target, 0 skips fuzzing; ZMESH_DOCKER_TEST=0 skips docker/test.sh)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,4 +33,8 @@ cmake --build "$plain" -j"$(nproc)"
 fuzz_seconds=${ZMESH_FUZZ_SECONDS:-15}
 if [ "$fuzz_seconds" != 0 ]; then
     "$root/scripts/fuzz.sh" "$fuzz_seconds"
+fi
+
+if [ "${ZMESH_DOCKER_TEST:-1}" != 0 ]; then
+    "$root/docker/test.sh"
 fi
