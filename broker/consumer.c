@@ -29,6 +29,7 @@ zm_consumer_destroy(zm_consumer_t **self_p)
     zm_consumer_t *self = *self_p;
     if (!self)
         return;
+    zm_liveness_sched_remove(&self->peer);     //  whatever ended it, it leaves the schedule
     zlistx_destroy(&self->inflight);
     zframe_destroy(&self->routing);
     free(self->key);

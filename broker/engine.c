@@ -81,6 +81,12 @@ zm_engine_new(const zm_engine_config_t *config, int64_t now)
     zhashx_set_destructor(self->services, s_service_destroy);
     self->workers = zhashx_new();
     zhashx_set_destructor(self->workers, s_worker_destroy);
+    self->worker_beats = zm_liveness_sched_new();
+    self->consumer_beats = zm_liveness_sched_new();
+    zm_proto_t heartbeat;
+    zm_proto_init(&heartbeat);
+    heartbeat.cmd = ZM_CMD_HEARTBEAT;
+    self->heartbeat = zm_proto_encode(&heartbeat);
     self->calls = zm_hash_new_u64();
     self->unanswered = zhashx_new();
     self->garbage = zhashx_new();
@@ -108,6 +114,9 @@ zm_engine_destroy(zm_engine_t **self_p)
     zm_engine_pipe_destroy(self);
     zhashx_destroy(&self->workers);              //  workers borrow services: first
     zhashx_destroy(&self->services);
+    zm_liveness_sched_destroy(&self->consumer_beats);  //  empty now: the peers left it
+    zm_liveness_sched_destroy(&self->worker_beats);
+    zmsg_destroy(&self->heartbeat);
     free(self);
     *self_p = NULL;
 }
@@ -141,6 +150,17 @@ zm_engine_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command)
 {
     zmsg_t *msg = zm_proto_encode(command);
     zmsg_prepend(msg, routing_p);
+    zlistx_add_end(self->outbox, msg);
+}
+
+//  Queues a HEARTBEAT for routing, which the caller keeps: a copy of the
+//  one encoded at start, since every heartbeat has the same header.
+void
+zm_engine_heartbeat(zm_engine_t *self, zframe_t *routing)
+{
+    zmsg_t *msg = zmsg_dup(self->heartbeat);
+    zframe_t *copy = zframe_dup(routing);
+    zmsg_prepend(msg, &copy);
     zlistx_add_end(self->outbox, msg);
 }
 
@@ -420,6 +440,7 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
     if (self->sender)
         worker->key = zm_strdup(self->sender->key);
     zhashx_insert(self->workers, id, worker);
+    zm_liveness_sched_add(self->worker_beats, &worker->peer, worker);
     zm_service_attach(service, worker);
     zm_log_info("broker: worker ready id=%s service=%s slots=%u heartbeat_ms=%u", id,
                 service->name, worker->slots, worker->peer.heartbeat_ms);
@@ -935,22 +956,32 @@ zm_engine_on_send_failed(zm_engine_t *self, zframe_t *routing, bool full, int64_
     zm_log_debug("broker: undeliverable peer=%s reason=%s", id, full ? "full" : "gone");
 }
 
+//  Sends the HEARTBEATs due and retires the workers silent for too long.
+//  Only the workers whose check has come are visited (liveness.h): with
+//  every worker heartbeating, each is looked at about once per interval.
 static void
 s_tick_workers(zm_engine_t *self, int64_t now)
 {
-    zlistx_t *dead = zlistx_new();              //  borrowed: retire after the walk
-    for (zm_worker_t *worker = zhashx_first(self->workers); worker;
-         worker = zhashx_next(self->workers)) {
-        if (zm_worker_expired(worker, now))
-            zlistx_add_end(dead, worker);
-        else if (zm_worker_heartbeat_due(worker, now)) {
-            zm_proto_t heartbeat;
-            zm_proto_init(&heartbeat);
-            heartbeat.cmd = ZM_CMD_HEARTBEAT;
-            zm_engine_send(self, worker->routing, &heartbeat);
+    zlistx_t *dead = NULL;                      //  borrowed: retire after the sweep
+    zm_liveness_t *peer;
+    while ((peer = zm_liveness_sched_pop(self->worker_beats, now))) {
+        zm_worker_t *worker = peer->owner;
+        if (zm_worker_expired(worker, now)) {
+            if (!dead)
+                dead = zlistx_new();
+            zlistx_add_end(dead, worker);       //  stays out of the schedule
+            continue;
+        }
+        if (zm_worker_heartbeat_due(worker, now)) {
+            zm_engine_heartbeat(self, worker->routing);
             worker->peer.last_sent = now;
         }
+        //  Not due (it was heard from, or sent a call, since it was
+        //  scheduled) or just sent a HEARTBEAT: back in at its real next check.
+        zm_liveness_sched_add(self->worker_beats, peer, worker);
     }
+    if (!dead)
+        return;
     //  All of them leave the ready lists first, so that a call one of them
     //  held is not requeued to another that is dying in the same tick.
     for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {

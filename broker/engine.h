@@ -32,6 +32,9 @@ typedef struct zm_engine {
     zm_engine_config_t config;
     zhashx_t *services;         //  name -> owned zm_service_t
     zhashx_t *workers;          //  hex routing id -> owned zm_worker_t
+    zm_liveness_sched_t *worker_beats;      //  owned: the workers, by next liveness check
+    zm_liveness_sched_t *consumer_beats;    //  owned: the consumers, likewise
+    zmsg_t *heartbeat;          //  owned: HEARTBEAT encoded once, [empty][header]
     zhashx_t *calls;            //  ticket -> borrowed zm_call_t, calls in flight (the
                                 //  holding worker's inflight list decides their fate)
     zhashx_t *unanswered;       //  call key -> borrowed zm_call_t, queued or held calls

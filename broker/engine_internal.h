@@ -9,6 +9,9 @@
 //  Queues command for the peer *routing_p, taking the routing frame.
 void zm_engine_emit(zm_engine_t *self, zframe_t **routing_p, zm_proto_t *command);
 
+//  Queues a HEARTBEAT for routing, which the caller keeps.
+void zm_engine_heartbeat(zm_engine_t *self, zframe_t *routing);
+
 //  Queues command for routing, which the caller keeps.
 void zm_engine_send(zm_engine_t *self, zframe_t *routing, zm_proto_t *command);
 

@@ -400,6 +400,7 @@ zm_engine_pipe_on_consume(zm_engine_t *self, zframe_t **routing_p, const char *i
     if (self->sender)
         consumer->key = zm_strdup(self->sender->key);
     zhashx_insert(self->consumers, id, consumer);
+    zm_liveness_sched_add(self->consumer_beats, &consumer->peer, consumer);
     zm_pipeline_attach(pipeline, consumer);
     zm_log_info("broker: consumer ready id=%s pipeline=%s credit=%u heartbeat_ms=%u", id,
                 pipeline->name, consumer->credit, consumer->peer.heartbeat_ms);
@@ -607,25 +608,31 @@ zm_engine_push_blocked(const zm_engine_t *self)
     return self->parked != NULL;
 }
 
+//  Sends the HEARTBEATs due and retires the consumers silent for too long,
+//  visiting only those whose check has come (liveness.h), as for workers.
 static void
 s_tick_consumers(zm_engine_t *self, int64_t now)
 {
-    zlistx_t *dead = zlistx_new();              //  borrowed: retire after the walk
-    for (zm_consumer_t *consumer = zhashx_first(self->consumers); consumer;
-         consumer = zhashx_next(self->consumers)) {
-        if (zm_liveness_expired(&consumer->peer, now)) {
+    zlistx_t *dead = NULL;                      //  borrowed: retire after the sweep
+    zm_liveness_t *peer;
+    while ((peer = zm_liveness_sched_pop(self->consumer_beats, now))) {
+        zm_consumer_t *consumer = peer->owner;
+        if (zm_liveness_expired(peer, now)) {
             consumer->gone = true;              //  none of them gets a requeued message
             zm_pipeline_requeue_consumer(consumer->pipeline, consumer, false);
-            zlistx_add_end(dead, consumer);
+            if (!dead)
+                dead = zlistx_new();
+            zlistx_add_end(dead, consumer);     //  stays out of the schedule
+            continue;
         }
-        else if (zm_liveness_due(&consumer->peer, now)) {
-            zm_proto_t heartbeat;
-            zm_proto_init(&heartbeat);
-            heartbeat.cmd = ZM_CMD_HEARTBEAT;
-            zm_engine_send(self, consumer->routing, &heartbeat);
-            consumer->peer.last_sent = now;
+        if (zm_liveness_due(peer, now)) {
+            zm_engine_heartbeat(self, consumer->routing);
+            peer->last_sent = now;
         }
+        zm_liveness_sched_add(self->consumer_beats, peer, consumer);
     }
+    if (!dead)
+        return;
     for (zm_consumer_t *consumer = zlistx_first(dead); consumer; consumer = zlistx_next(dead)) {
         self->counters.consumers_expired++;
         s_retire(self, consumer, "expired", now);

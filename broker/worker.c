@@ -42,6 +42,7 @@ zm_worker_destroy(zm_worker_t **self_p)
     zm_worker_t *self = *self_p;
     if (!self)
         return;
+    zm_liveness_sched_remove(&self->peer);     //  whatever ended it, it leaves the schedule
     zlistx_destroy(&self->inflight);
     zframe_destroy(&self->routing);
     free(self->key);

@@ -111,6 +111,173 @@ test_engine_expired_worker_loses_inflight_calls(void **state)
 //  ---------------------------------------------------------------------------
 //  Worker DISCONNECT and protocol violations
 
+//  The broker's view of one worker in the many-workers test: what it sent
+//  and heard, as ZMP.md 10.1 says the broker must time its HEARTBEATs and
+//  its verdicts.
+typedef struct {
+    char name[8];               //  routing id
+    int64_t ready_at;           //  ms: its READY (and its session's start)
+    int64_t heard;              //  ms: last message from it
+    int64_t sent;               //  ms: last message to it
+    bool live;                  //  registered and not dead or gone
+    bool talks;                 //  sends HEARTBEAT every 700 ms; else silent
+    int heartbeats;             //  HEARTBEATs the broker sent it
+    int64_t expired_at;         //  ms: the tick that found it dead, 0 if none
+} s_peer_t;
+
+#define S_PEERS 40
+
+//  Pops the outbox: each message must be a HEARTBEAT to a live peer that is
+//  due (sent nothing for ZT_HEARTBEAT_MS) and no due peer may be missing,
+//  in whatever order the engine sends them.
+static void
+s_expect_heartbeats_due(zm_engine_t *engine, s_peer_t *peers, int64_t now)
+{
+    bool got[S_PEERS] = {false};
+    while (zlistx_size(engine->outbox) > 0) {
+        const zt_out_t *out = zt_pop(engine);
+        zt_assert_cmd(out, ZM_CMD_HEARTBEAT);
+        int which = -1;
+        for (int i = 0; i < S_PEERS && which < 0; i++) {
+            char hex[ZT_HEX_MAX];
+            for (size_t c = 0; c < strlen(peers[i].name); c++)
+                snprintf(hex + 2 * c, 3, "%02x", (unsigned char) peers[i].name[c]);
+            if (strcmp(out->peer, hex) == 0)
+                which = i;
+        }
+        if (which < 0)
+            fail_msg("HEARTBEAT to %s, no such peer", out->peer);
+        if (got[which])
+            fail_msg("two HEARTBEATs to %s at +%" PRId64, peers[which].name, now - ZT_T0);
+        got[which] = true;
+    }
+    for (int i = 0; i < S_PEERS; i++) {
+        s_peer_t *peer = &peers[i];
+        bool due = peer->live && now - peer->sent >= ZT_HEARTBEAT_MS;
+        if (got[i] != due)
+            fail_msg("%s at +%" PRId64 ": HEARTBEAT %s, expected %s (ready +%" PRId64
+                     ", sent +%" PRId64 ")",
+                     peer->name, now - ZT_T0, got[i] ? "sent" : "not sent", due ? "one" : "none",
+                     peer->ready_at - ZT_T0, peer->sent - ZT_T0);
+        if (due) {
+            peer->sent = now;
+            peer->heartbeats++;
+        }
+    }
+}
+
+//  Forty workers registered at different times, ticked every 100 ms for
+//  eight seconds: each gets a HEARTBEAT at the first tick at least an
+//  interval after the last thing it was sent, never two in an interval;
+//  the silent ones die at the first tick at least liveness intervals after
+//  their READY and the talking ones never do; those that left, or whose
+//  connection failed, get nothing more, and one that comes back under the
+//  same routing id starts afresh.
+static void
+test_engine_heartbeats_many_workers_when_due(void **state)
+{
+    zm_engine_t *engine = *state;
+    const int64_t dead_after = ZT_HEARTBEAT_MS * ZT_LIVENESS;
+    s_peer_t peers[S_PEERS];
+    memset(peers, 0, sizeof peers);
+    for (int i = 0; i < S_PEERS; i++) {
+        snprintf(peers[i].name, sizeof peers[i].name, "W%02d", i);
+        peers[i].ready_at = ZT_T0 + i * 37;
+        peers[i].talks = i % 2 == 0;
+    }
+    s_peer_t *leaver = &peers[4], *unreachable = &peers[6], *returner = &peers[8];
+    uint64_t expired = 0, closed = 0;
+    for (int64_t now = ZT_T0; now <= ZT_T0 + 8000; now++) {
+        for (int i = 0; i < S_PEERS; i++) {
+            s_peer_t *peer = &peers[i];
+            if (now == peer->ready_at) {
+                zt_ready(engine, peer->name, "echo", 1, now);
+                peer->heard = peer->sent = now;
+                peer->live = true;
+            }
+            else if (peer->live && peer->talks && now - peer->heard >= 700) {
+                zt_heartbeat(engine, peer->name, now);
+                peer->heard = now;
+            }
+        }
+        if (now == ZT_T0 + 2500) {
+            zt_leave(engine, leaver->name, now);
+            leaver->live = false;
+        }
+        if (now == ZT_T0 + 3330) {
+            zt_send_failed(engine, unreachable->name, false, now);
+            unreachable->live = false;
+            closed++;
+        }
+        if (now == ZT_T0 + 4000) {
+            zt_leave(engine, returner->name, now);
+            returner->live = false;
+            returner->ready_at = now + 1250;   //  back, a new session, off the tick grid
+        }
+        zt_expect_empty(engine);                //  READY and HEARTBEAT get no answer
+        if ((now - ZT_T0) % 100 != 0)
+            continue;
+        zm_engine_on_tick(engine, now);
+        for (int i = 0; i < S_PEERS; i++) {
+            s_peer_t *peer = &peers[i];
+            if (peer->live && now - peer->heard >= dead_after) {
+                peer->live = false;
+                peer->expired_at = now;
+                expired++;
+            }
+        }
+        s_expect_heartbeats_due(engine, peers, now);
+        ZT_COUNTERS(.workers_expired = expired, .workers_unreachable = closed);
+    }
+    for (int i = 0; i < S_PEERS; i++) {
+        s_peer_t *peer = &peers[i];
+        if (!peer->talks) {
+            //  First tick at or after READY + 3000: READY is at +37 i ms.
+            int64_t due = peer->ready_at + dead_after;
+            assert_int_equal(peer->expired_at, ZT_T0 + (due - ZT_T0 + 99) / 100 * 100);
+            assert_int_equal(peer->heartbeats, ZT_LIVENESS - 1);
+        }
+        else
+            assert_int_equal(peer->expired_at, 0);
+    }
+    assert_int_equal(expired, S_PEERS / 2);
+    assert_true(peers[0].heartbeats == 8);
+    assert_true(leaver->heartbeats == 2 && unreachable->heartbeats == 3);
+    assert_true(returner->live && returner->heartbeats == 3 + 2);
+    //  Only the live ones are left in the schedule: none that died or left.
+    size_t live = 0;
+    for (int i = 0; i < S_PEERS; i++)
+        live += peers[i].live;
+    assert_int_equal(live, S_PEERS / 2 - 2);
+    assert_int_equal(zm_liveness_sched_size(engine->worker_beats), live);
+}
+
+//  However a session ends, the worker leaves the heartbeat schedule with
+//  it: nothing is sent to it and it is not found dead later (under ASan, a
+//  freed worker left in the schedule would be read by the next tick).
+static void
+test_engine_ended_sessions_leave_schedule(void **state)
+{
+    zm_engine_t *engine = *state;
+    zt_ready(engine, "W1", "echo", 1, ZT_T0);
+    zt_ready(engine, "W2", "echo", 1, ZT_T0);
+    zt_ready(engine, "W3", "echo", 1, ZT_T0);
+    zt_ready(engine, "W4", "echo", 1, ZT_T0);
+    assert_int_equal(zm_liveness_sched_size(engine->worker_beats), 4);
+    zt_call(engine, "W1", 1, "echo", 0, ZT_BODY, ZT_T0 + 10);     //  a worker may not CALL
+    zt_expect_disconnect(engine, "W1", ZM_STATUS_MALFORMED, NULL);
+    zt_leave(engine, "W2", ZT_T0 + 20);
+    zm_engine_on_gone(engine, "5733", ZT_T0 + 30);                 //  W3's connection
+    zt_send_failed(engine, "W4", false, ZT_T0 + 40);
+    zt_expect_empty(engine);
+    assert_int_equal(zm_liveness_sched_size(engine->worker_beats), 0);
+    for (int64_t now = ZT_T0 + 100; now <= ZT_T0 + 10000; now += 100) {
+        zm_engine_on_tick(engine, now);
+        zt_expect_empty(engine);
+    }
+    ZT_COUNTERS(.workers_kicked = 1, .sessions_closed = 1, .workers_unreachable = 1);
+}
+
 static void
 test_engine_worker_disconnect_loses_inflight_calls(void **state)
 {
@@ -576,6 +743,8 @@ main(void)
         S_TEST(test_engine_request_postpones_heartbeat),
         S_TEST(test_engine_worker_traffic_postpones_expiry),
         S_TEST(test_engine_expired_worker_loses_inflight_calls),
+        S_TEST(test_engine_heartbeats_many_workers_when_due),
+        S_TEST(test_engine_ended_sessions_leave_schedule),
         S_TEST(test_engine_worker_disconnect_loses_inflight_calls),
         S_TEST(test_engine_kicks_worker_sending_call),
         S_TEST(test_engine_kicks_worker_sending_second_ready),

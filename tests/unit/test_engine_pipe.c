@@ -288,6 +288,57 @@ test_silent_consumer_expires(void **state)
                 .acks = 1, .consumers_expired = 1);
 }
 
+//  Each consumer is heartbeated on its own clock, when due and not before;
+//  one heard from lives on, a silent one dies at its own time, and one
+//  that left is sent nothing more.
+static void
+test_consumers_heartbeated_when_due(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_consume(engine, "C1", 1, ZT_T0);
+    s_consume(engine, "C2", 1, ZT_T0 + 250);
+    s_consume(engine, "C3", 1, ZT_T0 + 550);
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 999);
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 1000);
+    zt_expect_heartbeat(engine, "C1");
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 1249);
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 1300);
+    zt_expect_heartbeat(engine, "C2");
+    zt_expect_empty(engine);
+    zt_leave(engine, "C3", ZT_T0 + 1400);
+    zm_engine_on_tick(engine, ZT_T0 + 1600);    //  C3 would have been due at +1550
+    zt_expect_empty(engine);
+    zt_heartbeat(engine, "C1", ZT_T0 + 1700);
+    zm_engine_on_tick(engine, ZT_T0 + 2000);
+    zt_expect_heartbeat(engine, "C1");
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 2300);
+    zt_expect_heartbeat(engine, "C2");
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 3000);    //  C1 was heard at +1700: alive
+    zt_expect_heartbeat(engine, "C1");
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 3249);
+    zt_expect_empty(engine);
+    ZT_COUNTERS(0);
+    zm_engine_on_tick(engine, ZT_T0 + 3250);    //  C2: silent since its CONSUME
+    zt_expect_empty(engine);
+    ZT_COUNTERS(.consumers_expired = 1);
+    zm_engine_on_tick(engine, ZT_T0 + 4699);
+    zt_expect_heartbeat(engine, "C1");
+    zt_expect_empty(engine);
+    zm_engine_on_tick(engine, ZT_T0 + 4700);    //  C1: silent since +1700
+    zt_expect_empty(engine);
+    ZT_COUNTERS(.consumers_expired = 2);
+    zm_engine_on_tick(engine, ZT_T0 + 60000);
+    zt_expect_empty(engine);
+    assert_int_equal(zm_liveness_sched_size(engine->consumer_beats), 0);
+}
+
 static void
 test_slow_consumer_does_not_hold_up_fast_one(void **state)
 {
@@ -597,6 +648,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lost_consumer_redelivers_in_order, zt_setup,
                                         zt_teardown),
         cmocka_unit_test_setup_teardown(test_silent_consumer_expires, zt_setup, zt_teardown),
+        cmocka_unit_test_setup_teardown(test_consumers_heartbeated_when_due, zt_setup,
+                                        zt_teardown),
         cmocka_unit_test_setup_teardown(test_slow_consumer_does_not_hold_up_fast_one, zt_setup,
                                         zt_teardown),
         cmocka_unit_test_setup_teardown(test_done_goes_to_each_producer_after_redelivery,
