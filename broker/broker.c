@@ -72,7 +72,8 @@ s_user_id(zmq_msg_t *part, char *user_id)
 }
 
 //  Receives one message; *fd_p gets the descriptor of the connection it came
-//  on, -1 if unknown, and user_id its sender's key ("" if none). libzmq tells
+//  on, -1 if unknown, and user_id its sender's key ("" if none; user_id
+//  NULL, without CURVE, skips that lookup). libzmq tells
 //  them only on parts that came off the wire, not on the routing id the
 //  ROUTER adds, so the first two parts are read raw; the rest, payload
 //  included, through CZMQ without a copy.
@@ -93,8 +94,9 @@ s_recv(zsock_t *router, int *fd_p, char *user_id)
     if (more) {
         zmq_msg_init(&part);
         if (zmq_msg_recv(&part, handle, 0) >= 0) {
-            *fd_p = zmq_msg_get(&part, ZMQ_SRCFD);
-            s_user_id(&part, user_id);
+            *fd_p = zmq_msg_get(&part, ZMQ_SRCFD);  //  kicks need it, CURVE or not
+            if (user_id)                        //  with CURVE only: a metadata lookup
+                s_user_id(&part, user_id);
             more = zmq_msg_more(&part);
             frame = s_frame_from(&part);
             zmsg_append(msg, &frame);
@@ -309,7 +311,8 @@ s_recv_pull(zsock_t *pull, int *fd_p, char *user_id)
         return NULL;
     }
     *fd_p = zmq_msg_get(&part, ZMQ_SRCFD);
-    s_user_id(&part, user_id);
+    if (user_id)
+        s_user_id(&part, user_id);
     bool more = zmq_msg_more(&part);
     zmsg_t *msg = zmsg_new();
     zframe_t *frame = s_frame_from(&part);
@@ -347,7 +350,7 @@ s_on_pull(zloop_t *loop, zsock_t *pull, void *arg)
     for (int i = 0; i < S_BATCH && !zm_engine_push_blocked(self->engine); i++) {
         int fd = -1;
         char user_id[ZM_CURVE_KEY_TXT] = "";
-        zmsg_t *msg = s_recv_pull(pull, &fd, user_id);
+        zmsg_t *msg = s_recv_pull(pull, &fd, self->conns ? user_id : NULL);
         if (!msg)
             break;
         if (self->conns) {
@@ -373,7 +376,7 @@ s_on_router(zloop_t *loop, zsock_t *router, void *arg)
         int fd = -1;
         bool late = false;                      //  from a connection closed already
         char user_id[ZM_CURVE_KEY_TXT] = "";
-        zmsg_t *msg = s_recv(router, &fd, user_id);
+        zmsg_t *msg = s_recv(router, &fd, self->conns ? user_id : NULL);
         if (!msg)
             break;
         if (self->conns) {
