@@ -241,7 +241,9 @@ s_open_log(zm_replog_t *self, bool fresh)
     }
     if (info.st_size == 0) {
         struct iovec iov = {S_LOG_MAGIC, S_MAGIC_SIZE};
-        if (!s_pwrite_all(fd, &iov, 1, 0) || fdatasync(fd) != 0) {
+        //  A new file: its directory entry must be durable too, or a power
+        //  loss could take the whole log, synced records and all.
+        if (!s_pwrite_all(fd, &iov, 1, 0) || fdatasync(fd) != 0 || s_sync_dir(self->dir) != 0) {
             close(fd);
             return -1;
         }
@@ -249,6 +251,30 @@ s_open_log(zm_replog_t *self, bool fresh)
     self->log_fd = fd;
     self->log_bytes = info.st_size ? (uint64_t) info.st_size : S_MAGIC_SIZE;   //  replay checks it
     return 0;
+}
+
+//  Copies the log's bytes from offset to its end into "log.damaged"
+//  (replacing an older one) before they are cut off: what the replay could
+//  not use is kept for whoever investigates. False on an I/O error.
+static bool
+s_keep_damaged(zm_replog_t *self, uint64_t offset, uint64_t end)
+{
+    char *path = s_path(self, "log.damaged");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    free(path);
+    if (fd < 0)
+        return false;
+    uint8_t buffer[65536];
+    bool ok = true;
+    for (uint64_t at = offset; ok && at < end;) {
+        size_t size = end - at < sizeof buffer ? (size_t) (end - at) : sizeof buffer;
+        struct iovec iov = {buffer, size};
+        ok = s_pread_all(self->log_fd, buffer, size, at) && s_pwrite_all(fd, &iov, 1, at - offset);
+        at += size;
+    }
+    ok = ok && fsync(fd) == 0;
+    close(fd);
+    return ok;
 }
 
 //  Replays the log's records after self->last_seq through apply; cuts the
@@ -328,7 +354,8 @@ s_replay_log(zm_replog_t *self, zm_replog_apply_fn *apply, void *arg, uint64_t s
     }
     free(data);
     if (offset < file_size
-        && (ftruncate(self->log_fd, (off_t) offset) != 0 || fdatasync(self->log_fd) != 0))
+        && (!s_keep_damaged(self, offset, file_size) || ftruncate(self->log_fd, (off_t) offset) != 0
+            || fdatasync(self->log_fd) != 0))
         return -1;
     self->log_bytes = offset;
     return 0;
@@ -452,15 +479,6 @@ zm_replog_snapshot(zm_replog_t *self, uint64_t seq, const void *data, size_t siz
         errno = EINVAL;
         return -1;
     }
-    if (seq < self->last_seq) {
-        //  Going back: the log's records after seq must not outlive a crash
-        //  that keeps the old snapshot or brings in the new one.
-        if (ftruncate(self->log_fd, S_MAGIC_SIZE) != 0 || fdatasync(self->log_fd) != 0) {
-            self->broken = true;
-            return -1;
-        }
-        self->log_bytes = S_MAGIC_SIZE;
-    }
     uint8_t header[S_SNAP_HEADER];
     memcpy(header, S_SNAP_MAGIC, S_MAGIC_SIZE);
     s_put64(header + S_MAGIC_SIZE, seq);
@@ -468,31 +486,50 @@ zm_replog_snapshot(zm_replog_t *self, uint64_t seq, const void *data, size_t siz
     s_put32(header + S_MAGIC_SIZE + 16, s_crc(seq, size, data));
     char *temp = s_path(self, "snapshot.tmp");
     char *path = s_path(self, "snapshot");
-    int rc = -1;
+    //  1. The new snapshot, whole and synced, beside the old one: a failure
+    //     here changes nothing.
+    bool written = false;
     int fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
         struct iovec iov[2] = {{header, sizeof header}, {(void *) data, size}};
-        bool written = s_pwrite_all(fd, iov, size ? 2 : 1, 0) && fsync(fd) == 0;
+        written = s_pwrite_all(fd, iov, size ? 2 : 1, 0) && fsync(fd) == 0;
         int saved = errno;
         close(fd);
         errno = saved;
-        if (written && rename(temp, path) == 0 && s_sync_dir(self->dir) == 0)
-            rc = 0;
-        else
-            unlink(temp);
     }
+    if (!written) {
+        int saved = errno;
+        unlink(temp);
+        free(temp);
+        free(path);
+        errno = saved;
+        return -1;
+    }
+    //  2. Going back, the log's records after seq go first, so that a crash
+    //     cannot replay them on top of the new snapshot (a crash before the
+    //     rename leaves the old snapshot alone: a prefix, caught up again).
+    //  3. The rename, made durable with the directory.
+    //  4. Going forward, the log's records the snapshot covers go last: a
+    //     crash before leaves them, and the replay skips them.
+    //  From 2 on, a failure leaves disk and memory apart: the log is broken
+    //  and refuses every later call, so nothing is acknowledged on it.
+    bool ok = true;
+    if (seq < self->last_seq)
+        ok = ftruncate(self->log_fd, S_MAGIC_SIZE) == 0 && fdatasync(self->log_fd) == 0;
+    ok = ok && rename(temp, path) == 0 && s_sync_dir(self->dir) == 0;
+    ok = ok && ftruncate(self->log_fd, S_MAGIC_SIZE) == 0 && fdatasync(self->log_fd) == 0;
+    int saved = errno;
+    if (!ok)
+        unlink(temp);
     free(temp);
     free(path);
-    if (rc != 0)
-        return -1;
-    //  The snapshot is durable: the records it covers may go. A crash before
-    //  this leaves them, and the replay skips them.
     self->last_seq = seq;
-    if (ftruncate(self->log_fd, S_MAGIC_SIZE) != 0 || fdatasync(self->log_fd) != 0) {
+    self->log_bytes = S_MAGIC_SIZE;
+    if (!ok) {
         self->broken = true;
+        errno = saved;
         return -1;
     }
-    self->log_bytes = S_MAGIC_SIZE;
     return 0;
 }
 

@@ -44,7 +44,7 @@ typedef bool(zm_replog_apply_fn)(void *arg, uint64_t seq, const uint8_t *data, s
 
 //  Opens (creating it if needed) the state in dir and replays it. On damage
 //  the files are repaired so that appends can go on: the log is cut after
-//  its last good record; a damaged snapshot is renamed "snapshot.damaged"
+//  its last good record (the bytes cut off are kept in "log.damaged"); a damaged snapshot is renamed "snapshot.damaged"
 //  and the log, which built on it, "log.damaged", and the state starts
 //  empty. Returns NULL, with a message in error, only when dir cannot be
 //  used at all.
@@ -68,8 +68,9 @@ int zm_replog_sync(zm_replog_t *self);
 //  a peer's snapshot during catch-up, which may be behind this replica when
 //  this one holds writes the others never got (the log is emptied first
 //  then, so a crash cannot replay them on top of the new snapshot). Returns
-//  0 or -1 with errno; on failure before anything changed the old snapshot
-//  and log are still there.
+//  0 or -1 with errno. A failure to write the new snapshot changes
+//  nothing; a failure after that (cutting the log, the rename) marks the
+//  log broken: every later call fails, so nothing more is acknowledged.
 int zm_replog_snapshot(zm_replog_t *self, uint64_t seq, const void *data, size_t size);
 
 uint64_t zm_replog_last_seq(const zm_replog_t *self);

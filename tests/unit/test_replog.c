@@ -301,6 +301,33 @@ test_snapshot_going_back(void **unused)
     zm_replog_destroy(&log);
 }
 
+//  A snapshot that cannot be written (here: snapshot.tmp is a directory)
+//  changes nothing, going forward or back: later appends are kept.
+static void
+test_failed_snapshot_changes_nothing(void **unused)
+{
+    (void) unused;
+    s_state_t state = {0};
+    zm_replog_report_t report;
+    zm_replog_t *log = s_open(&state, &report);
+    s_append(log, 1, 3);
+    assert_int_equal(zm_replog_snapshot(log, 3, "three", 5), 0);
+    s_append(log, 4, 10);
+    assert_int_equal(mkdir(s_file("snapshot.tmp"), 0700), 0);
+    assert_int_equal(zm_replog_snapshot(log, 5, "back", 4), -1);
+    assert_int_equal(zm_replog_snapshot(log, 10, "forward", 7), -1);
+    assert_int_equal(zm_replog_last_seq(log), 10);
+    s_append(log, 11, 11);
+    zm_replog_destroy(&log);
+    assert_int_equal(rmdir(s_file("snapshot.tmp")), 0);
+    log = s_open(&state, &report);
+    assert_false(report.damaged);
+    assert_string_equal(state.snapshot, "three");
+    assert_int_equal(report.last_seq, 11);
+    assert_int_equal(state.count, 8);
+    zm_replog_destroy(&log);
+}
+
 //  An append cut short by a crash: the incomplete record is reported as a
 //  torn tail and cut off; the log is whole again for the next append.
 static void
@@ -360,6 +387,7 @@ test_flipped_byte(void **unused)
     assert_int_equal(report.last_seq, 4);
     assert_int_equal(state.count, 4);
     assert_int_equal(s_size("log"), 8 + 4 * 24);
+    assert_int_equal(s_size("log.damaged"), 5 * 24);   //  what was cut off is kept
     zm_replog_destroy(&log);
 
     s_flip("log", 8 + 2 * 24 + 8);
@@ -499,6 +527,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_covers_old_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_install_peer_snapshot, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_going_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_snapshot_changes_nothing, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_junk_log_header, s_setup, s_teardown),
