@@ -112,7 +112,11 @@ s_gone() { ! kill -0 "$1" 2>/dev/null; }
 #  none of them touch loopback traffic, but they are not ours to leave behind.
 s_save_network() {
     if command -v iptables-save >/dev/null; then
-        iptables_saved=$(iptables-save 2>/dev/null || true)
+        #  Only a save that worked is restored later: restoring nothing would
+        #  replace the host's rules with empty tables.
+        if iptables_saved=$(iptables-save 2>/dev/null); then
+            iptables_save_ok=true
+        fi
     fi
     ip_forward_saved=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || true)
     if ! ip link show docker0 >/dev/null 2>&1; then
@@ -121,7 +125,9 @@ s_save_network() {
 }
 
 s_restore_network() {
-    if command -v iptables-restore >/dev/null; then
+    if [ "${iptables_save_ok:-false}" != true ]; then
+        loud "iptables was not saved before dockerd started: its rules are left as dockerd left them"
+    elif command -v iptables-restore >/dev/null; then
         #  The tables dockerd writes, each as it was (or empty, with ACCEPT policies, if it
         #  held nothing): iptables-restore replaces a table it is given, chains and all.
         local table
@@ -350,7 +356,8 @@ pass "echo is scaled to 2 containers"
 pass "the broker's container runs as uid $(docker exec "$broker_cid" id -u)"
 
 broker_health() { docker inspect -f '{{.State.Health.Status}}' "$broker_cid"; }
-wait_for 30 test "$(broker_health)" = healthy || fail "the broker is not healthy: $(broker_health)"
+broker_healthy() { [ "$(broker_health)" = healthy ]; }     #  asked again at every poll
+wait_for 30 broker_healthy || fail "the broker is not healthy: $(broker_health)"
 pass "the broker is healthy (HEALTHCHECK: zmesh status with the health key)"
 
 #  `zmesh` in a one-off client container of the stack, with the client key.
@@ -488,7 +495,7 @@ wait_for 60 status_has echo 2 numbers 1 ||
 pass "both echo workers and the stage are back $(s_elapsed "$restart_at") s after the restart began"
 s_pipeline 100 client || fail "pipeline after the broker restart"
 pass "the pipeline runs again after the broker restart"
-wait_for 30 test "$(broker_health)" = healthy || fail "the restarted broker is not healthy"
+wait_for 30 broker_healthy || fail "the restarted broker is not healthy"
 pass "the restarted broker is healthy"
 
 step "init runs once"
