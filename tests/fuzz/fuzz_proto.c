@@ -69,13 +69,14 @@ static bool
 s_has_body(zm_cmd_t cmd)
 {
     return cmd == ZM_CMD_CALL || cmd == ZM_CMD_REQUEST || cmd == ZM_CMD_REPLY
-           || cmd == ZM_CMD_PUSH || cmd == ZM_CMD_REFUSE || cmd == ZM_CMD_DELIVER;
+           || cmd == ZM_CMD_PUSH || cmd == ZM_CMD_REFUSE || cmd == ZM_CMD_DELIVER
+           || cmd == ZM_CMD_PART;
 }
 
 static bool
 s_valid_cmd(zm_cmd_t cmd)
 {
-    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_RELEASE;
+    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_CANCEL;
 }
 
 //  Commands whose header carries a request id, ticket, seq or message id.
@@ -84,7 +85,7 @@ s_has_id(zm_cmd_t cmd)
 {
     return s_has_body(cmd) || cmd == ZM_CMD_PROGRESS || cmd == ZM_CMD_ACCEPT
            || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK || cmd == ZM_CMD_RESUME
-           || cmd == ZM_CMD_RELEASE;
+           || cmd == ZM_CMD_RELEASE || cmd == ZM_CMD_CREDIT || cmd == ZM_CMD_CANCEL;
 }
 
 //  Commands with a service or pipeline name.
@@ -162,6 +163,17 @@ s_check_fields(const zm_proto_t *command)
         ZM_FUZZ_CHECK(command->extend_ms == 0);
     if (command->cmd != ZM_CMD_CALL && command->cmd != ZM_CMD_REQUEST)
         ZM_FUZZ_CHECK(command->timeout_ms == 0);
+    //  Streams (ZMP.md 6.10): a CALL's or REQUEST's first credit, a CREDIT's grant, a PART's seq.
+    if (command->cmd == ZM_CMD_CREDIT)
+        ZM_FUZZ_CHECK(command->window >= 1 && command->window <= ZM_WINDOW_MAX);
+    else if (command->cmd == ZM_CMD_CALL || command->cmd == ZM_CMD_REQUEST)
+        ZM_FUZZ_CHECK(command->window <= ZM_WINDOW_MAX);
+    else
+        ZM_FUZZ_CHECK(command->window == 0);
+    if (command->cmd == ZM_CMD_PART)
+        ZM_FUZZ_CHECK(command->seq >= 1);
+    else
+        ZM_FUZZ_CHECK(command->seq == 0);
     ZM_FUZZ_CHECK(strlen(command->reason) <= ZM_REASON_MAX);
     if (command->cmd != ZM_CMD_DISCONNECT)
         ZM_FUZZ_CHECK(command->reason[0] == '\0');
