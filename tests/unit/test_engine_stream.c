@@ -250,6 +250,33 @@ test_engine_stream_refuses_call_without_timeout(void **state)
     s_expect_request(engine, 2);
 }
 
+//  CANCEL of a call in the middle of a queue takes that one out (by its handle) and leaves the
+//  others in their order, with their bytes still counted.
+static void
+test_engine_stream_cancel_of_queued_call_keeps_the_rest(void **state)
+{
+    zm_engine_t *engine = *state;
+    zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 2, ZT_T0);
+    uint64_t ticket = s_expect_request(engine, 2);
+    for (uint64_t id = 6; id <= 8; id++)
+        s_stream_call(engine, "C1", id, 60000, (uint32_t) id, ZT_T0);
+    s_client_command(engine, "C1", ZM_CMD_CANCEL, 7, 0, ZT_T0 + 1);
+    s_client_command(engine, "C1", ZM_CMD_CANCEL, 7, 0, ZT_T0 + 1);    //  again: ignored
+    zt_expect_empty(engine);
+    ZT_COUNTERS(.calls = 4, .streams = 1, .cancelled = 1);
+    //  Each REPLY frees the slot for the next one still queued: 6, then 8.
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, ZT_T0 + 2);
+    zt_expect_reply(engine, "C1", 5, ZM_STATUS_OK, ZT_ANSWER);
+    ticket = s_expect_request(engine, 6);
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, ZT_T0 + 3);
+    zt_expect_reply(engine, "C1", 6, ZM_STATUS_OK, ZT_ANSWER);
+    ticket = s_expect_request(engine, 8);
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, ZT_T0 + 4);
+    zt_expect_reply(engine, "C1", 8, ZM_STATUS_OK, ZT_ANSWER);
+    zt_expect_empty(engine);
+}
+
 int
 main(void)
 {
@@ -271,6 +298,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_engine_stream_deadline_is_silence, zt_setup,
                                         zt_teardown),
         cmocka_unit_test_setup_teardown(test_engine_stream_refuses_call_without_timeout,
+                                        zt_setup, zt_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_stream_cancel_of_queued_call_keeps_the_rest,
                                         zt_setup, zt_teardown),
     };
     return cmocka_run_group_tests_name("engine_stream", tests, NULL, NULL);
