@@ -2,8 +2,9 @@
 #  test_get.sh - the files service and `zmesh get` end to end: a file fetched whole (checksum
 #  compared), `zmesh call --stream` printing a read's parts and a list, the path escapes that
 #  must be refused (../, an absolute path, a symbolic link out of the root) while a link that
-#  stays inside is served, a FIFO refused at once rather than read, and a worker killed mid-stream: `zmesh get` fails with "worker lost"
-#  and leaves no file, never a truncated one reported as a success.
+#  stays inside is served, a FIFO refused at once rather than read, and a worker killed
+#  mid-stream: `zmesh get` fails with "worker lost" and leaves no file, never a truncated one
+#  reported as a success.
 #  Usage: test_get.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
 broker_bin=$1

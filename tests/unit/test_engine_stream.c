@@ -5,8 +5,9 @@
 //  client and a client's closed connection stopping the worker, a worker
 //  lost mid-stream answered 502 and never requeued, a worker that does not
 //  stream answering with one REPLY, the silence deadline moved by each
-//  PART and CREDIT, and a streamed call without a timeout refused. Fabricated messages and an explicit clock, as in
-//  test_engine.c.
+//  PART and CREDIT, a streamed call without a timeout refused, and a
+//  queued call cancelled from the middle of its queue. Fabricated messages
+//  and an explicit clock, as in test_engine.c.
 
 #include "engine_fixture.h"
 
