@@ -29,6 +29,7 @@ typedef struct zm_call {
     struct zm_service *service; //  borrowed: its service (alive while the call is queued)
     struct zm_worker *worker;   //  borrowed: who holds it while in flight
     void *worker_handle;        //  its place in worker->inflight
+    void *queue_handle;         //  its place in service->queue while queued, else NULL
 } zm_call_t;
 
 //  Takes *client_p and command->body.

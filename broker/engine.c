@@ -389,6 +389,14 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, const char *id, zm_proto_t *co
         }
         return;
     }
+    //  A stream's timeout bounds its silence (section 6.10): without one, a client that
+    //  vanished without CURVE to tell us would hold the worker's slot for ever.
+    if ((command->flags & ZM_CALL_STREAM) && command->timeout_ms == 0) {
+        s_reply_error(self, client, command->id, ZM_STATUS_MALFORMED,
+                      "a streamed call needs a timeout_ms: it bounds the stream's silence");
+        self->counters.rejected_malformed++;
+        return;
+    }
     zm_service_t *service = s_service_require(self, command->service, now);
     if (!service) {
         s_reply_error(self, client, command->id, ZM_STATUS_BUSY, "too many services");

@@ -45,6 +45,7 @@ typedef struct {
     bool stream;                //  a streamed call, read with zmesh_client_next
     uint32_t window;            //  stream: parts let in before the application takes them
     uint32_t owed;              //  stream: parts taken and not yet granted back by CREDIT
+    uint64_t credit;            //  stream: credit granted minus parts received
     uint32_t timeout_ms;        //  stream: each PART and CREDIT moves its deadline this far
     uint64_t next_seq;          //  stream: the PART seq expected next
     zlistx_t *parts;            //  stream: owned zframe_t received, not yet taken
@@ -279,13 +280,15 @@ s_send(zmesh_client_t *self, const char *service, const void *request, size_t si
     if (window) {
         call->stream = true;
         call->window = window;
+        call->credit = window;
         call->timeout_ms = (uint32_t) timeout_ms;
         call->next_seq = 1;
         call->parts = zlistx_new();
         zlistx_set_destructor(call->parts, s_frame_destroy);
     }
+    //  A stream is never resent, so its one attempt is the whole timeout.
     call->retries_left = window ? 0 : self->retries;
-    call->attempt_ms = timeout_ms / (self->retries + 1);
+    call->attempt_ms = timeout_ms / (call->retries_left + 1);
     call->attempt_ms = call->attempt_ms > 0 ? call->attempt_ms : 1;
     call->deadline = now + call->attempt_ms;
     zframe_t *body = zframe_new(request, size);
@@ -371,7 +374,7 @@ s_send_stream_command(zmesh_client_t *self, zm_cmd_t cmd, uint64_t id, uint32_t 
     zmsg_destroy(&msg);
 }
 
-//  A stream went wrong on our side (a part missing, or its deadline): the
+//  A stream went wrong on our side (a part missing or beyond credit, or its deadline): the
 //  worker is told to stop and the stream ends with rc after its parts.
 static void
 s_stream_fail(zmesh_client_t *self, s_call_t *call, int rc, const char *error)
@@ -382,6 +385,8 @@ s_stream_fail(zmesh_client_t *self, s_call_t *call, int rc, const char *error)
 
 //  A PART of a stream: kept in order; one out of order means one was lost
 //  on the way, and a stream with a hole must never pass for a whole one.
+//  One beyond the credit granted fails the stream: the parts kept stay
+//  within the window whatever the other side does.
 static void
 s_on_part(zmesh_client_t *self, zm_proto_t *part)
 {
@@ -395,6 +400,15 @@ s_on_part(zmesh_client_t *self, zm_proto_t *part)
         s_stream_fail(self, call, ZMESH_EPROTO, text);
         return;
     }
+    if (call->credit == 0) {
+        //  Past the credit we granted: we would have to buffer without bound.
+        char text[ZM_REASON_MAX + 1];
+        snprintf(text, sizeof text, "part %" PRIu64 " of the stream came beyond the credit "
+                 "granted", part->seq);
+        s_stream_fail(self, call, ZMESH_EPROTO, text);
+        return;
+    }
+    call->credit--;
     call->next_seq++;
     zlistx_add_end(call->parts, part->body);
     part->body = NULL;
@@ -654,6 +668,7 @@ s_take_part(zmesh_client_t *self, s_call_t *call)
     uint32_t batch = call->window / 4 ? call->window / 4 : 1;
     if (!call->end && call->owed >= batch) {
         s_send_stream_command(self, ZM_CMD_CREDIT, call->id, call->owed);
+        call->credit += call->owed;
         call->owed = 0;
         if (call->handle) {
             call->deadline = call->final = zclock_mono() + call->timeout_ms;

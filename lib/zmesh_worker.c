@@ -582,7 +582,9 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
         zframe_destroy(&thread);                //  still busy with its request
     else {
         zlistx_add_end(self->idle, thread);
-        if (tag.ticket)
+        //  Only this session's: tickets start again with a new broker, and a late reply
+        //  of an old session must not take the place of a stream of this one.
+        if (tag.ticket && tag.session == self->session)
             zhashx_delete(self->streams, ZM_HASH_KEY(tag.ticket));
     }
     if (tag.session != self->session || !self->sock) {

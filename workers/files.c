@@ -2,9 +2,10 @@
 //  "offset": N, "length": N} for the files under one root. A streamed read sends the bytes as
 //  parts of at most S_CHUNK bytes (MessagePack bin), each only when the client has credit for
 //  it, and ends with {"size": bytes, "sha1": hex}; a streamed list sends arrays of entries. A
-//  path is resolved (symbolic links included) and must stay under the root: absolute paths,
-//  ".." and links that lead out are refused with a reason, never followed. It never writes.
-#define _GNU_SOURCE                 //  realpath with NULL, O_CLOEXEC
+//  path is resolved component by component from a descriptor of the root (symbolic links
+//  included) and must stay under it: absolute paths, ".." and links that lead out are refused
+//  with a reason, never followed. Only regular files are opened for reading. It never writes.
+#define _GNU_SOURCE                 //  realpath with NULL, O_PATH, O_CLOEXEC
 
 #include "files.h"
 
@@ -26,10 +27,14 @@
 #define S_LIST_BATCH 256            //  entries per part of a streamed list
 #define S_LIST_MAX 10000            //  entries of a list that is not streamed
 #define S_REQUEST_MAX 8192          //  bytes of a request
+//  Longest wait for credit before a part. The broker cancels a stream silent past its
+//  timeout, but a lost CANCEL must not hold a handler thread for ever.
+#define S_PART_WAIT_MS (10 * 60 * 1000)
 
 struct zw_files {
     char *root;                     //  owned: the root, resolved
     size_t root_size;
+    int root_fd;                    //  owned: O_PATH descriptor of the root; paths start here
     size_t chunk;                   //  bytes per part
 };
 
@@ -58,6 +63,13 @@ zw_files_new(const char *root, char *error, size_t error_size)
         abort();
     self->root = resolved;
     self->root_size = strlen(resolved);
+    self->root_fd = open(resolved, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (self->root_fd < 0) {
+        snprintf(error, error_size, "--root %s cannot be opened (%s)", root, strerror(errno));
+        free(resolved);
+        free(self);
+        return NULL;
+    }
     size_t max_body = zm_max_body_default();
     self->chunk = max_body - 16 < S_CHUNK ? max_body - 16 : S_CHUNK;     //  room for the bin head
     return self;
@@ -69,6 +81,7 @@ zw_files_destroy(zw_files_t **self_p)
     zw_files_t *self = *self_p;
     if (!self)
         return;
+    close(self->root_fd);
     free(self->root);
     free(self);
     *self_p = NULL;
@@ -143,12 +156,41 @@ s_parse(const zmesh_msg_t *message, s_request_t *request, zmesh_msg_t **reply_p)
     return ok;
 }
 
-//  Resolves the request's path under the root into resolved (PATH_MAX bytes). Returns false
-//  with a reason in *reply_p for a path that is absolute, has a ".." part, does not exist, or
-//  leads out of the root through a symbolic link.
-static bool
-s_resolve(const zw_files_t *self, const char *path, char *resolved, zmesh_msg_t **reply_p)
+//  A path resolved under the root: the object itself as an O_PATH descriptor, which nothing
+//  can swap for another afterwards, and, when it was reached by name, the directory holding it
+//  and that name, to open it for reading without following anything.
+typedef struct {
+    int fd;                         //  owned: O_PATH descriptor of the object
+    int parent;                     //  owned: O_PATH descriptor of its directory, or -1
+    char name[NAME_MAX + 1];        //  its name in parent
+} s_target_t;
+
+static void
+s_target_close(s_target_t *target)
 {
+    if (target->fd >= 0)
+        close(target->fd);
+    if (target->parent >= 0)
+        close(target->parent);
+    target->fd = target->parent = -1;
+}
+
+#define S_LINKS_MAX 40              //  symbolic links followed in one path, as the kernel does
+#define S_DEPTH_MAX 1024            //  directories deep below the root
+
+//  Resolves the request's path under the root, one component at a time from the root's
+//  descriptor: each is opened with O_NOFOLLOW relative to the directory already reached, and a
+//  symbolic link is read and its target walked the same way, ".." in it going back up the
+//  directories held, never past the root. Nothing is looked up by a path string, so a writer
+//  under the root who swaps a directory for a link between our check and our use changes
+//  nothing: the descriptors held are what was checked. Returns false with a reason in *reply_p
+//  for a path that is absolute, has a ".." part, does not exist, or leads out of the root
+//  through a symbolic link.
+static bool
+s_resolve(const zw_files_t *self, const char *path, s_target_t *target, zmesh_msg_t **reply_p)
+{
+    target->fd = target->parent = -1;
+    target->name[0] = '\0';
     if (path[0] == '/') {
         s_fail(reply_p, "refused: '%s' is an absolute path; paths are relative to the root",
                path);
@@ -160,15 +202,129 @@ s_resolve(const zw_files_t *self, const char *path, char *resolved, zmesh_msg_t 
             return false;
         }
     }
-    char joined[2 * PATH_MAX];
-    snprintf(joined, sizeof joined, "%s/%s", self->root, path);
-    if (!realpath(joined, resolved)) {
-        s_fail(reply_p, "cannot open '%s': %s", path, strerror(errno));
+    //  stack[0] is the root; stack[depth] the directory reached. The last component opened
+    //  by name is at stack[depth + 1] while it is not known to be a directory.
+    int *stack = malloc(sizeof(int) * (S_DEPTH_MAX + 2));
+    char *work = malloc(2 * PATH_MAX + 2);      //  what is left to walk
+    char *link = malloc(PATH_MAX + 1);
+    if (!stack || !work || !link)
+        abort();
+    stack[0] = dup(self->root_fd);
+    size_t depth = 0;
+    snprintf(work, 2 * PATH_MAX + 2, "%s", path);
+    int links = 0;
+    int error = stack[0] < 0 ? errno : 0;
+    bool escaped = false;
+    bool named = false;                         //  stack[depth] was opened by name
+    char *at = work;
+    while (!error && !escaped) {
+        at += strspn(at, "/");
+        if (*at == '\0')
+            break;
+        size_t size = strcspn(at, "/");
+        char name[NAME_MAX + 1];
+        if (size > NAME_MAX) {
+            error = ENAMETOOLONG;
+            break;
+        }
+        memcpy(name, at, size);
+        name[size] = '\0';
+        at += size;
+        if (strcmp(name, ".") == 0)
+            continue;
+        if (strcmp(name, "..") == 0) {          //  only from a link's target
+            if (depth == 0)
+                escaped = true;
+            else {
+                close(stack[depth--]);
+                named = false;
+            }
+            continue;
+        }
+        struct stat info;
+        if (depth > 0) {
+            //  Going down from stack[depth]: it must be a directory.
+            if (fstat(stack[depth], &info) != 0) {
+                error = errno;
+                break;
+            }
+            if (!S_ISDIR(info.st_mode)) {
+                error = ENOTDIR;
+                break;
+            }
+        }
+        if (depth == S_DEPTH_MAX) {
+            error = ENAMETOOLONG;
+            break;
+        }
+        int fd = openat(stack[depth], name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &info) != 0) {
+            error = errno;
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        if (!S_ISLNK(info.st_mode)) {
+            stack[++depth] = fd;
+            named = true;
+            snprintf(target->name, sizeof target->name, "%s", name);
+            continue;
+        }
+        //  A symbolic link: its target, then the rest of the path, walked from here.
+        ssize_t length = readlinkat(fd, "", link, PATH_MAX);
+        close(fd);
+        if (length < 0 || length >= PATH_MAX || ++links > S_LINKS_MAX) {
+            error = length < 0 ? errno : length >= PATH_MAX ? ENAMETOOLONG : ELOOP;
+            break;
+        }
+        link[length] = '\0';
+        const char *from = link;
+        if (link[0] == '/') {
+            //  An absolute target is followed only if it names a place under the root.
+            bool under = self->root_size == 1
+                         || (strncmp(link, self->root, self->root_size) == 0
+                             && (link[self->root_size] == '/' || link[self->root_size] == '\0'));
+            if (!under) {
+                escaped = true;
+                break;
+            }
+            from = link + (self->root_size == 1 ? 0 : self->root_size);
+            while (depth > 0)
+                close(stack[depth--]);
+            named = false;
+        }
+        size_t rest = strlen(at);
+        if (strlen(from) + 1 + rest + 1 > 2 * PATH_MAX + 2) {
+            error = ENAMETOOLONG;
+            break;
+        }
+        memmove(work + strlen(from) + 1, at, rest + 1);
+        memcpy(work, from, strlen(from));
+        work[strlen(from)] = '/';
+        at = work;
+    }
+    size_t keep = 0;                            //  stack entries handed to target
+    if (!error && !escaped) {
+        target->fd = stack[depth];
+        keep = 1;
+        if (named && depth > 0) {
+            target->parent = stack[depth - 1];
+            keep = 2;
+        }
+        else
+            target->name[0] = '\0';
+    }
+    for (size_t i = 0; i + keep <= depth; i++)
+        close(stack[i]);
+    free(stack);
+    free(work);
+    free(link);
+    if (escaped) {
+        s_fail(reply_p, "refused: '%s' leads out of the root through a symbolic link", path);
         return false;
     }
-    if (strncmp(resolved, self->root, self->root_size) != 0
-        || (resolved[self->root_size] != '/' && resolved[self->root_size] != '\0')) {
-        s_fail(reply_p, "refused: '%s' leads out of the root through a symbolic link", path);
+    if (error) {
+        s_fail(reply_p, "cannot open '%s': %s", path, strerror(error));
         return false;
     }
     return true;
@@ -189,10 +345,10 @@ s_reply_pack(zmesh_pack_t *pack, zmesh_msg_t **reply_p)
 }
 
 static int
-s_stat(const s_request_t *request, const char *resolved, zmesh_msg_t **reply_p)
+s_stat(const s_request_t *request, const s_target_t *target, zmesh_msg_t **reply_p)
 {
     struct stat info;
-    if (stat(resolved, &info) != 0)
+    if (fstat(target->fd, &info) != 0)
         return s_fail(reply_p, "cannot stat '%s': %s", request->path, strerror(errno));
     zmesh_pack_t *pack = zmesh_pack_new();
     zmesh_pack_map(pack, 5);
@@ -230,11 +386,16 @@ s_array_of(const zmesh_pack_t *items, uint64_t count, char **data_p)
 //  Lists a directory: streamed, arrays of up to S_LIST_BATCH entries and then {"entries": n};
 //  otherwise one reply {"entries": n, "list": [...]} of at most S_LIST_MAX entries.
 static int
-s_list(const s_request_t *request, const char *resolved, zmesh_msg_t **reply_p)
+s_list(const s_request_t *request, const s_target_t *target, zmesh_msg_t **reply_p)
 {
-    DIR *dir = opendir(resolved);
-    if (!dir)
-        return s_fail(reply_p, "cannot list '%s': %s", request->path, strerror(errno));
+    int fd = openat(target->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        int error = errno;
+        if (fd >= 0)
+            close(fd);
+        return s_fail(reply_p, "cannot list '%s': %s", request->path, strerror(error));
+    }
     bool streaming = zmesh_worker_streaming();
     zmesh_pack_t *entries = zmesh_pack_new();   //  entries not sent yet, packed one by one
     uint64_t count = 0, pending = 0;
@@ -245,7 +406,7 @@ s_list(const s_request_t *request, const char *resolved, zmesh_msg_t **reply_p)
         if ((!entry || pending == S_LIST_BATCH) && streaming && pending > 0) {
             char *data;
             size_t size = s_array_of(entries, pending, &data);
-            rc = zmesh_worker_send_part(data, size, -1);
+            rc = zmesh_worker_send_part(data, size, S_PART_WAIT_MS);
             free(data);
             zmesh_pack_reset(entries);
             pending = 0;
@@ -328,21 +489,36 @@ s_read_summary(uint64_t sent, zdigest_t *digest, const char *data, size_t size,
 //  Reads [offset, offset + length) of a file (to its end when length is 0). Streamed, the
 //  bytes go as parts; otherwise the range must fit one chunk and comes in the reply's "data".
 static int
-s_read(const zw_files_t *self, const s_request_t *request, const char *resolved,
+s_read(const zw_files_t *self, const s_request_t *request, const s_target_t *target,
        zmesh_msg_t **reply_p)
 {
-    int fd = open(resolved, O_RDONLY | O_CLOEXEC);
-    struct stat info;
+    //  Only a regular file is opened: opening a FIFO waits for a writer, and a device may
+    //  act on open. The name is opened again without following anything and without
+    //  blocking, and must still be the file checked; it may have been swapped meanwhile.
+    struct stat checked, info;
+    if (fstat(target->fd, &checked) != 0)
+        return s_fail(reply_p, "cannot open '%s': %s", request->path, strerror(errno));
+    if (!S_ISREG(checked.st_mode) || target->parent < 0)
+        return s_fail(reply_p, "cannot read '%s': not a regular file (a %s)", request->path,
+                      S_ISDIR(checked.st_mode) ? "directory" : S_ISFIFO(checked.st_mode) ? "FIFO"
+                      : S_ISCHR(checked.st_mode) || S_ISBLK(checked.st_mode) ? "device"
+                      : S_ISSOCK(checked.st_mode) ? "socket" : "special file");
+    int fd = openat(target->parent, target->name,
+                    O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &info) != 0) {
         int error = errno;
         if (fd >= 0)
             close(fd);
         return s_fail(reply_p, "cannot open '%s': %s", request->path, strerror(error));
     }
-    if (!S_ISREG(info.st_mode)) {
+    if (!S_ISREG(info.st_mode) || info.st_dev != checked.st_dev || info.st_ino != checked.st_ino) {
         close(fd);
-        return s_fail(reply_p, "cannot read '%s': not a regular file", request->path);
+        return s_fail(reply_p, "cannot read '%s': it changed while it was opened",
+                      request->path);
     }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     uint64_t size = (uint64_t) info.st_size;
     uint64_t start = request->offset < size ? request->offset : size;
     uint64_t end = request->length && request->length < size - start ? start + request->length
@@ -379,7 +555,8 @@ s_read(const zw_files_t *self, const s_request_t *request, const char *resolved,
         if (!streaming)
             break;
         zmesh_pack_bin(pack, buffer, got);
-        rc = zmesh_worker_send_part(zmesh_pack_data(pack), zmesh_pack_size(pack), -1);
+        rc = zmesh_worker_send_part(zmesh_pack_data(pack), zmesh_pack_size(pack),
+                                    S_PART_WAIT_MS);
         zmesh_pack_reset(pack);
         if (rc != ZMESH_OK)
             break;
@@ -406,14 +583,18 @@ zw_files_handler(const zmesh_msg_t *message, zmesh_msg_t **reply_p, void *arg)
     s_request_t request;
     if (!s_parse(message, &request, reply_p))
         return ZMESH_EINVAL;
-    char resolved[PATH_MAX];
-    if (!s_resolve(self, request.path[0] ? request.path : ".", resolved, reply_p))
+    s_target_t target;
+    if (!s_resolve(self, request.path[0] ? request.path : ".", &target, reply_p))
         return ZMESH_EINVAL;
+    int rc;
     if (strcmp(request.op, "stat") == 0)
-        return s_stat(&request, resolved, reply_p);
-    if (strcmp(request.op, "list") == 0)
-        return s_list(&request, resolved, reply_p);
-    if (strcmp(request.op, "read") == 0)
-        return s_read(self, &request, resolved, reply_p);
-    return s_fail(reply_p, "unknown op '%s': stat, list or read", request.op);
+        rc = s_stat(&request, &target, reply_p);
+    else if (strcmp(request.op, "list") == 0)
+        rc = s_list(&request, &target, reply_p);
+    else if (strcmp(request.op, "read") == 0)
+        rc = s_read(self, &request, &target, reply_p);
+    else
+        rc = s_fail(reply_p, "unknown op '%s': stat, list or read", request.op);
+    s_target_close(&target);
+    return rc;
 }

@@ -2,8 +2,9 @@
 #  test_get.sh - the files service and `zmesh get` end to end: a file fetched whole (checksum
 #  compared), `zmesh call --stream` printing a read's parts and a list, the path escapes that
 #  must be refused (../, an absolute path, a symbolic link out of the root) while a link that
-#  stays inside is served, and a worker killed mid-stream: `zmesh get` fails with "worker lost"
-#  and leaves no file, never a truncated one reported as a success.
+#  stays inside is served, a FIFO refused at once rather than read, and a worker killed
+#  mid-stream: `zmesh get` fails with "worker lost" and leaves no file, never a truncated one
+#  reported as a success.
 #  Usage: test_get.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
 broker_bin=$1
@@ -62,6 +63,18 @@ zmesh call files '{"op":"read","path":"/etc/passwd"}' >/dev/null 2>call.err
 rc=$?
 set -e
 [ "$rc" -eq 1 ] && grep -q "absolute path" call.err || fail "call read /etc/passwd: $rc $(cat call.err)"
+
+#  A FIFO is refused at once: opening it would wait for a writer and hold a handler thread.
+mkfifo "$root/fifo"
+for attempt in 1 2 3; do                  #  more than the worker's two threads
+    set +e
+    zmesh call --timeout 5000 files '{"op":"read","path":"fifo"}' >/dev/null 2>fifo.err
+    rc=$?
+    set -e
+    [ "$rc" -eq 1 ] && grep -q "not a regular file" fifo.err ||
+        fail "read of a FIFO (attempt $attempt): exit $rc: $(cat fifo.err)"
+done
+echo "stream: refused a FIFO: $(cut -c1-100 fifo.err)"
 
 #  A worker killed mid-stream: an error, and no file.
 truncate -s 512M "$root/big.bin"

@@ -4,9 +4,10 @@
 //  a worker past its credit or out of sequence kicked, CANCEL from the
 //  client and a client's closed connection stopping the worker, a worker
 //  lost mid-stream answered 502 and never requeued, a worker that does not
-//  stream answering with one REPLY, and the silence deadline moved by each
-//  PART and CREDIT. Fabricated messages and an explicit clock, as in
-//  test_engine.c.
+//  stream answering with one REPLY, the silence deadline moved by each
+//  PART and CREDIT, a streamed call without a timeout refused, and a
+//  queued call cancelled from the middle of its queue. Fabricated messages
+//  and an explicit clock, as in test_engine.c.
 
 #include "engine_fixture.h"
 
@@ -117,7 +118,7 @@ test_engine_stream_kicks_worker_past_its_credit(void **state)
 {
     zm_engine_t *engine = *state;
     zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS | ZM_READY_IDEMPOTENT, ZT_T0);
-    s_stream_call(engine, "C1", 5, 0, 1, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 1, ZT_T0);
     uint64_t ticket = s_expect_request(engine, 1);
     s_part(engine, "W1", ticket, 1, ZT_T0 + 1);
     s_expect_part(engine, "C1", 5, 1);
@@ -135,7 +136,7 @@ test_engine_stream_kicks_worker_out_of_sequence(void **state)
 {
     zm_engine_t *engine = *state;
     zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
-    s_stream_call(engine, "C1", 5, 0, 4, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 4, ZT_T0);
     uint64_t ticket = s_expect_request(engine, 4);
     s_part(engine, "W1", ticket, 2, ZT_T0 + 1);          //  seq 1 went missing
     zt_expect_disconnect(engine, "W1", ZM_STATUS_MALFORMED, "sequence");
@@ -148,7 +149,7 @@ test_engine_stream_cancel_stops_worker(void **state)
 {
     zm_engine_t *engine = *state;
     zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
-    s_stream_call(engine, "C1", 5, 0, 2, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 2, ZT_T0);
     uint64_t ticket = s_expect_request(engine, 2);
     s_part(engine, "W1", ticket, 1, ZT_T0 + 1);
     s_expect_part(engine, "C1", 5, 1);
@@ -161,7 +162,7 @@ test_engine_stream_cancel_stops_worker(void **state)
     zt_expect_empty(engine);
     ZT_COUNTERS(.calls = 1, .streams = 1, .parts = 1, .cancelled = 1, .dropped_late_part = 1);
     //  The slot is free: the next call goes out.
-    s_stream_call(engine, "C1", 6, 0, 2, ZT_T0 + 5);
+    s_stream_call(engine, "C1", 6, 60000, 2, ZT_T0 + 5);
     s_expect_request(engine, 2);
 }
 
@@ -170,9 +171,9 @@ test_engine_stream_client_gone_stops_worker(void **state)
 {
     zm_engine_t *engine = *state;
     zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
-    s_stream_call(engine, "C1", 5, 0, 2, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 2, ZT_T0);
     uint64_t ticket = s_expect_request(engine, 2);
-    s_stream_call(engine, "C1", 6, 0, 2, ZT_T0);        //  queued behind it
+    s_stream_call(engine, "C1", 6, 60000, 2, ZT_T0);        //  queued behind it
     char id[ZM_ENGINE_ID_MAX];
     zframe_t *routing = zframe_new("C1", 2);
     zm_engine_on_gone(engine, zm_engine_hex(id, routing), ZT_T0 + 1);
@@ -190,7 +191,7 @@ test_engine_stream_worker_lost_answers_502(void **state)
 {
     zm_engine_t *engine = *state;
     zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
-    s_stream_call(engine, "C1", 5, 0, 2, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 2, ZT_T0);
     uint64_t ticket = s_expect_request(engine, 2);
     s_part(engine, "W1", ticket, 1, ZT_T0 + 1);
     s_expect_part(engine, "C1", 5, 1);
@@ -204,7 +205,7 @@ test_engine_stream_to_plain_worker_is_one_reply(void **state)
 {
     zm_engine_t *engine = *state;
     zt_ready_flags(engine, "W1", "files", 1, 0, ZT_T0);
-    s_stream_call(engine, "C1", 5, 0, 2, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 2, ZT_T0);
     uint64_t ticket = s_expect_request(engine, 0);      //  no window: it would not read it
     s_client_command(engine, "C1", ZM_CMD_CREDIT, 5, 1, ZT_T0 + 1);
     zt_expect_empty(engine);                            //  not passed on
@@ -234,6 +235,49 @@ test_engine_stream_deadline_is_silence(void **state)
     zt_expect_empty(engine);
 }
 
+//  Without a timeout nothing would end a stream whose client vanished (no CURVE to tell us):
+//  it would hold the worker's slot for ever. Refused with a reason, and nothing dispatched.
+static void
+test_engine_stream_refuses_call_without_timeout(void **state)
+{
+    zm_engine_t *engine = *state;
+    zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
+    s_stream_call(engine, "C1", 5, 0, 2, ZT_T0);
+    zt_expect_error(engine, "C1", 5, ZM_STATUS_MALFORMED, "needs a timeout_ms");
+    zt_expect_empty(engine);
+    ZT_COUNTERS(.calls = 1, .rejected_malformed = 1);
+    //  The worker is still free for a stream that has one.
+    s_stream_call(engine, "C1", 6, 1000, 2, ZT_T0 + 1);
+    s_expect_request(engine, 2);
+}
+
+//  CANCEL of a call in the middle of a queue takes that one out (by its handle) and leaves the
+//  others in their order, with their bytes still counted.
+static void
+test_engine_stream_cancel_of_queued_call_keeps_the_rest(void **state)
+{
+    zm_engine_t *engine = *state;
+    zt_ready_flags(engine, "W1", "files", 1, S_WORKER_FLAGS, ZT_T0);
+    s_stream_call(engine, "C1", 5, 60000, 2, ZT_T0);
+    uint64_t ticket = s_expect_request(engine, 2);
+    for (uint64_t id = 6; id <= 8; id++)
+        s_stream_call(engine, "C1", id, 60000, (uint32_t) id, ZT_T0);
+    s_client_command(engine, "C1", ZM_CMD_CANCEL, 7, 0, ZT_T0 + 1);
+    s_client_command(engine, "C1", ZM_CMD_CANCEL, 7, 0, ZT_T0 + 1);    //  again: ignored
+    zt_expect_empty(engine);
+    ZT_COUNTERS(.calls = 4, .streams = 1, .cancelled = 1);
+    //  Each REPLY frees the slot for the next one still queued: 6, then 8.
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, ZT_T0 + 2);
+    zt_expect_reply(engine, "C1", 5, ZM_STATUS_OK, ZT_ANSWER);
+    ticket = s_expect_request(engine, 6);
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, ZT_T0 + 3);
+    zt_expect_reply(engine, "C1", 6, ZM_STATUS_OK, ZT_ANSWER);
+    ticket = s_expect_request(engine, 8);
+    zt_answer(engine, "W1", ticket, ZM_STATUS_OK, ZT_ANSWER, ZT_T0 + 4);
+    zt_expect_reply(engine, "C1", 8, ZM_STATUS_OK, ZT_ANSWER);
+    zt_expect_empty(engine);
+}
+
 int
 main(void)
 {
@@ -254,6 +298,10 @@ main(void)
                                         zt_teardown),
         cmocka_unit_test_setup_teardown(test_engine_stream_deadline_is_silence, zt_setup,
                                         zt_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_stream_refuses_call_without_timeout,
+                                        zt_setup, zt_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_stream_cancel_of_queued_call_keeps_the_rest,
+                                        zt_setup, zt_teardown),
     };
     return cmocka_run_group_tests_name("engine_stream", tests, NULL, NULL);
 }
