@@ -42,6 +42,27 @@ typedef struct {
     bool failed;                //  some call failed: read no more input
 } s_pipeline_t;
 
+//  What a single call needs: the JSON argument as MessagePack (*data_p,
+//  malloc'ed) and a client. Returns ZM_CLI_EXIT_OK, or the exit code after
+//  saying what went wrong (then nothing is left to free).
+static int
+s_prepare(const zm_cli_t *cli, const char *what, const char *json, char **data_p, size_t *size_p,
+          zmesh_client_t **client_p)
+{
+    char error[ZM_JSON_ERROR_MAX] = "";
+    if (zm_json_to_msgpack(json, strlen(json), data_p, size_p, error, sizeof error) != ZMESH_OK) {
+        fprintf(stderr, "zmesh: %s: %s\n", what, error);
+        return ZM_CLI_EXIT_USAGE;
+    }
+    int exit_code = ZM_CLI_EXIT_OK;
+    *client_p = zm_cli_connect(cli, what, &exit_code);
+    if (!*client_p) {
+        free(*data_p);
+        *data_p = NULL;
+    }
+    return exit_code;
+}
+
 //  Calls once with the JSON argument and prints the reply.
 static int
 s_call_once(const zm_cli_t *cli, const char *what, const char *json)
@@ -49,17 +70,10 @@ s_call_once(const zm_cli_t *cli, const char *what, const char *json)
     const char *service = cli->args[0];
     char *data = NULL;
     size_t size = 0;
-    char error[ZM_JSON_ERROR_MAX] = "";
-    if (zm_json_to_msgpack(json, strlen(json), &data, &size, error, sizeof error) != ZMESH_OK) {
-        fprintf(stderr, "zmesh: %s: %s\n", what, error);
-        return ZM_CLI_EXIT_USAGE;
-    }
-    int exit_code = ZM_CLI_EXIT_OK;
-    zmesh_client_t *client = zm_cli_connect(cli, what, &exit_code);
-    if (!client) {
-        free(data);
+    zmesh_client_t *client = NULL;
+    int exit_code = s_prepare(cli, what, json, &data, &size, &client);
+    if (!client)
         return exit_code;
-    }
     zmesh_msg_t *reply = NULL;
     int rc = zmesh_client_call(client, service, data, size, cli->timeout_ms, &reply);
     free(data);
@@ -82,17 +96,10 @@ s_call_stream(const zm_cli_t *cli, const char *what, const char *json)
 {
     char *data = NULL;
     size_t size = 0;
-    char error[ZM_JSON_ERROR_MAX] = "";
-    if (zm_json_to_msgpack(json, strlen(json), &data, &size, error, sizeof error) != ZMESH_OK) {
-        fprintf(stderr, "zmesh: %s: %s\n", what, error);
-        return ZM_CLI_EXIT_USAGE;
-    }
-    int exit_code = ZM_CLI_EXIT_OK;
-    zmesh_client_t *client = zm_cli_connect(cli, what, &exit_code);
-    if (!client) {
-        free(data);
+    zmesh_client_t *client = NULL;
+    int exit_code = s_prepare(cli, what, json, &data, &size, &client);
+    if (!client)
         return exit_code;
-    }
     uint64_t id = 0;
     int rc = zmesh_client_stream(client, cli->args[0], data, size, cli->timeout_ms, cli->window,
                                  &id);
