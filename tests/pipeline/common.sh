@@ -22,24 +22,14 @@ fail() {
 #  check takes time); if the test failed, shows the broker's status first and
 #  the logs after; removes the directory.
 cleanup() {
-    local rc=$? pid log
+    local rc=$?
     if [ "$rc" -ne 0 ] && [ -n "${zmesh_bin:-}" ]; then
         echo "---- zmesh status --json at the failure" >&2
         timeout 5 "$zmesh_bin" status --json --broker "$endpoint" >&2 2>/dev/null || true
     fi
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait_ended "$pid" 10000 || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids
     if [ "$rc" -ne 0 ]; then
-        for log in "$tmp"/*.log "$tmp"/work/*/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- $(basename "$log") (tail)" >&2
-            tail -n 40 "$log" >&2
-        done
+        show_logs 40 "$tmp"/*.log "$tmp"/work/*/*.log
     fi
     rm -rf "$tmp"
     exit "$rc"

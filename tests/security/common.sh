@@ -33,7 +33,7 @@ ok() {
 #  check takes time); on failure shows the status and the logs; removes the
 #  directory.
 cleanup() {
-    local rc=$? pid log status
+    local rc=$? pid status
     if [ "$rc" -ne 0 ] && [ -n "$endpoint" ] && [ -s "$certs/admin.key_secret" ]; then
         echo "---- zmesh.status at the failure" >&2
         status_json >&2 || true
@@ -53,11 +53,7 @@ cleanup() {
         fi
     done
     if [ "$rc" -ne 0 ]; then
-        for log in "$tmp"/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- $(basename "$log") (tail)" >&2
-            tail -n 40 "$log" >&2
-        done
+        show_logs 40 "$tmp"/*.log
     fi
     rm -rf "$tmp"
     exit "$rc"

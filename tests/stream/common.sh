@@ -22,24 +22,14 @@ fail() {
 }
 
 cleanup() {
-    local rc=$? pid log
+    local rc=$?
     if [ "$rc" -ne 0 ] && [ -n "${zmesh_bin:-}" ]; then
         echo "---- zmesh status at the failure" >&2
         timeout 5 "$zmesh_bin" status --broker "$endpoint" >&2 2>/dev/null || true
     fi
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait_ended "$pid" 10000 || kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids
     if [ "$rc" -ne 0 ]; then
-        for log in "$tmp"/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- $(basename "$log") (tail)" >&2
-            tail -n 30 "$log" >&2
-        done
+        show_logs 30 "$tmp"/*.log
     fi
     rm -rf "$tmp"
     exit "$rc"
