@@ -455,6 +455,8 @@ static void
 s_set_max_frame(zsock_t *sock, const zm_broker_config_t *config)
 {
     size_t max_frame = 2 * config->engine.limits.max_body + 4096;
+    if (max_frame < 2 * ZM_SNAPSHOT_CHUNK)
+        max_frame = 2 * ZM_SNAPSHOT_CHUNK;      //  catch-up needs whole snapshot chunks
     zsock_set_maxmsgsize(sock, max_frame > INT32_MAX ? INT32_MAX : (int) max_frame);
 }
 

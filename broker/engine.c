@@ -697,10 +697,16 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
     case ZM_CMD_READY:
         s_on_ready(self, routing_p, id, command, now);
         return;
+    case ZM_CMD_JOIN:
+        zm_engine_repl_on_join(self, routing_p, id, command, now);
+        return;
     case ZM_CMD_HEARTBEAT:
     case ZM_CMD_REPLY:
     case ZM_CMD_PROGRESS:
     case ZM_CMD_PART:
+    case ZM_CMD_APPLIED:
+    case ZM_CMD_MISSING:
+    case ZM_CMD_SNAPSHOT:
         //  A worker we do not know, typically after a broker restart.
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED, "not registered");
         if (command->cmd == ZM_CMD_REPLY)
@@ -734,6 +740,8 @@ s_on_stranger(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_
     case ZM_CMD_RESUME:
     case ZM_CMD_DONE:
     case ZM_CMD_DELIVER:
+    case ZM_CMD_WRITE:
+    case ZM_CMD_SYNC:
         s_reply_error(self, *routing_p, command->id, ZM_STATUS_MALFORMED,
                       "the command is sent by the broker only");
         self->counters.rejected_malformed++;

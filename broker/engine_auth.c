@@ -2,7 +2,7 @@
 //  message comes with its sender's public key, the ZAP User-Id: the only
 //  identity the broker trusts (a peer picks its own routing id and may send
 //  any other metadata). A session is bound to the key it registered with;
-//  every command that starts something (CALL, READY, PUSH, CONSUME) is
+//  every command that starts something (CALL, READY, JOIN, PUSH, CONSUME) is
 //  checked against the sender key's rights and denied with 403.
 #include "engine_internal.h"
 
@@ -17,6 +17,7 @@ s_right_of(zm_cmd_t cmd, bool *checked_p)
     case ZM_CMD_CALL:
         return ZM_RIGHT_CALL;
     case ZM_CMD_READY:
+    case ZM_CMD_JOIN:
         return ZM_RIGHT_SERVE;
     case ZM_CMD_PUSH:
         return ZM_RIGHT_PUSH;
@@ -106,7 +107,7 @@ zm_engine_auth_admit(zm_engine_t *self, zframe_t *routing, const char *id,
     case ZM_CMD_PUSH:
         zm_engine_pipe_on_bad_push(self, routing, id, command, ZM_STATUS_DENIED, reason, now);
         break;
-    default:                                    //  READY, CONSUME
+    default:                                    //  READY, JOIN, CONSUME
         zm_engine_disconnect(self, routing, ZM_STATUS_DENIED, reason);
         break;
     }

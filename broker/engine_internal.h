@@ -74,4 +74,9 @@ void zm_engine_pipe_tick(zm_engine_t *self, int64_t now);
 //  Moves the ACCEPTs owed to producers into the outbox.
 void zm_engine_pipe_report(zm_engine_t *self);
 
+//  engine_repl.c: replicated services (ZMP.md section 20).
+//  A JOIN from a connection with no session.
+void zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
+                            zm_proto_t *command, int64_t now);
+
 #endif

@@ -39,6 +39,12 @@ static const s_shape_t s_shapes[] = {
     {ZM_CMD_PART, "PART", 4, 4, true},
     {ZM_CMD_CREDIT, "CREDIT", 4, 4, false},
     {ZM_CMD_CANCEL, "CANCEL", 3, 3, false},
+    {ZM_CMD_JOIN, "JOIN", 9, 9, false},
+    {ZM_CMD_WRITE, "WRITE", 6, 6, true},
+    {ZM_CMD_APPLIED, "APPLIED", 5, 5, true},
+    {ZM_CMD_MISSING, "MISSING", 4, 4, false},
+    {ZM_CMD_SYNC, "SYNC", 3, 3, false},
+    {ZM_CMD_SNAPSHOT, "SNAPSHOT", 7, 7, true},
 };
 #define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
 
@@ -205,6 +211,62 @@ s_decode_pipe(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_e
     }
 }
 
+//  Reads the fields of a replication command (ZMP.md section 20).
+static bool
+s_decode_replica(zm_proto_t *self, zm_reader_t *reader, zm_proto_error_t *error)
+{
+    uint32_t more;
+    switch (self->cmd) {
+    case ZM_CMD_JOIN:
+        if (!s_read_name(reader, self->service))
+            return s_fail(error, ZM_STATUS_MALFORMED, "service name is not 1..255 printable bytes");
+        if (!s_read_u32(reader, ZM_HEARTBEAT_MIN, ZM_HEARTBEAT_MAX, &self->heartbeat_ms)
+            || !s_read_u32(reader, ZM_LIVENESS_MIN, ZM_LIVENESS_MAX, &self->liveness))
+            return s_fail(error, ZM_STATUS_MALFORMED, "heartbeat or liveness out of range");
+        if (!s_read_u32(reader, 1, ZM_REPLICAS_MAX, &self->replicas)
+            || !s_read_u32(reader, 0, self->replicas, &self->quorum))
+            return s_fail(error, ZM_STATUS_MALFORMED,
+                          "replicas is not 1..16 or quorum not 0..replicas");
+        if (!zm_reader_uint(reader, &self->epoch) || !zm_reader_uint(reader, &self->seq))
+            return s_fail(error, ZM_STATUS_MALFORMED, "epoch or seq is not an unsigned integer");
+        return true;
+    case ZM_CMD_SYNC:
+        if (!zm_reader_uint(reader, &self->id) || self->id == 0)
+            return s_fail(error, ZM_STATUS_MALFORMED, "token is not a number from 1");
+        return true;
+    case ZM_CMD_SNAPSHOT:
+        if (!zm_reader_uint(reader, &self->id) || self->id == 0)
+            return s_fail(error, ZM_STATUS_MALFORMED, "token is not a number from 1");
+        break;
+    default:
+        break;
+    }
+    //  WRITE, APPLIED, MISSING, SNAPSHOT: epoch and seq next.
+    if (!zm_reader_uint(reader, &self->epoch) || !zm_reader_uint(reader, &self->seq))
+        return s_fail(error, ZM_STATUS_MALFORMED, "epoch or seq is not an unsigned integer");
+    if (self->cmd != ZM_CMD_MISSING && self->seq == 0)
+        return s_fail(error, ZM_STATUS_MALFORMED, "seq is not a number from 1");
+    switch (self->cmd) {
+    case ZM_CMD_WRITE:
+        if (!zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "write id is not an unsigned integer");
+        if (!s_read_u32(reader, 0, ZM_WRITE_KIND_QUORUM_READ, &self->kind))
+            return s_fail(error, ZM_STATUS_MALFORMED, "kind is not 0 (write) or 1 (quorum read)");
+        return true;
+    case ZM_CMD_APPLIED:
+        if (!s_read_u32(reader, 100, 999, &self->status))
+            return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
+        return true;
+    case ZM_CMD_SNAPSHOT:
+        if (!s_read_u32(reader, 0, UINT32_MAX, &self->index) || !s_read_u32(reader, 0, 1, &more))
+            return s_fail(error, ZM_STATUS_MALFORMED, "index or more out of range");
+        self->more = more == 1;
+        return true;
+    default:
+        return true;
+    }
+}
+
 //  Reads the fields after the command name. Returns false with a reason.
 static bool
 s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
@@ -279,6 +341,13 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
     case ZM_CMD_ACK:
     case ZM_CMD_RELEASE:
         return s_decode_pipe(self, reader, fields, error);
+    case ZM_CMD_JOIN:
+    case ZM_CMD_WRITE:
+    case ZM_CMD_APPLIED:
+    case ZM_CMD_MISSING:
+    case ZM_CMD_SYNC:
+    case ZM_CMD_SNAPSHOT:
+        return s_decode_replica(self, reader, error);
     case ZM_CMD_DISCONNECT:
         if (!s_read_u32(reader, 100, 999, &self->status))
             return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
@@ -343,9 +412,13 @@ s_decode_head(zm_reader_t *reader, uint32_t *fields_p, const s_shape_t **seen_p,
 }
 
 static bool
-s_check_body(zframe_t *body, const zm_proto_limits_t *limits, zm_proto_error_t *error)
+s_check_body(zm_cmd_t cmd, zframe_t *body, const zm_proto_limits_t *limits,
+             zm_proto_error_t *error)
 {
     size_t max_body = limits && limits->max_body ? limits->max_body : ZM_BODY_MAX_DEFAULT;
+    //  A snapshot chunk fits whatever the body limit: catch-up must not depend on it.
+    if (cmd == ZM_CMD_SNAPSHOT && max_body < ZM_SNAPSHOT_CHUNK + 16)
+        max_body = ZM_SNAPSHOT_CHUNK + 16;
     if (zframe_size(body) > max_body)
         return s_fail(error, ZM_STATUS_TOO_BIG, "body is over the size limit");
     if (limits && limits->check_body
@@ -393,7 +466,7 @@ zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
         return s_fail(error, ZM_STATUS_MALFORMED, "wrong number of frames for the command");
     if (shape->has_body) {
         zframe_t *body = zmsg_next(msg);
-        if (!s_check_body(body, limits, error))
+        if (!s_check_body(self->cmd, body, limits, error))
             return false;
         zmsg_remove(msg, body);
         self->body = body;
@@ -437,6 +510,18 @@ s_field_count(const zm_proto_t *self)
     case ZM_CMD_ACK:
     case ZM_CMD_RELEASE:
         return 2 + self->ack_count;
+    case ZM_CMD_JOIN:
+        return 9;
+    case ZM_CMD_WRITE:
+        return 6;
+    case ZM_CMD_APPLIED:
+        return 5;
+    case ZM_CMD_MISSING:
+        return 4;
+    case ZM_CMD_SYNC:
+        return 3;
+    case ZM_CMD_SNAPSHOT:
+        return 7;
     }
     return 2;
 }
@@ -540,6 +625,37 @@ zm_proto_encode(zm_proto_t *self)
     case ZM_CMD_ACK:
     case ZM_CMD_RELEASE:
         s_encode_pipe(self, &writer);
+        break;
+    case ZM_CMD_JOIN:
+        zm_writer_str(&writer, self->service, strlen(self->service));
+        zm_writer_uint(&writer, self->heartbeat_ms);
+        zm_writer_uint(&writer, self->liveness);
+        zm_writer_uint(&writer, self->replicas);
+        zm_writer_uint(&writer, self->quorum);
+        zm_writer_uint(&writer, self->epoch);
+        zm_writer_uint(&writer, self->seq);
+        break;
+    case ZM_CMD_SYNC:
+        zm_writer_uint(&writer, self->id);
+        break;
+    case ZM_CMD_WRITE:
+    case ZM_CMD_APPLIED:
+    case ZM_CMD_MISSING:
+    case ZM_CMD_SNAPSHOT:
+        if (self->cmd == ZM_CMD_SNAPSHOT)
+            zm_writer_uint(&writer, self->id);
+        zm_writer_uint(&writer, self->epoch);
+        zm_writer_uint(&writer, self->seq);
+        if (self->cmd == ZM_CMD_WRITE) {
+            zm_writer_uint(&writer, self->id);
+            zm_writer_uint(&writer, self->kind);
+        }
+        else if (self->cmd == ZM_CMD_APPLIED)
+            zm_writer_uint(&writer, self->status);
+        else if (self->cmd == ZM_CMD_SNAPSHOT) {
+            zm_writer_uint(&writer, self->index);
+            zm_writer_uint(&writer, self->more ? 1 : 0);
+        }
         break;
     }
     assert(writer.ok);      //  names and reasons are bounded: always fits

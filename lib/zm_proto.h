@@ -24,6 +24,8 @@
 #define ZM_ACK_MAX 48                 //  message ids in one ACK
 #define ZM_WINDOW_MAX 1024            //  a stream's credit in one CALL, REQUEST or CREDIT
 #define ZM_WINDOW_DEFAULT 16          //  a streamed CALL's window when it gives none
+#define ZM_REPLICAS_MAX 16            //  replicas of one replicated service
+#define ZM_SNAPSHOT_CHUNK (64u * 1024)  //  snapshot bytes in one SNAPSHOT, at most
 
 //  Commands, named as in ZMP.md.
 typedef enum {
@@ -46,11 +48,23 @@ typedef enum {
     ZM_CMD_PART,                      //  streamed replies (ZMP.md section 6.10)
     ZM_CMD_CREDIT,
     ZM_CMD_CANCEL,
+    ZM_CMD_JOIN,                      //  replicated services (ZMP.md section 20)
+    ZM_CMD_WRITE,
+    ZM_CMD_APPLIED,
+    ZM_CMD_MISSING,
+    ZM_CMD_SYNC,
+    ZM_CMD_SNAPSHOT,
 } zm_cmd_t;
 
 //  CALL flags. Receivers ignore bits they do not know.
 #define ZM_CALL_PROGRESS 1u           //  the caller reads PROGRESS (a DEALER, never a REQ)
 #define ZM_CALL_STREAM 2u             //  the caller reads PART and sends CREDIT and CANCEL
+#define ZM_CALL_WRITE 4u              //  a write to a replicated service; request id = write id
+#define ZM_CALL_QUORUM 8u             //  a read of a replicated service through the quorum
+
+//  WRITE kinds.
+#define ZM_WRITE_KIND_WRITE 0u
+#define ZM_WRITE_KIND_QUORUM_READ 1u
 
 //  READY flags.
 #define ZM_READY_IDEMPOTENT 1u        //  a call may run again on another worker if this one dies
@@ -81,8 +95,9 @@ typedef struct {
                                       //  PUSH, ACCEPT, REFUSE, DONE: seq; DELIVER: message id;
                                       //  RESUME: the last seq granted (0 = no limit);
                                       //  ACK: acks[0]; PART, CREDIT, CANCEL: request id
-                                      //  (client side) or ticket (worker side)
-    uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE
+                                      //  (client side) or ticket (worker side);
+                                      //  WRITE: write id; SYNC, SNAPSHOT: token
+    uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE, APPLIED
     uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
     uint32_t slots;                   //  READY
     uint32_t credit;                  //  CONSUME
@@ -93,13 +108,21 @@ typedef struct {
     uint32_t extend_ms;               //  PROGRESS: how much longer the handler needs
     uint32_t window;                  //  CALL, REQUEST: a stream's first credit (0 when
                                       //  absent); CREDIT: parts granted
-    uint64_t seq;                     //  PART: 1 for a stream's first part
+    uint64_t seq;                     //  PART: 1 for a stream's first part; JOIN, MISSING: the
+                                      //  last write applied; WRITE, APPLIED, SNAPSHOT: the write's
+    uint64_t epoch;                   //  JOIN, WRITE, APPLIED, MISSING, SNAPSHOT
+    uint32_t replicas;                //  JOIN: the replication factor, 1..ZM_REPLICAS_MAX
+    uint32_t quorum;                  //  JOIN: the write quorum, 0 (majority)..replicas
+    uint32_t kind;                    //  WRITE: ZM_WRITE_KIND_*
+    uint32_t index;                   //  SNAPSHOT: the chunk, from 0
+    bool more;                        //  SNAPSHOT: more chunks follow
     uint32_t fields;                  //  decoded: header elements the sender wrote
     uint32_t ack_count;               //  ACK: ids in acks (1..ZM_ACK_MAX); RELEASE: 0..ZM_ACK_MAX
     uint64_t acks[ZM_ACK_MAX];        //  ACK, RELEASE: message ids
-    char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST; pipeline commands but ACK
+    char service[ZM_NAME_MAX + 1];    //  CALL, READY, REQUEST, JOIN; pipeline commands but ACK
     char reason[ZM_REASON_MAX + 1];   //  DISCONNECT; NUL-terminated
-    zframe_t *body;                   //  owned; CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER
+    zframe_t *body;                   //  owned; CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER,
+                                      //  PART, WRITE, APPLIED, SNAPSHOT
 } zm_proto_t;
 
 //  What the decoder enforces on bodies.
@@ -135,7 +158,9 @@ void zm_proto_reset(zm_proto_t *self);
 //  pipeline name (it comes before seq). Likewise CALL's request id. msg
 //  stays the caller's either way. limits NULL means a body of at most
 //  ZM_BODY_MAX_DEFAULT bytes, not checked as MessagePack; the limits apply
-//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER and PART.
+//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER, PART, WRITE,
+//  APPLIED and SNAPSHOT, except that a SNAPSHOT chunk of ZM_SNAPSHOT_CHUNK
+//  bytes (as a msgpack bin) is always taken.
 bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
                      zm_proto_error_t *error);
 

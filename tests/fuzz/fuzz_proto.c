@@ -76,7 +76,7 @@ s_has_body(zm_cmd_t cmd)
 static bool
 s_valid_cmd(zm_cmd_t cmd)
 {
-    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_CANCEL;
+    return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_SNAPSHOT;
 }
 
 //  Commands whose header carries a request id, ticket, seq or message id.

@@ -821,7 +821,9 @@ test_proto_pipe_names_commands(void **state)
         {ZM_CMD_RESUME, "RESUME"},   {ZM_CMD_DONE, "DONE"},       {ZM_CMD_CONSUME, "CONSUME"},
         {ZM_CMD_DELIVER, "DELIVER"}, {ZM_CMD_ACK, "ACK"},         {ZM_CMD_RELEASE, "RELEASE"},
         {ZM_CMD_PART, "PART"},       {ZM_CMD_CREDIT, "CREDIT"},   {ZM_CMD_CANCEL, "CANCEL"},
-        {ZM_CMD_CANCEL + 1, "UNKNOWN"},
+        {ZM_CMD_JOIN, "JOIN"},       {ZM_CMD_WRITE, "WRITE"},     {ZM_CMD_APPLIED, "APPLIED"},
+        {ZM_CMD_MISSING, "MISSING"}, {ZM_CMD_SYNC, "SYNC"},       {ZM_CMD_SNAPSHOT, "SNAPSHOT"},
+        {ZM_CMD_SNAPSHOT + 1, "UNKNOWN"},
     };
     for (size_t index = 0; index < COUNT(table); index++)
         assert_string_equal(zm_proto_cmd_name(table[index].cmd), table[index].name);
