@@ -51,6 +51,14 @@ s_buffer_has_after(const zm_replset_t *set, uint64_t seq)
     return seq == set->last || (seq < set->last && zm_replset_write(set, seq + 1));
 }
 
+//  True if a replica at seq is best brought up from the buffer: it holds
+//  what follows, and not so much of it that a snapshot is cheaper.
+static bool
+s_resend_fits(const zm_replset_t *set, uint64_t seq)
+{
+    return s_buffer_has_after(set, seq) && set->last - seq <= ZM_REPLSET_RESEND_MAX;
+}
+
 //  True if a replica at (epoch, seq) holds a prefix of this set's history:
 //  a state of this epoch (one broker start gives each seq once), or the
 //  state the set started from.
@@ -158,7 +166,7 @@ static void
 s_bring_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, uint64_t epoch,
            uint64_t seq, int64_t now)
 {
-    if (!s_is_prefix(set, epoch, seq) || !s_buffer_has_after(set, seq)) {
+    if (!s_is_prefix(set, epoch, seq) || !s_resend_fits(set, seq)) {
         s_catch_up(self, set, member);
         return;
     }

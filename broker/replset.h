@@ -12,9 +12,10 @@
 #include <stdint.h>
 
 #define ZM_REPLSET_MEMBERS_MAX 64           //  replicas joined at once, joiners included
-#define ZM_REPLSET_WRITES_MAX 65536         //  writes the buffer holds at most
+#define ZM_REPLSET_WRITES_MAX 16384         //  writes the buffer holds at most
 #define ZM_REPLSET_BYTES_MAX ((size_t) 64 << 20)    //  and their bytes
 #define ZM_REPLSET_READ_SLOTS 32            //  reads one replica holds at once
+#define ZM_REPLSET_RESEND_MAX 4096          //  a replica further behind gets a snapshot
 
 struct zm_worker;
 
