@@ -425,19 +425,24 @@ void
 zm_engine_repl_on_member(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command,
                          int64_t now)
 {
+    zm_service_t *service = worker->service;   //  worker may be kicked: keep its service
     switch (command->cmd) {
     case ZM_CMD_APPLIED:
         s_on_applied(self, worker, command, now);
-        return;
+        break;
     case ZM_CMD_MISSING:
         s_on_missing(self, worker, command, now);
-        return;
+        break;
     case ZM_CMD_SNAPSHOT:
         s_on_snapshot(self, worker, command, now);
-        return;
+        break;
     default:
         return;
     }
+    //  A replica that became current takes queued reads; answered writes made
+    //  room in the buffer for queued ones.
+    if (zm_service_queued(service) > 0)
+        zm_engine_dispatch(self, service, now);
 }
 
 //  No current replica is left: nobody can be a donor, and the writes not
