@@ -76,8 +76,8 @@ typedef struct {
     int backoff;                //  ms: next wait after a refusal
     int rc;                     //  what run returns
     bool dirty;                 //  writes applied since the last zm_replica_sync
-    bool resync;                //  a send failed: the session lost a message, join again
-    zlistx_t *outbox;           //  owned zmsg_t: answers held until the writes are durable
+    zlistx_t *outbox;           //  owned zmsg_t: answers held until the writes are durable,
+                                //  or until the socket takes them
     bool missing_sent;          //  MISSING went for the state below: not again for it
     uint64_t missing_epoch, missing_seq;
     s_outgoing_t outgoing;
@@ -317,20 +317,22 @@ s_queue(s_engine_t *self, zm_proto_t *command)
     zlistx_add_end(self->outbox, zm_proto_encode(command));
 }
 
-//  Sends what the outbox holds. A message the socket refuses breaks the
-//  broker's view of this replica (an APPLIED missing from the sequence), so
-//  the session is rejoined with what the replica holds.
+//  Sends what the outbox holds, in order, while the socket takes it. An
+//  APPLIED must never be dropped (the broker would see a hole in the
+//  sequence): what does not fit waits, and the loop reads nothing more from
+//  the broker until it went, so a slow broker slows its writes down. A dead
+//  one is noticed by its silence.
 static void
 s_flush(s_engine_t *self)
 {
     zmsg_t *msg;
     while (self->sock && (msg = zlistx_detach(self->outbox, NULL))) {
-        if (!s_send_msg(self, &msg)) {
-            self->resync = true;
+        if (zmsg_send(&msg, self->sock) != 0) {
+            zlistx_add_start(self->outbox, msg);
             break;
         }
+        self->last_sent = zclock_mono();
     }
-    zlistx_purge(self->outbox);
 }
 
 static void
@@ -356,7 +358,6 @@ s_connect(s_engine_t *self)
     zlistx_purge(self->outbox);
     s_drop_transfers(self);
     self->missing_sent = false;
-    self->resync = false;
     self->sock = zsock_new(ZMQ_DEALER);
     assert(self->sock);
     zsock_set_sndtimeo(self->sock, 0);
@@ -642,7 +643,13 @@ s_on_broker(s_engine_t *self, zmsg_t *msg)
     zm_proto_limits_t limits = {.max_body = (size_t) 256 << 20, .check_body = false};
     self->last_heard = zclock_mono();
     if (!zm_proto_decode(&command, msg, &limits, &error)) {
-        zm_log_warning("replica: bad message from broker reason=\"%s\"", error.reason);
+        zmsg_first(msg);
+        zframe_t *header = zmsg_next(msg);      //  after the empty delimiter
+        char hex[65] = "";
+        if (header)
+            zm_log_hex(hex, zframe_data(header), zframe_size(header));
+        zm_log_warning("replica: bad message from broker dropped reason=\"%s\" header=%s",
+                       error.reason, hex);
         return;
     }
     if (command.cmd != ZM_CMD_DISCONNECT)
@@ -673,12 +680,14 @@ s_on_broker(s_engine_t *self, zmsg_t *msg)
     zm_proto_reset(&command);
 }
 
-//  Sends the snapshot being sent, chunk by chunk, while the socket takes them.
+//  Sends the snapshot being sent, chunk by chunk, while the socket takes them
+//  and no answer waits: answers go first.
 static void
 s_pump(s_engine_t *self)
 {
     s_outgoing_t *out = &self->outgoing;
-    while (out->active && self->sock && (zsock_events(self->sock) & ZMQ_POLLOUT)) {
+    while (out->active && self->sock && zlistx_size(self->outbox) == 0
+           && (zsock_events(self->sock) & ZMQ_POLLOUT)) {
         size_t size = out->size - out->offset;
         if (size > ZM_SNAPSHOT_CHUNK)
             size = ZM_SNAPSHOT_CHUNK;
@@ -717,11 +726,7 @@ s_on_clock(s_engine_t *self, int64_t now)
             s_connect(self);
         return;
     }
-    if (self->resync) {
-        zm_log_notice("replica: the broker's queue refused a message, joining again");
-        s_connect(self);
-    }
-    else if (now - self->last_heard >= (int64_t) owner->heartbeat_ms * owner->liveness) {
+    if (now - self->last_heard >= (int64_t) owner->heartbeat_ms * owner->liveness) {
         const char *hint = zm_secure_hint(owner->curve);
         zm_log_notice("replica: broker silent ms=%" PRId64 ", reconnecting%s%s",
                       now - self->last_heard, hint[0] ? "; " : "", hint);
@@ -764,7 +769,10 @@ s_serve(s_engine_t *self)
     zmesh_replica_t *owner = self->owner;
     s_connect(self);
     while (self->rc == ZMESH_OK && !owner->stop_requested && !zsys_interrupted) {
-        short events = (short) (ZMQ_POLLIN | (self->outgoing.active ? ZMQ_POLLOUT : 0));
+        //  Answers waiting for room: no more input until they went.
+        bool backlog = zlistx_size(self->outbox) > 0;
+        short events = (short) ((backlog ? 0 : ZMQ_POLLIN)
+                                | (backlog || self->outgoing.active ? ZMQ_POLLOUT : 0));
         zmq_pollitem_t items[2] = {
             {NULL, owner->wake[0], ZMQ_POLLIN, 0},
             {self->sock ? zsock_resolve(self->sock) : NULL, 0, events, 0},
@@ -779,7 +787,7 @@ s_serve(s_engine_t *self)
             s_drain_wake(owner);
         //  Group commit: what is waiting is applied, made durable with one
         //  sync, and only then acknowledged.
-        for (int i = 0; i < S_BATCH_MAX && self->rc == ZMESH_OK && self->sock
+        for (int i = 0; i < S_BATCH_MAX && self->rc == ZMESH_OK && self->sock && !backlog
                         && (zsock_events(self->sock) & ZMQ_POLLIN);
              i++) {
             zmsg_t *msg = zmsg_recv(self->sock);
