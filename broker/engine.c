@@ -1053,16 +1053,25 @@ s_tick_workers(zm_engine_t *self, int64_t now)
     if (!dead)
         return;
     //  All of them leave the ready lists first, so that a call one of them
-    //  held is not requeued to another that is dying in the same tick.
+    //  held is not requeued to another that is dying in the same tick. Then
+    //  each is looked up again by its id: retiring a replica may end the
+    //  sessions of its replica set's others (engine_repl.c).
+    zlistx_t *ids = zlistx_new();               //  owned strings
+    zlistx_set_destructor(ids, s_free);
     for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
         zm_worker_on_event(worker, ZM_WORKER_EXPIRED, now);
         zm_service_requeue_worker(worker->service, worker, false);
+        zlistx_add_end(ids, zm_strdup(worker->id));
     }
-    for (zm_worker_t *worker = zlistx_first(dead); worker; worker = zlistx_next(dead)) {
+    zlistx_destroy(&dead);
+    for (const char *id = zlistx_first(ids); id; id = zlistx_next(ids)) {
+        zm_worker_t *worker = zhashx_lookup(self->workers, id);
+        if (!worker)
+            continue;
         self->counters.workers_expired++;
         s_retire(self, worker, "expired", now);
     }
-    zlistx_destroy(&dead);
+    zlistx_destroy(&ids);
 }
 
 static void

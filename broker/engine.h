@@ -55,6 +55,7 @@ typedef struct zm_engine {
     zlistx_t *outbox;           //  owned zmsg_t: [routing][empty][header][body?]
     uint64_t next_ticket;       //  last ticket given
     size_t open_streams;        //  streamed calls not yet answered (queued or held)
+    uint64_t last_epoch;        //  the last epoch a replicated service started: never reused
     int64_t started_at;         //  ms
     zm_keyring_t *keyring;      //  borrowed: CURVE keys and their rights; NULL: open broker
     zm_key_t *sender;           //  borrowed: the key of the message being handled

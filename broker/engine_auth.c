@@ -9,6 +9,13 @@
 #include "zm_alloc.h"
 #include "zm_log.h"
 
+static void
+s_free_id(void **item_p)
+{
+    free(*item_p);
+    *item_p = NULL;
+}
+
 static zm_right_t
 s_right_of(zm_cmd_t cmd, bool *checked_p)
 {
@@ -157,11 +164,20 @@ zm_engine_recheck_keys(zm_engine_t *self, int64_t now)
             zlistx_add_end(workers, worker);
     //  All leave the ready lists first, so that a call one of them held is
     //  not requeued to another that is revoked in the same pass.
+    //  Each is looked up again by its id before it goes: retiring a replica
+    //  may end the sessions of its replica set's others (engine_repl.c).
+    zlistx_t *ids = zlistx_new();
+    zlistx_set_destructor(ids, s_free_id);
     for (zm_worker_t *worker = zlistx_first(workers); worker; worker = zlistx_next(workers)) {
         zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
         zm_service_requeue_worker(worker->service, worker, false);
+        zlistx_add_end(ids, zm_strdup(worker->id));
     }
-    for (zm_worker_t *worker = zlistx_first(workers); worker; worker = zlistx_next(workers)) {
+    zlistx_destroy(&workers);
+    for (const char *id = zlistx_first(ids); id; id = zlistx_next(ids)) {
+        zm_worker_t *worker = zhashx_lookup(self->workers, id);
+        if (!worker)
+            continue;
         zm_log_notice("broker: worker session revoked id=%s service=%s", worker->id,
                       worker->service->name);
         zm_engine_disconnect(self, worker->routing, ZM_STATUS_DENIED,
@@ -169,7 +185,7 @@ zm_engine_recheck_keys(zm_engine_t *self, int64_t now)
         self->counters.sessions_revoked++;
         zm_engine_retire_worker(self, worker, "key revoked", now);
     }
-    zlistx_destroy(&workers);
+    zlistx_destroy(&ids);
     zlistx_t *consumers = zlistx_new();
     for (zm_consumer_t *consumer = zhashx_first(self->consumers); consumer;
          consumer = zhashx_next(self->consumers))

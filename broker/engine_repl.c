@@ -12,6 +12,10 @@
 #include "zm_alloc.h"
 #include "zm_log.h"
 
+//  Epochs and sequence numbers a JOIN may report: below 2^63, so that the
+//  ones the broker gives after them never wrap.
+#define ZM_REPL_BOUND (1ull << 63)
+
 static zm_replset_t *
 s_set_of(zm_worker_t *worker)
 {
@@ -112,6 +116,28 @@ s_make_current(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, int64_
     (void) now;
 }
 
+//  Member is no longer current: it serves no reads, and those that waited
+//  for its snapshot ask another donor (a current one: only its state is
+//  known to follow on the buffer).
+static void
+s_leave_current(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
+{
+    bool was_current = member->state == ZM_MEMBER_CURRENT;
+    member->state = ZM_MEMBER_CATCHING;
+    member->worker->withheld = true;
+    zm_service_requeue_worker(member->worker->service, member->worker, false);
+    if (!was_current)
+        return;
+    zm_member_t *list[ZM_REPLSET_MEMBERS_MAX];
+    size_t count = s_members(set, list);
+    for (size_t index = 0; index < count; index++)
+        if (list[index]->donor == member && !list[index]->live) {
+            list[index]->donor = NULL;
+            list[index]->token = 0;
+        }
+    s_find_donors(self, set);
+}
+
 //  Takes member out of the readers and the writes' receivers while it waits.
 static void
 s_withhold(zm_member_t *member)
@@ -155,8 +181,8 @@ s_ask_snapshot(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
 static void
 s_catch_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
 {
-    member->state = ZM_MEMBER_CATCHING;
     s_withhold(member);
+    s_leave_current(self, set, member);
     s_ask_snapshot(self, set, member);
 }
 
@@ -178,10 +204,8 @@ s_bring_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, uint64_t e
     if (seq == set->last)
         s_make_current(self, set, member, now);
     else {
-        member->state = ZM_MEMBER_CATCHING;
         member->current_at = set->last;
-        member->worker->withheld = true;
-        zm_service_requeue_worker(member->worker->service, member->worker, false);
+        s_leave_current(self, set, member);
     }
 }
 
@@ -200,8 +224,14 @@ s_activate(zm_engine_t *self, zm_service_t *service, zm_replset_t *set, int64_t 
     assert(ref);
     set->ref_epoch = ref->joined_epoch;
     set->ref_seq = ref->joined_seq;
-    set->epoch = self->config.epoch_base > set->ref_epoch ? self->config.epoch_base
-                                                           : set->ref_epoch + 1;
+    //  Past the reference, past the broker's start time, and past every epoch
+    //  this broker gave before (a set that stopped and starts again).
+    uint64_t epoch = set->ref_epoch + 1;
+    if (epoch < self->config.epoch_base)
+        epoch = self->config.epoch_base;
+    if (epoch <= self->last_epoch)
+        epoch = self->last_epoch + 1;
+    set->epoch = self->last_epoch = epoch;
     set->last = set->committed = set->ref_seq;
     set->first = set->last + 1;
     zm_log_info("broker: replicated service started service=%s epoch=%" PRIu64 " seq=%" PRIu64
@@ -233,6 +263,12 @@ zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
     if (!service->replset && service->workers > 0) {
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED,
                              "the service has plain workers (READY): it is not replicated");
+        self->counters.rejected_malformed++;
+        return;
+    }
+    if (command->epoch >= ZM_REPL_BOUND || command->seq >= ZM_REPL_BOUND) {
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED,
+                             "epoch and seq must be below 2^63");
         self->counters.rejected_malformed++;
         return;
     }
@@ -316,7 +352,7 @@ s_on_applied(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
         self->counters.stray_applied++;
         return;
     }
-    if (command->seq != member->applied + 1) {
+    if (command->seq != member->applied + 1 || command->seq > set->last) {
         zm_engine_kick_worker(self, worker, "APPLIED out of sequence", now);
         return;
     }
@@ -368,11 +404,6 @@ s_on_missing(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
                   " seq=%" PRIu64 " last=%" PRIu64,
                   worker->id, worker->service->name, command->epoch, command->seq, set->last);
     self->counters.catchup_resends++;
-    if (member->state == ZM_MEMBER_CURRENT) {
-        member->state = ZM_MEMBER_CATCHING;
-        member->worker->withheld = true;
-        zm_service_requeue_worker(worker->service, worker, false);
-    }
     s_bring_up(self, set, member, command->epoch, command->seq, now);
 }
 
