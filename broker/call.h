@@ -30,6 +30,8 @@ typedef struct zm_call {
     struct zm_worker *worker;   //  borrowed: who holds it while in flight
     void *worker_handle;        //  its place in worker->inflight
     void *queue_handle;         //  its place in service->queue while queued, else NULL
+    bool sequenced;             //  a write (or quorum read) the replicas hold: its
+                                //  service's replica set owns it
 } zm_call_t;
 
 //  Takes *client_p and command->body.

@@ -51,6 +51,12 @@
     X(sessions_revoked)     /*  sessions ended: their key was removed or lost a right */          \
     X(sessions_replaced)    /*  sessions whose routing id came back on another connection */ \
     X(sessions_closed)      /*  sessions ended as the transport saw their connection close */ \
+    X(writes)               /*  writes to replicated services sequenced           */              \
+    X(quorum_reads)         /*  quorum reads sequenced                            */              \
+    X(replica_divergence)   /*  replicas that answered a write unlike the first   */              \
+    X(catchups)             /*  snapshots asked for replicas catching up          */              \
+    X(catchup_resends)      /*  replicas sent the writes they missed (MISSING)    */              \
+    X(stray_applied)        /*  APPLIED or SNAPSHOT chunks nobody waits for       */              \
     X(handshakes_failed)    /*  CURVE handshakes refused: unknown key, wrong broker key, another mechanism, bad bytes */
 
 typedef struct {

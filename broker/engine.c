@@ -69,6 +69,7 @@ zm_engine_config_defaults(zm_engine_config_t *config)
     config->max_pipelines = 10000;
     config->max_links = 100000;
     config->link_idle_ms = 60000;
+    config->epoch_base = 0;             //  the broker sets its start time
 }
 
 zm_engine_t *
@@ -277,12 +278,20 @@ s_retire(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
     zlistx_destroy(&again);
     self->counters.worker_lost += lost;
     self->counters.requeued += requeued;
+    if (worker->member)
+        zm_engine_repl_forget(self, worker, now);   //  may retire the service's other replicas
     zm_service_detach(service, worker, now);
     zm_log_info("broker: worker gone id=%s service=%s why=%s lost=%zu requeued=%zu", worker->id,
                 service->name, why, lost, requeued);
     zhashx_delete(self->workers, worker->id);                     //  frees worker
-    if (requeued)
+    if (requeued || service->replset)
         s_dispatch(self, service, now);
+}
+
+void
+zm_engine_settle(zm_engine_t *self, zm_call_t *call)
+{
+    s_settle(self, call);
 }
 
 //  Ends the session of a worker that broke the protocol.
@@ -303,6 +312,12 @@ zm_engine_retire_worker(zm_engine_t *self, zm_worker_t *worker, const char *why,
 }
 
 void
+zm_engine_kick_worker(zm_engine_t *self, zm_worker_t *worker, const char *reason, int64_t now)
+{
+    s_kick(self, worker, reason, now);
+}
+
+void
 zm_engine_reply_error(zm_engine_t *self, zframe_t *client, uint64_t request_id,
                       uint32_t status, const char *reason)
 {
@@ -313,6 +328,10 @@ zm_engine_reply_error(zm_engine_t *self, zframe_t *client, uint64_t request_id,
 static void
 s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
 {
+    if (service->replset) {
+        zm_engine_repl_dispatch(self, service, now);    //  writes are sequenced, not sent
+        return;
+    }
     zm_worker_t *worker;
     while (zm_service_queued(service) > 0 && (worker = zm_service_next_worker(service))) {
         zm_call_t *call = zm_service_dequeue(service);
@@ -325,6 +344,22 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
             zm_call_destroy(&call);
             continue;
         }
+        zm_engine_send_call(self, service, call, worker, now);
+    }
+}
+
+void
+zm_engine_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
+{
+    s_dispatch(self, service, now);
+}
+
+//  Hands call (dequeued) to worker, which has a free slot, as a REQUEST.
+void
+zm_engine_send_call(zm_engine_t *self, zm_service_t *service, zm_call_t *call,
+                    zm_worker_t *worker, int64_t now)
+{
+    {
         call->ticket = ++self->next_ticket;
         call->attempts++;
         call->worker = worker;
@@ -358,8 +393,8 @@ s_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
     }
 }
 
-static zm_service_t *
-s_service_require(zm_engine_t *self, const char *name, int64_t now)
+zm_service_t *
+zm_engine_service_require(zm_engine_t *self, const char *name, int64_t now)
 {
     zm_service_t *service = zhashx_lookup(self->services, name);
     if (!service && zhashx_size(self->services) < self->config.max_services) {
@@ -397,7 +432,7 @@ s_on_call(zm_engine_t *self, zframe_t **client_p, const char *id, zm_proto_t *co
         self->counters.rejected_malformed++;
         return;
     }
-    zm_service_t *service = s_service_require(self, command->service, now);
+    zm_service_t *service = zm_engine_service_require(self, command->service, now);
     if (!service) {
         s_reply_error(self, client, command->id, ZM_STATUS_BUSY, "too many services");
         self->counters.rejected_busy++;
@@ -437,10 +472,16 @@ s_on_ready(zm_engine_t *self, zframe_t **routing_p, const char *id, zm_proto_t *
 {
     if (zm_engine_refuse_reserved(self, *routing_p, id, command->service, "service", now))
         return;
-    zm_service_t *service = s_service_require(self, command->service, now);
+    zm_service_t *service = zm_engine_service_require(self, command->service, now);
     if (!service) {
         zm_engine_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many services");
         self->counters.rejected_busy++;
+        return;
+    }
+    if (service->replset) {
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_MALFORMED,
+                             "the service is replicated: its replicas JOIN, they do not READY");
+        self->counters.rejected_malformed++;
         return;
     }
     zm_worker_t *worker = zm_worker_new(routing_p, id, service, command, now);
@@ -562,6 +603,12 @@ s_cancel(zm_engine_t *self, zm_call_t *call)
 {
     self->counters.cancelled++;
     s_settle(self, call);
+    if (call->sequenced) {
+        //  A write in the replicas' hands: it goes on, and its answer goes nowhere.
+        zframe_destroy(&call->client);
+        call->client = zframe_new_empty();
+        return;
+    }
     if (!call->worker) {
         zm_service_remove_call(call->service, call);
         zm_call_destroy(&call);
@@ -672,6 +719,13 @@ s_on_worker(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_t
         return;
     case ZM_CMD_PART:
         s_on_part(self, worker, command, now);
+        return;
+    case ZM_CMD_APPLIED:
+    case ZM_CMD_MISSING:
+    case ZM_CMD_SNAPSHOT:
+        if (!worker->member)
+            break;                              //  a plain worker: not its command
+        zm_engine_repl_on_member(self, worker, command, now);
         return;
     case ZM_CMD_DISCONNECT:
         zm_worker_on_event(worker, ZM_WORKER_DISCONNECT, now);
@@ -1020,7 +1074,10 @@ s_tick_services(zm_engine_t *self, int64_t now)
     for (zm_service_t *service = zhashx_first(self->services); service;
          service = zhashx_next(self->services)) {
         zm_service_expire(service, now, self->config.grace_ms, expired);
+        if (service->replset)
+            zm_engine_repl_tick(self, service, now);
         if (service->workers == 0 && zm_service_queued(service) == 0
+            && (!service->replset || service->replset->unanswered == 0)
             && now - service->empty_since >= self->config.grace_ms)
             zlistx_add_end(idle, service);
     }

@@ -26,6 +26,8 @@ typedef struct {
     size_t max_links;           //  producer links (connection x pipeline) at once
     int64_t link_idle_ms;       //  a link silent this long is forgotten
     zm_proto_limits_t limits;   //  body size, payload check, depth
+    uint64_t epoch_base;        //  wall-clock ms at the broker's start: replicated services'
+                                //  epochs are at least this, so no two starts share one
 } zm_engine_config_t;
 
 typedef struct zm_engine {

@@ -74,9 +74,35 @@ void zm_engine_pipe_tick(zm_engine_t *self, int64_t now);
 //  Moves the ACCEPTs owed to producers into the outbox.
 void zm_engine_pipe_report(zm_engine_t *self);
 
+//  Ends a worker session with DISCONNECT 400 for a protocol violation.
+void zm_engine_kick_worker(zm_engine_t *self, zm_worker_t *worker, const char *reason,
+                           int64_t now);
+
+//  The call has its answer or is dropped: a retry of it is a new call now.
+void zm_engine_settle(zm_engine_t *self, zm_call_t *call);
+
+//  The service name, made known if it is not (NULL: the table is full).
+zm_service_t *zm_engine_service_require(zm_engine_t *self, const char *name, int64_t now);
+
+//  Sends the service's queued calls to free workers (or sequences them).
+void zm_engine_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now);
+
+//  Hands call (out of the queue) to worker, which has a free slot.
+void zm_engine_send_call(zm_engine_t *self, zm_service_t *service, zm_call_t *call,
+                         zm_worker_t *worker, int64_t now);
+
 //  engine_repl.c: replicated services (ZMP.md section 20).
 //  A JOIN from a connection with no session.
 void zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
                             zm_proto_t *command, int64_t now);
+//  APPLIED, MISSING or SNAPSHOT from a replica.
+void zm_engine_repl_on_member(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command,
+                              int64_t now);
+//  The replica's session ends (called before the worker is freed).
+void zm_engine_repl_forget(zm_engine_t *self, zm_worker_t *worker, int64_t now);
+//  Dispatch for a replicated service: writes sequenced, reads to a current replica.
+void zm_engine_repl_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now);
+//  Answers 408 for writes whose deadline passed.
+void zm_engine_repl_tick(zm_engine_t *self, zm_service_t *service, int64_t now);
 
 #endif

@@ -186,6 +186,7 @@ main(int argc, char *argv[])
         return 2;
     }
     config.engine.grace_ms = grace;
+    config.engine.epoch_base = (uint64_t) zclock_time();
     config.engine.max_queue = (size_t) queue;
     config.engine.limits.max_body = (size_t) body;
     config.engine.limits.max_depth = (int) depth;

@@ -34,6 +34,7 @@ zm_service_destroy(zm_service_t **self_p)
         return;
     zlistx_destroy(&self->ready);
     zlistx_destroy(&self->queue);               //  destroys queued calls
+    zm_replset_destroy(&self->replset);
     free(self->name);
     free(self);
     *self_p = NULL;
@@ -147,7 +148,8 @@ zm_service_requeue_worker(zm_service_t *self, zm_worker_t *worker, bool used)
 {
     assert(self);
     assert(worker);
-    bool free_slot = zm_worker_free_slots(worker) > 0 && worker->state != ZM_WORKER_GONE;
+    bool free_slot = zm_worker_free_slots(worker) > 0 && worker->state != ZM_WORKER_GONE
+                     && !worker->withheld;
     if (worker->ready_handle && free_slot) {
         if (used)
             zlistx_move_end(self->ready, worker->ready_handle);

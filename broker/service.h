@@ -5,6 +5,7 @@
 #define ZM_SERVICE_H_INCLUDED
 
 #include "call.h"
+#include "replset.h"
 #include "worker.h"
 
 typedef struct zm_service {
@@ -19,6 +20,7 @@ typedef struct zm_service {
     size_t inflight;            //  calls its workers hold
     int64_t empty_since;        //  ms: when it last had no worker
     uint64_t calls;             //  calls received
+    zm_replset_t *replset;      //  owned: a replicated service's replicas and writes, or NULL
 } zm_service_t;
 
 zm_service_t *zm_service_new(const char *name, size_t max_queue, size_t max_queue_bytes,

@@ -98,6 +98,49 @@ s_pack_counters(const zm_engine_t *self, zmesh_pack_t *pack)
 #undef ZM_PACK
 }
 
+//  Each replicated service: its replica set and each replica's place (ZMP.md 20.9).
+static void
+s_pack_replicated(const zm_engine_t *self, zmesh_pack_t *pack)
+{
+    uint32_t count = 0;
+    for (zm_service_t *service = zhashx_first(self->services); service;
+         service = zhashx_next(self->services))
+        if (service->replset)
+            count++;
+    zmesh_pack_str(pack, "replicated");
+    zmesh_pack_array(pack, count);
+    for (zm_service_t *service = zhashx_first(self->services); service;
+         service = zhashx_next(self->services)) {
+        zm_replset_t *set = service->replset;
+        if (!set)
+            continue;
+        zmesh_pack_map(pack, 9);
+        zmesh_pack_str(pack, "service");
+        zmesh_pack_str(pack, service->name);
+        s_pack_key_uint(pack, "replicas", set->replicas);
+        s_pack_key_uint(pack, "quorum", zm_replset_quorum(set));
+        s_pack_key_uint(pack, "epoch", set->epoch);
+        s_pack_key_uint(pack, "seq", set->last);
+        s_pack_key_uint(pack, "committed", set->committed);
+        s_pack_key_uint(pack, "buffered", set->ring_count);
+        s_pack_key_uint(pack, "catchups", set->catchups);
+        zmesh_pack_str(pack, "members");
+        zmesh_pack_array(pack, (uint32_t) zlistx_size(set->members));
+        for (zm_member_t *member = zlistx_first(set->members); member;
+             member = zlistx_next(set->members)) {
+            zmesh_pack_map(pack, 4);
+            zmesh_pack_str(pack, "id");
+            zmesh_pack_str(pack, member->worker->id);
+            zmesh_pack_str(pack, "state");
+            zmesh_pack_str(pack, zm_member_state_name(member->state));
+            uint64_t seq = member->state == ZM_MEMBER_JOINED ? member->joined_seq
+                                                              : member->applied;
+            s_pack_key_uint(pack, "seq", seq);
+            s_pack_key_uint(pack, "lag", set->last > seq ? set->last - seq : 0);
+        }
+    }
+}
+
 //  Whether CURVE is on and, if so, each key the broker knows by name.
 static void
 s_pack_security(const zm_engine_t *self, zmesh_pack_t *pack)
@@ -127,7 +170,7 @@ zm_engine_status(const zm_engine_t *self, int64_t now)
 {
     assert(self);
     zmesh_pack_t *pack = zmesh_pack_new();
-    zmesh_pack_map(pack, 7);
+    zmesh_pack_map(pack, 8);
     zmesh_pack_str(pack, "version");
     char version[32];
     snprintf(version, sizeof version, "%d.%d.%d", ZMESH_VERSION_MAJOR, ZMESH_VERSION_MINOR,
@@ -137,6 +180,7 @@ zm_engine_status(const zm_engine_t *self, int64_t now)
     s_pack_services(self, pack);
     s_pack_workers(self, pack, now);
     s_pack_pipelines(self, pack);
+    s_pack_replicated(self, pack);
     s_pack_counters(self, pack);
     s_pack_security(self, pack);
     zframe_t *body = zframe_new(zmesh_pack_data(pack), zmesh_pack_size(pack));

@@ -39,6 +39,9 @@ typedef struct zm_worker {
     bool reads_attempt;         //  its READY had the flags field: REQUEST may carry attempt
     bool streams;               //  READY flags bit 1: it takes streamed calls (PART, CREDIT,
                                 //  CANCEL)
+    struct zm_member *member;   //  borrowed: its replica set's record, if it is a replica
+    bool withheld;              //  kept off the ready list though it has free slots (a
+                                //  replica that is not current)
     uint64_t served;            //  calls it answered
     zlistx_t *inflight;         //  borrowed zm_call_t (the engine owns them), oldest first
     void *ready_handle;         //  its place in service->ready, NULL when not there

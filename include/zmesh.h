@@ -1,6 +1,7 @@
 //  zmesh.h - the C API of zmesh: RPC clients and workers, pipeline producers
-//  and consumers, that talk to a zmesh broker with the ZMP protocol
-//  (schemas/ZMP.md), and helpers to build MessagePack payloads. Self-contained: it includes only standard headers.
+//  and consumers and the replicas of replicated services, that talk to a
+//  zmesh broker with the ZMP protocol (schemas/ZMP.md), and helpers to build
+//  MessagePack payloads. Self-contained: it includes only standard headers.
 //
 //  Conventions: every int-returning call returns ZMESH_OK (0) or a negative
 //  zmesh_err_t. A `T **x_p` argument hands ownership over and NULLs the
@@ -321,6 +322,86 @@ void zmesh_worker_stop(zmesh_worker_t *self);
 
 //  Text of the broker's last refusal, borrowed; "" if none.
 const char *zmesh_worker_error(const zmesh_worker_t *self);
+
+//  ---------------------------------------------------------------------
+//  zmesh_replica: one replica of a replicated service (ZMP.md section 20).
+//  The broker numbers the service's writes; every replica applies them in
+//  that order, each write id once, and a write is answered once a quorum of
+//  replicas applied it (made it durable, with a data directory). Reads go to
+//  one replica. A replica that joins late, or lost its disk, catches up from
+//  a snapshot of another. The service's state is the application's: the
+//  replica drives it through zmesh_state_t.
+
+typedef struct zmesh_replica zmesh_replica_t;
+
+//  The service's state machine. handle runs one request: write is true for a
+//  numbered write (the same on every replica, in the same order), false for
+//  a read, which must change nothing. It returns ZMESH_OK with *reply_p a new
+//  message (or NULL for nil), or an error (the call fails with
+//  ZMESH_EHANDLER at the client, *reply_p, if set, a MessagePack string that
+//  says why). Its outcome must depend only on the state and the request, so
+//  that replicas agree. snapshot serialises the whole state into *data_p
+//  (malloc'ed; the replica frees it); restore replaces the state with a
+//  snapshot's and returns true, or false, the state unchanged, if the bytes
+//  are not one. All three run on the thread of zmesh_replica_new (replaying
+//  the data directory) and then on the thread of zmesh_replica_run.
+typedef struct {
+    int (*handle)(void *arg, bool write, const void *body, size_t size, zmesh_msg_t **reply_p);
+    void (*snapshot)(void *arg, void **data_p, size_t *size_p);
+    bool (*restore)(void *arg, const void *data, size_t size);
+    void *arg;
+} zmesh_state_t;
+
+//  Creates a replica of service for the broker at endpoint (a comma-
+//  separated list: each reconnection goes to the next). state is copied; its
+//  arg is borrowed and must outlive the replica. replicas (1..16) is the
+//  service's replication factor and quorum (0..replicas, 0 for a majority,
+//  replicas / 2 + 1) how many replicas must apply a write before it is
+//  answered; every replica of a service must give the same two. data_dir
+//  (created if missing, one replica per directory) keeps the state across
+//  restarts: its log is replayed into state here, and what cannot be read
+//  back whole is set aside and fetched from the other replicas; NULL keeps
+//  the state in memory only. Does not connect yet. Returns NULL with *err_p
+//  (may be NULL) ZMESH_EINVAL for a bad argument, or ZMESH_ESYS when
+//  data_dir cannot be used or another replica holds it (logged with why).
+zmesh_replica_t *zmesh_replica_new(const char *endpoint, const char *service,
+                                   const zmesh_state_t *state, int replicas, int quorum,
+                                   const char *data_dir, int *err_p);
+
+//  As zmesh_replica_new, with every connection a CURVE client of the broker
+//  with curve's keys (copied; NULL: plain).
+zmesh_replica_t *zmesh_replica_new_secure(const char *endpoint, const char *service,
+                                          const zmesh_state_t *state, int replicas,
+                                          int quorum, const char *data_dir,
+                                          const zmesh_curve_t *curve, int *err_p);
+
+//  Heartbeat interval in ms (100..60000, default 1000) and liveness (2..100,
+//  default 3), as for workers. Call before zmesh_replica_run.
+void zmesh_replica_set_heartbeat(zmesh_replica_t *self, int interval_ms, int liveness);
+
+//  Connects, joins with the last write it holds, and serves in this thread:
+//  applies the broker's writes (several at once, made durable together
+//  before they are acknowledged), answers reads, sends snapshots to
+//  replicas catching up and installs its own. Rejoins when the broker goes
+//  silent, restarts or sends it away. Blocks until zmesh_replica_stop() or
+//  SIGINT/SIGTERM (ZMESH_OK), or a fatal error: ZMESH_ESYS when a write or
+//  a snapshot could not be made durable (nothing not durable is ever
+//  acknowledged; the replica must be restarted, and serves no more until
+//  then) or a socket failed, ZMESH_EDENIED or ZMESH_EPROTO when the broker
+//  refused it for good, ZMESH_EINVAL when the endpoint is unusable.
+//  zmesh_replica_error() tells why.
+int zmesh_replica_run(zmesh_replica_t *self);
+
+//  Asks a running zmesh_replica_run to return. Safe to call from any thread
+//  and from a signal handler.
+void zmesh_replica_stop(zmesh_replica_t *self);
+
+//  Why the replica stopped or was refused, borrowed; "" if nothing went wrong.
+const char *zmesh_replica_error(const zmesh_replica_t *self);
+
+//  Frees the replica (closing its data directory) and sets *self_p to NULL.
+//  Not while zmesh_replica_run runs.
+void zmesh_replica_destroy(zmesh_replica_t **self_p);
 
 //  ---------------------------------------------------------------------
 //  zmesh_producer: sends one-way messages into a named pipeline (ZMP.md

@@ -21,18 +21,12 @@
 //  The log is compacted into a snapshot once it holds this many bytes.
 #define ZM_REPLICA_COMPACT_BYTES (16u * 1024 * 1024)
 
-//  The service's state machine. handle runs one request: write true for a
-//  sequenced write (the same on every replica, in the same order), false for
-//  a read; it returns ZMESH_OK or an error, with *reply_p set (or NULL for
-//  nil), and must depend only on the state and the request. snapshot
-//  serialises the whole state (malloc'ed); restore replaces the state with
-//  a snapshot's, false (unchanged) if the bytes are not one.
-typedef struct {
-    int (*handle)(void *arg, bool write, const void *body, size_t size, zmesh_msg_t **reply_p);
-    void (*snapshot)(void *arg, void **data_p, size_t *size_p);
-    bool (*restore)(void *arg, const void *data, size_t size);
-    void *arg;
-} zm_replica_service_t;
+//  The service's state machine, as the public API has it (zmesh_state_t):
+//  handle runs one request, write true for a sequenced write (the same on
+//  every replica, in the same order), false for a read; snapshot serialises
+//  the whole state (malloc'ed); restore replaces the state with a
+//  snapshot's, false (unchanged) if the bytes are not one.
+typedef zmesh_state_t zm_replica_service_t;
 
 typedef struct zm_replica zm_replica_t;
 

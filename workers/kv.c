@@ -305,12 +305,16 @@ zw_kv_handle(zw_kv_t *self, bool write, const void *body, size_t size, zmesh_msg
     if (!s_parse(&request, body, size))
         rc = s_error(reply_p, "kv: a request is a map with a string \"op\"");
     else if (s_str_is(request.op, "digest"))
-        rc = write ? s_error(reply_p, "kv: digest is a read, not a write") : s_digest(self, reply_p);
+        rc = write ? s_error(reply_p, "kv: digest is a read: call it without --write")
+                   : s_digest(self, reply_p);
     else if (!s_op_is_write(request.op) && !s_str_is(request.op, "get"))
         rc = s_error(reply_p, "kv: op must be put, get, delete, cas or digest");
     else if (s_op_is_write(request.op) != write)
-        rc = s_error(reply_p, write ? "kv: get is a read: send it as a read"
-                                    : "kv: put, delete and cas are writes: send them as writes");
+        rc = s_error(reply_p, write ? "kv: get is a read: call it without --write (with "
+                                      "--quorum to read through the quorum)"
+                                    : "kv: put, delete and cas are writes: call them with "
+                                      "--write (zmesh call kv JSON --write), so that every "
+                                      "replica applies them");
     else if (!s_key(&request, key))
         rc = s_error(reply_p, "kv: key must be a string of 1 to 1024 bytes without NUL");
     else if (s_str_is(request.op, "put"))

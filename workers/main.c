@@ -1,5 +1,6 @@
 //  main.c - zmesh-worker: serves one service through a zmesh broker, or runs one pipeline stage
-//  (--pipeline), with the built-in echo handler or an --exec program. It parses flags (with
+//  (--pipeline), with the built-in echo handler or an --exec program, or is one replica of the
+//  replicated key-value service (--builtin kv --replicas N). It parses flags (with
 //  ZMESH_* environment fallbacks), owns SIGINT/SIGTERM (they stop the worker; a second one
 //  during shutdown kills the process), runs the library's worker loop or the stage and cleans
 //  up the children. It never asserts on argv or the
@@ -16,6 +17,7 @@
 #include "echo.h"
 #include "exec.h"
 #include "files.h"
+#include "kv.h"
 #include "stage.h"
 #include "zm_log.h"
 #include "zm_proto.h"
@@ -31,6 +33,8 @@ static const char s_usage[] =
     "                    [--idempotent] [--heartbeat-ms N] [--liveness N] [--broker EP]\n"
     "                    [--curve-secret FILE --broker-key KEY] [--verbose]\n"
     "       zmesh-worker --builtin files --root DIR [--service NAME] [--threads N] ...\n"
+    "       zmesh-worker --builtin kv --replicas N [--quorum W] [--data-dir DIR]\n"
+    "                    [--service NAME] [--heartbeat-ms N] [--liveness N] [--broker EP] ...\n"
     "       zmesh-worker --pipeline IN [--output OUT] [--builtin echo | --exec CMD]\n"
     "                    [--threads N] [--credit N] [--heartbeat-ms N] [--liveness N]\n"
     "                    [--broker EP] [--curve-secret FILE --broker-key KEY] [--verbose]\n"
@@ -52,6 +56,20 @@ static const char s_usage[] =
     "                     with their size and SHA-1 (`zmesh get`). Paths are relative to DIR;\n"
     "                     absolute paths, '..' and symbolic links leading out are refused\n"
     "  --root DIR         the directory --builtin files serves\n"
+    "  --builtin kv       one replica of a replicated key-value store (service \"kv\" by\n"
+    "                     default): {\"op\": \"put\"|\"delete\"|\"cas\", \"key\": K, ...} are\n"
+    "                     writes (`zmesh call kv JSON --write`), applied by every replica in\n"
+    "                     the broker's order and answered once a quorum of them has;\n"
+    "                     {\"op\": \"get\"|\"digest\", ...} are reads, answered by one replica\n"
+    "                     (or through the quorum with --quorum)\n"
+    "  --replicas N       the service's replication factor, 1..16, the same for every\n"
+    "                     replica (default: $ZMESH_REPLICAS); --builtin kv only\n"
+    "  --quorum W         replicas that must apply a write before it is answered, 1..N, or 0\n"
+    "                     for a majority, N/2+1 (default: $ZMESH_QUORUM, else 0)\n"
+    "  --data-dir DIR     keep the replica's state in DIR (created if missing; one replica\n"
+    "                     per directory) so that a restart resumes from it; without it the\n"
+    "                     state is in memory and a restart catches up from the other\n"
+    "                     replicas (default: $ZMESH_DATA_DIR)\n"
     "  --exec CMD         run `/bin/sh -c CMD`, one child per request in progress, kept\n"
     "                     running across requests; each request (message) is written to\n"
     "                     its stdin as one JSON line and its next stdout line (JSON) is the\n"
@@ -93,6 +111,9 @@ typedef struct {
     const char *curve_secret;   //  --curve-secret, else $ZMESH_CURVE_SECRET; NULL: no CURVE
     const char *broker_key;     //  --broker-key, else $ZMESH_BROKER_KEY; NULL: no CURVE
     const char *root;           //  --root DIR (--builtin files); NULL if not given
+    const char *data_dir;       //  --data-dir, else $ZMESH_DATA_DIR (--builtin kv); NULL: memory
+    int replicas;               //  --replicas, else $ZMESH_REPLICAS, 1..16; 0 if not given
+    int quorum;                 //  --quorum, else $ZMESH_QUORUM, 0..replicas; -1 if not given
     int threads;                //  1..1024
     int credit;                 //  --credit, 1..1000; 0 if not given
     int heartbeat_ms;           //  0: the library's default
@@ -106,6 +127,7 @@ typedef struct {
 //  What the signal handler needs. Set before the handlers are installed, cleared after they
 //  are removed.
 static zmesh_worker_t *volatile s_worker;
+static zmesh_replica_t *volatile s_replica;
 static zw_exec_t *volatile s_exec;
 static zw_stage_t *volatile s_stage;
 static volatile sig_atomic_t s_signal;      //  the signal that stopped us; 0 if none
@@ -162,6 +184,19 @@ s_apply(s_args_t *args, const char *name, const char *value)
         args->exec = value;
     else if (strcmp(name, "--root") == 0)
         args->root = value;
+    else if (strcmp(name, "--data-dir") == 0) {
+        if (value[0] == '\0')
+            s_set_error(args, "option %s needs a directory", name);
+        args->data_dir = value;
+    }
+    else if (strcmp(name, "--replicas") == 0) {
+        if (!s_parse_int(value, 1, ZM_REPLICAS_MAX, &args->replicas))
+            s_set_error(args, "--replicas wants 1..16, not '%s'", value);
+    }
+    else if (strcmp(name, "--quorum") == 0) {
+        if (!s_parse_int(value, 0, ZM_REPLICAS_MAX, &args->quorum))
+            s_set_error(args, "--quorum wants 0..16 (0: a majority), not '%s'", value);
+    }
     else if (strcmp(name, "--curve-secret") == 0 || strcmp(name, "--broker-key") == 0) {
         if (value[0] == '\0')
             s_set_error(args, "option %s needs a value", name);
@@ -188,7 +223,8 @@ s_takes_value(const char *name)
     static const char *names[] = {"--service",  "--pipeline", "--output",       "--credit",
                                   "--broker",   "--builtin",  "--exec",         "--threads",
                                   "--heartbeat-ms", "--liveness", "--curve-secret",
-                                  "--broker-key", "--root"};
+                                  "--broker-key", "--root", "--data-dir", "--replicas",
+                                  "--quorum"};
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++) {
         if (strcmp(name, names[index]) == 0)
             return true;
@@ -267,10 +303,62 @@ s_check_curve_args(s_args_t *args)
                                 "(or ZMESH_CURVE_SECRET) too: give both for CURVE, or neither");
 }
 
+//  Checks the options of a replica (--builtin kv), taking the replication settings from the
+//  environment where no option gave them; and that no other handler got them. The
+//  environment is read only for a replica, so a shell that exports them for one does not
+//  break the others. threads_flag, idempotent_flag: given on the command line.
+static void
+s_check_replica_args(s_args_t *args, bool threads_flag, bool idempotent_flag)
+{
+    bool kv = args->builtin && strcmp(args->builtin, "kv") == 0;
+    if (!kv) {
+        if (args->replicas)
+            s_set_error(args, "%s", "--replicas is for --builtin kv");
+        else if (args->quorum >= 0)
+            s_set_error(args, "%s", "--quorum is for --builtin kv (with --replicas N)");
+        else if (args->data_dir)
+            s_set_error(args, "%s", "--data-dir is for --builtin kv (with --replicas N)");
+        return;
+    }
+    const char *replicas = getenv("ZMESH_REPLICAS");
+    const char *quorum = getenv("ZMESH_QUORUM");
+    const char *data_dir = getenv("ZMESH_DATA_DIR");
+    if (!args->replicas && replicas && replicas[0]
+        && !s_parse_int(replicas, 1, ZM_REPLICAS_MAX, &args->replicas))
+        s_set_error(args, "ZMESH_REPLICAS wants 1..16, not '%s'", replicas);
+    if (args->quorum < 0 && quorum && quorum[0]
+        && !s_parse_int(quorum, 0, ZM_REPLICAS_MAX, &args->quorum))
+        s_set_error(args, "ZMESH_QUORUM wants 0..16 (0: a majority), not '%s'", quorum);
+    if (!args->data_dir && data_dir && data_dir[0])
+        args->data_dir = data_dir;
+    if (!args->service && !args->pipeline)
+        args->service = "kv";
+    if (args->pipeline)
+        s_set_error(args, "%s", "--builtin kv serves a service, not a stage");
+    if (!args->replicas)
+        s_set_error(args, "%s", "--builtin kv needs --replicas N (or ZMESH_REPLICAS): the "
+                                "service's replication factor, the same for every replica");
+    else if (args->quorum > args->replicas) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", args->quorum);
+        s_set_error(args, "--quorum (or ZMESH_QUORUM) wants 0..N, at most --replicas, not %s",
+                    text);
+    }
+    if (threads_flag)
+        s_set_error(args, "%s", "--threads is not for --builtin kv: a replica applies its "
+                                "writes in one thread, in order");
+    if (idempotent_flag)
+        s_set_error(args, "%s", "--idempotent is not for --builtin kv: the broker runs a read "
+                                "again on another replica by itself");
+    if (args->quorum < 0)
+        args->quorum = 0;
+}
+
 //  Fills in the environment fallbacks and checks what only the whole command line can tell.
 static void
 s_check_args(s_args_t *args)
 {
+    s_check_replica_args(args, args->threads != 0, args->idempotent);
     const char *threads = getenv("ZMESH_THREADS");
     if (args->threads == 0 && threads && threads[0]
         && !s_parse_int(threads, 1, 1024, &args->threads))
@@ -278,7 +366,8 @@ s_check_args(s_args_t *args)
     if (args->threads == 0)
         args->threads = 1;
     const char *idempotent = getenv("ZMESH_IDEMPOTENT");
-    bool worker = !args->pipeline;  //  a stage has no calls: the setting is not for it
+    //  A stage has no calls and a replica's reads are rerun anyway: the setting is for neither.
+    bool worker = !args->pipeline && !(args->builtin && strcmp(args->builtin, "kv") == 0);
     if (!args->idempotent && worker && idempotent && idempotent[0]
         && strcmp(idempotent, "0") != 0) {
         if (strcmp(idempotent, "1") == 0)
@@ -302,8 +391,9 @@ s_check_args(s_args_t *args)
     if (args->builtin && args->exec)
         s_set_error(args, "%s", "--builtin and --exec exclude each other");
     bool files = args->builtin && strcmp(args->builtin, "files") == 0;
-    if (args->builtin && strcmp(args->builtin, "echo") != 0 && !files)
-        s_set_error(args, "unknown --builtin '%s' (there are: echo, files)", args->builtin);
+    bool kv = args->builtin && strcmp(args->builtin, "kv") == 0;
+    if (args->builtin && strcmp(args->builtin, "echo") != 0 && !files && !kv)
+        s_set_error(args, "unknown --builtin '%s' (there are: echo, files, kv)", args->builtin);
     if (files && !args->root)
         s_set_error(args, "%s", "--builtin files needs --root DIR");
     if (files && args->pipeline)
@@ -332,6 +422,8 @@ s_on_signal(int signal_number)
         zw_exec_stop(s_exec);
     if (s_worker)
         zmesh_worker_stop(s_worker);
+    if (s_replica)
+        zmesh_replica_stop(s_replica);
     if (s_stage)
         zw_stage_stop(s_stage);
     errno = saved_errno;
@@ -394,7 +486,7 @@ s_handle(const zmesh_msg_t *request, zmesh_msg_t **reply_p, void *arg)
 }
 
 static void
-s_log_outcome(const s_args_t *args, zmesh_worker_t *worker, int rc)
+s_log_outcome(const s_args_t *args, const char *error, int rc)
 {
     if (rc == ZMESH_OK) {
         const char *how = s_signal == SIGINT ? "SIGINT" : s_signal == SIGTERM ? "SIGTERM" : "stop";
@@ -404,7 +496,7 @@ s_log_outcome(const s_args_t *args, zmesh_worker_t *worker, int rc)
     char detail[300];
     zm_log_error("zmesh-worker: failed service=%s broker=%s error=\"%s\" detail=%s",
                  args->service, args->broker, zmesh_strerror(rc),
-                 s_quote(zmesh_worker_error(worker), detail, sizeof detail));
+                 s_quote(error, detail, sizeof detail));
 }
 
 //  The exit code for what the worker loop or the stage returned.
@@ -466,10 +558,69 @@ s_serve(const s_args_t *args, const zmesh_curve_t *curve)
         zw_exec_stop(bridge);       //  also when run failed: no handler may wait on a child
     s_worker = NULL;
     s_exec = NULL;
-    s_log_outcome(args, worker, rc);
+    s_log_outcome(args, zmesh_worker_error(worker), rc);
     zmesh_worker_destroy(&worker);  //  first: no handler may run while the children go
     zw_exec_destroy(&bridge);
     zw_files_destroy(&files);
+    return s_exit_code(rc);
+}
+
+//  The kv state machine as the replica drives it, plus a debug line per request.
+static int
+s_kv_handle(void *arg, bool write, const void *body, size_t size, zmesh_msg_t **reply_p)
+{
+    int rc = zw_kv_handle(arg, write, body, size, reply_p);
+    zm_log_debug("zmesh-worker: %s bytes=%zu reply_bytes=%zu ok=%s", write ? "write" : "read",
+                 size, *reply_p ? zmesh_msg_size(*reply_p) : 0, rc == ZMESH_OK ? "yes" : "no");
+    return rc;
+}
+
+static void
+s_kv_snapshot(void *arg, void **data_p, size_t *size_p)
+{
+    zw_kv_snapshot(arg, data_p, size_p);
+}
+
+static bool
+s_kv_restore(void *arg, const void *data, size_t size)
+{
+    return zw_kv_restore(arg, data, size);
+}
+
+//  Runs one replica of the kv service until stopped, and cleans up. Returns the exit code.
+static int
+s_serve_replica(const s_args_t *args, const zmesh_curve_t *curve)
+{
+    zw_kv_t *kv = zw_kv_new();
+    zmesh_state_t state = {s_kv_handle, s_kv_snapshot, s_kv_restore, kv};
+    int err = ZMESH_OK;
+    zmesh_replica_t *replica = zmesh_replica_new_secure(args->broker, args->service, &state,
+                                                        args->replicas, args->quorum,
+                                                        args->data_dir, curve, &err);
+    if (!replica) {
+        //  The library logged why a data directory cannot be used.
+        zm_log_error("zmesh-worker: failed service=%s broker=%s error=\"%s\"", args->service,
+                     args->broker, zmesh_strerror(err));
+        zw_kv_destroy(&kv);
+        return err == ZMESH_EINVAL ? S_EXIT_USAGE : S_EXIT_FAILED;
+    }
+    if (args->heartbeat_ms || args->liveness)
+        zmesh_replica_set_heartbeat(replica, args->heartbeat_ms ? args->heartbeat_ms : 1000,
+                                    args->liveness ? args->liveness : 3);
+    s_replica = replica;
+    s_handle_signals(s_on_signal);
+    char dir[300] = "";
+    if (args->data_dir)
+        s_quote(args->data_dir, dir, sizeof dir);
+    zm_log_info("zmesh-worker: started service=%s handler=kv replicas=%d quorum=%d broker=%s "
+                "data_dir=%s", args->service, args->replicas, args->quorum, args->broker,
+                args->data_dir ? dir : "(none)");
+    int rc = zmesh_replica_run(replica);
+    s_handle_signals(SIG_DFL);
+    s_replica = NULL;
+    s_log_outcome(args, zmesh_replica_error(replica), rc);
+    zmesh_replica_destroy(&replica);
+    zw_kv_destroy(&kv);
     return s_exit_code(rc);
 }
 
@@ -532,7 +683,7 @@ main(int argc, char **argv)
     //  CZMQ would otherwise install handlers of its own that only set a flag of its own.
     bool sighandler_set = getenv("ZSYS_SIGHANDLER") != NULL;
     setenv("ZSYS_SIGHANDLER", "false", 0);
-    s_args_t args = {.broker = ZMESH_DEFAULT_ENDPOINT};
+    s_args_t args = {.broker = ZMESH_DEFAULT_ENDPOINT, .quorum = -1};
     const char *env_broker = getenv("ZMESH_BROKER");
     const char *env_service = getenv("ZMESH_SERVICE");
     if (env_broker && env_broker[0])
@@ -563,7 +714,9 @@ main(int argc, char **argv)
         }
         zm_log_info("zmesh-worker: CURVE on key=%s", zmesh_curve_public_key(curve));
     }
-    int exit_code = args.pipeline ? s_run_stage(&args, curve) : s_serve(&args, curve);
+    int exit_code = args.pipeline  ? s_run_stage(&args, curve)
+                    : args.replicas ? s_serve_replica(&args, curve)
+                                    : s_serve(&args, curve);
     zmesh_curve_destroy(&curve);
     return exit_code;
 }

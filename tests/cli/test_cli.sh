@@ -122,7 +122,7 @@ expect_count() {
 #  Start the mesh.
 endpoint="ipc://$tmp/b.ipc"
 export ZMESH_BROKER=$endpoint
-unset ZMESH_SERVICE ZMESH_THREADS ZMESH_IDEMPOTENT
+unset ZMESH_SERVICE ZMESH_THREADS ZMESH_IDEMPOTENT ZMESH_REPLICAS ZMESH_QUORUM ZMESH_DATA_DIR
 
 cat >"$tmp/wrap.py" <<'EOF'
 import json, sys
@@ -624,6 +624,65 @@ expect_in "zmesh-worker --help allows a list of brokers" "$tmp/out" \
     "comma-separated list of brokers"
 expect_in "zmesh-worker --help documents --pipeline" "$tmp/out" "--pipeline IN"
 expect_in "zmesh-worker --help documents --output" "$tmp/out" "--output OUT"
+
+#  zmesh-worker --builtin kv: a replica of a replicated service. Its options and their checks;
+#  a data directory that cannot be used, or that another replica holds, fails at start.
+for args in "--builtin kv" "--builtin kv --replicas 0" "--builtin kv --replicas 17" \
+    "--builtin kv --replicas x" "--builtin kv --replicas 3 --quorum 4" \
+    "--builtin kv --replicas 3 --quorum -1" "--service echo --replicas 3" \
+    "--service echo --quorum 1" "--service echo --data-dir d" \
+    "--builtin kv --replicas 2 --threads 2" "--builtin kv --replicas 2 --idempotent" \
+    "--builtin kv --replicas 2 --pipeline p" "--builtin kv --replicas 2 --data-dir=" \
+    "--builtin kv --replicas 2 --exec cat" "--builtin kv --replicas 2 --service zmesh.kv"; do
+    read -ra words <<<"$args"
+    run "$worker_bin" "${words[@]}"
+    expect "zmesh-worker $args is a usage error" 2 ''
+done
+run "$worker_bin" --builtin kv
+expect_in "--builtin kv asks for --replicas" "$tmp/err" "--builtin kv needs --replicas N"
+run "$worker_bin" --service echo --replicas 3
+expect_in "--replicas says it is for kv" "$tmp/err" "--replicas is for --builtin kv"
+run "$worker_bin" --builtin kv --replicas 3 --quorum 4
+expect_in "--quorum above --replicas is named" "$tmp/err" "at most --replicas"
+run env ZMESH_REPLICAS=x "$worker_bin" --builtin kv
+expect "zmesh-worker --builtin kv with ZMESH_REPLICAS=x is a usage error" 2
+expect_in "the error names ZMESH_REPLICAS" "$tmp/err" "ZMESH_REPLICAS wants 1..16"
+run env ZMESH_REPLICAS=2 ZMESH_QUORUM=3 "$worker_bin" --builtin kv
+expect "zmesh-worker with ZMESH_QUORUM above ZMESH_REPLICAS is a usage error" 2
+run "$worker_bin" --help
+expect_in "zmesh-worker --help documents --builtin kv" "$tmp/out" "--builtin kv --replicas N"
+expect_in "zmesh-worker --help documents --data-dir" "$tmp/out" "--data-dir DIR"
+expect_in "zmesh-worker --help documents --quorum" "$tmp/out" "--quorum W"
+expect_in "zmesh-worker --help names the flag for writes" "$tmp/out" "--write"
+touch "$tmp/not-a-dir"
+run "$worker_bin" --builtin kv --replicas 1 --broker "ipc://$tmp/nobody.ipc" \
+    --data-dir "$tmp/not-a-dir"
+expect "zmesh-worker --builtin kv with a file as --data-dir fails" 1 ''
+expect_in "it says why" "$tmp/err" "Not a directory"
+"$worker_bin" --builtin kv --replicas 1 --broker "ipc://$tmp/nobody.ipc" \
+    --data-dir "$tmp/kv-data" 2>"$tmp/kv1.log" &
+kv_pid=$!
+pids+=($kv_pid)
+deadline=$(($(now_ns) + 10000000000))
+until grep -q "replica: JOIN" "$tmp/kv1.log"; do
+    (($(now_ns) < deadline)) || fail "zmesh-worker --builtin kv did not try to join within 10 s"
+    sleep 0.05
+done
+checks=$((checks + 1))
+expect_in "a replica logs its data directory" "$tmp/kv1.log" "replica: opened service=kv"
+run env ZMESH_DATA_DIR="$tmp/kv-data" "$worker_bin" --builtin kv --replicas 1 \
+    --broker "ipc://$tmp/nobody.ipc"
+expect "a second replica on a data directory in use fails" 1 ''
+expect_in "it says the directory is in use" "$tmp/err" "in use by another replica"
+kill -TERM "$kv_pid"
+wait_stopped "$kv_pid" 5 || fail "zmesh-worker --builtin kv still runs 5 s after SIGTERM"
+set +e
+wait "$kv_pid"
+rc=$?
+set -e
+out="" err=$(cat "$tmp/kv1.log")
+expect "zmesh-worker --builtin kv exits 0 on SIGTERM" 0
+expect_in "it logs how it stopped" "$tmp/kv1.log" "stopped service=kv by=SIGTERM"
 
 #  ---------------------------------------------------------------------------------------
 #  Keys: zmesh keygen, and the --curve-secret/--broker-key checks of both programs (the broker

@@ -115,6 +115,9 @@ test_reads_and_writes_told_apart(void **unused)
     S_REFUSED(kv, false, "{\"op\":\"delete\",\"key\":\"a\"}", "are writes");
     S_REFUSED(kv, true, "{\"op\":\"get\",\"key\":\"a\"}", "is a read");
     S_REFUSED(kv, true, "{\"op\":\"digest\"}", "is a read");
+    //  The text tells a user of the CLI what to do: the flag that makes a call a write.
+    S_REFUSED(kv, false, "{\"op\":\"put\",\"key\":\"a\",\"value\":1}", "with --write");
+    S_REFUSED(kv, true, "{\"op\":\"get\",\"key\":\"a\"}", "without --write");
     assert_int_equal(zw_kv_size(kv), 0);        //  a refused put changed nothing
 
     const char *write = "{\"op\":\"put\",\"key\":\"a\",\"value\":1}";
