@@ -46,6 +46,18 @@ trap 'exit 143' TERM
 
 [ -x "$python" ] || fail "$python not found"
 
+#  finish NAME: stops everything, then fails if a sanitizer reported anything in a log (the
+#  processes stopped with SIGTERM run their leak check then); prints NAME passed.
+finish() {
+    stop_pids
+    pids=()
+    if grep -l -E 'Sanitizer|runtime error:' "$tmp"/*.log >/dev/null 2>&1; then
+        grep -h -A 12 -E 'Sanitizer|runtime error:' "$tmp"/*.log >&2
+        fail "a sanitizer reported an error"
+    fi
+    echo "replication: $1 passed"
+}
+
 #  Starts the broker with extra flags "$@" and waits until it answers.
 start_broker() {
     "$broker_bin" --bind "$endpoint" --push-bind none "$@" >>"$tmp/broker.log" 2>&1 &
@@ -103,7 +115,7 @@ counter() {
 #  One line on the replica set: epoch, seq, committed, each member's state and seq.
 members_line() {
     status_value '"epoch %d seq %d committed %d, members: %s" % (r["epoch"], r["seq"],
-        r["committed"], ", ".join("%s %s seq %d lag %d" % (m["id"][:8], m["state"], m["seq"],
+        r["committed"], ", ".join("%s %s seq %d lag %d" % (m["id"][-6:], m["state"], m["seq"],
         m["lag"]) for m in r["members"]))'
 }
 

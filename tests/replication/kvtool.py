@@ -61,8 +61,8 @@ class Client:
         self.service = service
         self.timeout_ms = timeout_ms
 
-    def send(self, request_id, flags, body):
-        header = ["ZMP1", "CALL", request_id, self.service, self.timeout_ms, flags]
+    def send(self, request_id, flags, body, service=None):
+        header = ["ZMP1", "CALL", request_id, service or self.service, self.timeout_ms, flags]
         self.socket.send_multipart([b"", msgpack.packb(header), body])
 
     def receive(self, wait_ms):
@@ -80,13 +80,13 @@ class Client:
                 fail("unexpected message %r" % header)
             return header[2], header[3], msgpack.unpackb(frames[2], raw=False)
 
-    def call(self, flags, request, request_id=None, attempts=20):
+    def call(self, flags, request, request_id=None, attempts=20, service=None):
         """One call, resent with the same id after a timeout, 404, 408, 502 or 503 (a write
         stays exactly-once that way); returns (status, body, resends)."""
         request_id = request_id or new_id()
         body = msgpack.packb(request)
         for attempt in range(attempts):
-            self.send(request_id, flags, body)
+            self.send(request_id, flags, body, service)
             deadline = time.monotonic() + self.timeout_ms / 1000.0 + 2.0
             while time.monotonic() < deadline:
                 answer = self.receive(100)
@@ -211,6 +211,26 @@ def expected_digest(state):
     return hashlib.sha1(msgpack.packb(ordered, use_bin_type=True)).hexdigest()
 
 
+def broker_status(client):
+    status, reply, _ = client.call(0, None, service="zmesh.status")
+    if status != 200:
+        fail("zmesh.status answered %d %r" % (status, reply))
+    return reply
+
+
+def replica_set(client):
+    for entry in broker_status(client).get("replicated", []):
+        if entry["service"] == client.service:
+            return entry
+    fail("the broker has no replicated service %s" % client.service)
+
+
+def served(client):
+    """Requests answered so far by each worker of the service, by worker id."""
+    return {worker["id"]: worker["served"] for worker in broker_status(client)["workers"]
+            if worker["service"] == client.service}
+
+
 def s_check(args):
     state = load_acked(args.acked)
     client = Client(args.endpoint, args.service, args.timeout_ms)
@@ -260,23 +280,41 @@ def s_check(args):
     for key, got, want in wrong[:5]:
         print("checker: %s holds %r, acknowledged %r" % (key, got, want), file=sys.stderr)
 
-    #  Digests: plain reads go to one replica each, the least recently used one, so K of them
-    #  in a row reach every replica; a quorum read is answered by all live replicas and the
-    #  broker compares their answers (replica_divergence).
-    seen = collections.Counter()
-    for _ in range(args.digest_reads):
+    #  Digests: a plain read goes to one replica, which the broker's status tells (its
+    #  "served" goes up by one), so each replica's digest is known by its id; a quorum read is
+    #  answered by every live replica and the broker compares the answers (replica_divergence).
+    members = replica_set(client)["members"]
+    per_replica = collections.defaultdict(list)
+    reads = 0
+    while reads < max(args.digest_reads, 20 * len(members)):
+        before = served(client)
         status, reply, _ = client.call(0, {"op": "digest"})
         if status != 200:
             fail("digest read answered %d %r" % (status, reply))
-        seen["%s keys=%d" % (reply["digest"], reply["keys"])] += 1
+        after = served(client)
+        reads += 1
+        moved = [worker for worker in after if after[worker] != before.get(worker)]
+        if len(moved) == 1:
+            per_replica[moved[0]].append("%s keys=%d" % (reply["digest"], reply["keys"]))
+        if reads >= args.digest_reads and all(m["id"] in per_replica for m in members):
+            break
     status, reply, _ = client.call(ZM_CALL_QUORUM, {"op": "digest"})
     if status != 200:
         fail("quorum digest read answered %d %r" % (status, reply))
     quorum = "%s keys=%d" % (reply["digest"], reply["keys"])
-    print("checker: digests of %d plain reads: %s; quorum read: %s"
-          % (args.digest_reads, ", ".join("%s (x%d)" % kv for kv in seen.items()), quorum),
-          flush=True)
-    if len(seen) != 1 or quorum not in seen:
+    digests = set()
+    for member in members:
+        seen = per_replica.get(member["id"], [])
+        digests.update(seen)
+        print("checker: replica %s (%s, seq %d): %s" % (
+            member["id"], member["state"], member["seq"],
+            ", ".join("%s (x%d)" % item for item in collections.Counter(seen).items())
+            or "no plain read reached it"), flush=True)
+        if not seen:
+            ok = False
+    print("checker: %d plain digest reads, %d distinct digests; quorum read: %s"
+          % (reads, len(digests), quorum), flush=True)
+    if len(digests) != 1 or quorum not in digests:
         print("checker: replicas hold different states", file=sys.stderr)
         ok = False
     if args.exact:

@@ -45,4 +45,4 @@ echo "replication: $kills kills during $(($(now_ms) - start)) ms of writes;" \
      "snapshot catch-ups $(counter catchups), resent catch-ups $(counter catchup_resends)"
 (($(counter catchups) >= kills)) || fail "fewer snapshot catch-ups than restarted replicas"
 check_state 3 "$tmp/w.acked"
-echo "replication: test_chaos passed"
+finish test_chaos

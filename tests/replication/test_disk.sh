@@ -39,12 +39,12 @@ start_writer w --count "$count" --op cas --window 64 --timeout-ms 2000
 set_gate w $((count * 3 / 4))
 wait_acked w $((count / 2))
 before=$(member_ids)
-for name in r1 r2 r3; do
-    kill -KILL "${replica_pid[$name]}"
-done
+{
+    kill -KILL "${replica_pid[r1]}" "${replica_pid[r2]}" "${replica_pid[r3]}"
+    wait "${replica_pid[r1]}" "${replica_pid[r2]}" "${replica_pid[r3]}" || true
+} 2>/dev/null
 killed_at=$(acked_so_far w)
 for name in r1 r2 r3; do
-    wait "${replica_pid[$name]}" 2>/dev/null || true
     start_replica_on_disk "$name"
 done
 set_gate w "$count"
@@ -87,4 +87,4 @@ damage r1 truncate
 check_state 3 "$tmp/w.acked" "$tmp/w-truncate.acked"
 damage r2 flip
 check_state 3 "$tmp/w.acked" "$tmp/w-truncate.acked" "$tmp/w-flip.acked"
-echo "replication: test_disk passed"
+finish test_disk

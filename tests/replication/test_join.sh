@@ -34,4 +34,4 @@ set_gate w "$count"
 finish_writer w
 (($(counter catchups) > catchups)) || fail "r4 did not catch up from a snapshot"
 check_state 4 "$tmp/w.acked"
-echo "replication: test_join passed"
+finish test_join
