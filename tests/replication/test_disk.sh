@@ -77,8 +77,12 @@ with open(sys.argv[1], "r+b") as log:
     set_gate "w-$how" "$more"
     finish_writer "w-$how"
     mv "$tmp/$name.log" "$tmp/$name-before-$how.log"
+    local catchups
+    catchups=$(counter catchups)
     start_replica_on_disk "$name"
     wait_replaced 3 "$before"
+    #  What it kept is more than the broker resends (4096 writes) behind: a peer's snapshot.
+    (($(counter catchups) > catchups)) || fail "replica $name did not catch up from a peer"
     damage_found "$name" || fail "replica $name did not report its damaged log"
     echo "replication: $name reported: $(grep -Ei 'damag|corrupt|torn|crc|truncat|cut' \
         "$tmp/$name.log" | head -n 2)"
