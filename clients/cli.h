@@ -70,6 +70,8 @@ typedef struct {
     bool admin;                 //  --admin (keygen only)
     bool force;                 //  --force (keygen only)
     bool stream;                //  --stream: a streamed call, each part printed (call only)
+    int call_flags;             //  --write: ZMESH_CALL_WRITE, --quorum: ZMESH_CALL_QUORUM, else 0
+                                //  (call only)
     const char *output;         //  --output FILE (get only); NULL: the path's last name
     const char *service;        //  --service NAME (get only); NULL: "files"
     const char *args[2];        //  positional arguments after the command

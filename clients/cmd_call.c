@@ -3,7 +3,8 @@
 //  argument it reads one request per stdin line and keeps up to S_WINDOW calls in flight while
 //  input is ready, printing outcomes strictly in input order and stopping at the first failed
 //  line. It must never reorder output, print anything but replies on stdout, or wait on stdin
-//  while a reply it could print is waiting.
+//  while a reply it could print is waiting. --write and --quorum make each call a write or a
+//  quorum read of a replicated service.
 #define _GNU_SOURCE                 //  asprintf, vasprintf
 
 #include <stdarg.h>
@@ -75,7 +76,13 @@ s_call_once(const zm_cli_t *cli, const char *what, const char *json)
     if (!client)
         return exit_code;
     zmesh_msg_t *reply = NULL;
-    int rc = zmesh_client_call(client, service, data, size, cli->timeout_ms, &reply);
+    int rc;
+    if (cli->call_flags == ZMESH_CALL_WRITE)
+        rc = zmesh_client_write(client, service, data, size, cli->timeout_ms, &reply);
+    else if (cli->call_flags == ZMESH_CALL_QUORUM)
+        rc = zmesh_client_read_quorum(client, service, data, size, cli->timeout_ms, &reply);
+    else
+        rc = zmesh_client_call(client, service, data, size, cli->timeout_ms, &reply);
     free(data);
     if (rc == ZMESH_OK)
         exit_code = zm_cli_print_reply(what, reply);
@@ -182,8 +189,8 @@ s_send_line(s_pipeline_t *self, const char *line, size_t length)
                self->line_number, error);
         return;
     }
-    int rc = zmesh_client_send(self->client, self->cli->args[0], data, size,
-                               self->cli->timeout_ms, &call->id);
+    int rc = zmesh_client_send_flags(self->client, self->cli->args[0], data, size,
+                                     self->cli->timeout_ms, self->cli->call_flags, &call->id);
     free(data);
     if (rc != ZMESH_OK)
         s_complete(self, call, rc, NULL);

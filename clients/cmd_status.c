@@ -1,6 +1,6 @@
 //  cmd_status.c - `zmesh status`: calls the broker's reserved service "zmesh.status" and prints
-//  its reply, as one JSON line (--json) or as tables of services, pipelines, workers, the keys
-//  of a CURVE broker and every counter.
+//  its reply, as one JSON line (--json) or as tables of services, pipelines, workers, each
+//  replicated service with its replicas, the keys of a CURVE broker and every counter.
 //  The reply comes from the network: a missing or odd field prints as "-", control bytes in
 //  strings print as '?', and nothing in it is asserted.
 #define _GNU_SOURCE                 //  asprintf, vasprintf
@@ -40,6 +40,14 @@ static const s_column_t s_pipeline_columns[] = {
 static const s_column_t s_worker_columns[] = {
     {"id", "ID", false},          {"service", "SERVICE", false},  {"slots", "SLOTS", true},
     {"inflight", "INFLIGHT", true}, {"served", "SERVED", true}, {"silent_ms", "SILENT_MS", true},
+};
+
+//  ZMP.md 20: the replicas of one replicated service.
+static const s_column_t s_member_columns[] = {
+    {"id", "ID", false},
+    {"state", "STATE", false},
+    {"seq", "SEQ", true},
+    {"lag", "LAG", true},
 };
 
 //  ZMP.md 18: the keys a CURVE broker knows, and what each sent.
@@ -225,6 +233,34 @@ s_format_uptime(const json_t *value, char *buffer, size_t size)
         snprintf(buffer, size, "%ds", rest);
 }
 
+//  Prints one table per replicated service: a title line with its replication factor, write
+//  quorum, epoch, last sequence number given and last answered, then a row per replica.
+//  Nothing at all when the broker has no replicated service (or predates them).
+static void
+s_print_replicated(const json_t *replicated)
+{
+    size_t index;
+    json_t *set;
+    json_array_foreach((json_t *) replicated, index, set) {
+        static const char *const keys[] = {"service", "replicas", "quorum", "epoch", "seq",
+                                           "committed"};
+        char *cells[6];
+        for (size_t key = 0; key < 6; key++)
+            cells[key] = s_cell(json_object_get(set, keys[key]));
+        char *title = NULL;
+        if (asprintf(&title, "REPLICATED %s: replicas %s, quorum %s, epoch %s, seq %s, "
+                     "committed %s", cells[0], cells[1], cells[2], cells[3], cells[4],
+                     cells[5]) < 0)
+            abort();            //  out of memory aborts, as zm_alloc does
+        for (size_t key = 0; key < 6; key++)
+            free(cells[key]);
+        s_print_table(title, json_object_get(set, "members"), s_member_columns,
+                      sizeof s_member_columns / sizeof s_member_columns[0]);
+        free(title);
+        putchar('\n');
+    }
+}
+
 //  Prints the status reply as tables. Returns the exit code.
 static int
 s_print_status(const zm_cli_t *cli, const zmesh_msg_t *reply)
@@ -263,6 +299,7 @@ s_print_status(const zm_cli_t *cli, const zmesh_msg_t *reply)
     s_print_table("WORKERS", json_object_get(status, "workers"), s_worker_columns,
                   sizeof s_worker_columns / sizeof s_worker_columns[0]);
     putchar('\n');
+    s_print_replicated(json_object_get(status, "replicated"));
     if (curve) {
         json_t *keys = s_map_rows(json_object_get(security, "key_stats"));
         s_print_table("KEYS", keys, s_key_columns, sizeof s_key_columns / sizeof s_key_columns[0]);

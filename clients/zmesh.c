@@ -47,7 +47,8 @@ static const char s_usage_main[] =
     "6 denied by the broker's access rules.\n";
 
 static const char s_usage_call[] =
-    "usage: zmesh call SERVICE [JSON] [--timeout MS] [--retries N] [--broker EP]\n"
+    "usage: zmesh call SERVICE [JSON] [--write | --quorum] [--timeout MS] [--retries N]\n"
+    "                  [--broker EP]\n"
     "       zmesh call --stream SERVICE JSON [--window N] [--timeout MS] [--broker EP]\n"
     "\n"
     "Converts JSON to MessagePack, calls SERVICE through the broker and prints the reply\n"
@@ -63,7 +64,18 @@ static const char s_usage_call[] =
     "JSON line as it arrives, then the final reply as the last line. The worker sends\n"
     "only as fast as they are printed (credit flows back as parts are read).\n"
     "\n"
+    "With --write, each request is a write to a replicated service (zmesh-worker\n"
+    "--replicas N): the broker puts it in the order of the service's writes, every\n"
+    "replica applies it, and the reply comes once the service's quorum of replicas\n"
+    "applied it. A plain call to such a service reads one replica, which may not have\n"
+    "applied the latest acknowledged writes yet; with --quorum, the read is ordered\n"
+    "with the writes and sees every write acknowledged before it. Other services\n"
+    "ignore both. A write's request id is its write id: the replicas apply a write\n"
+    "resent by --retries once, and answer the copy with the first answer.\n"
+    "\n"
     "Options:\n"
+    "  --write        a write to a replicated service (not with --stream or --quorum)\n"
+    "  --quorum       a quorum read of a replicated service (not with --stream)\n"
     "  --stream       a streamed call (needs the JSON argument; no --retries)\n"
     "  --window N     with --stream: parts in flight at most, 1..1024 (default 16)\n"
     "  --timeout MS   give up on a call after MS milliseconds (default 5000); with\n"
@@ -72,7 +84,7 @@ static const char s_usage_call[] =
     "                 with the same request id; the timeout is shared between the\n"
     "                 attempts. A broker still holding the call ignores the copy; a copy\n"
     "                 reaching another broker, or one after a reconnection, runs again:\n"
-    "                 use it for services that are safe to call twice\n"
+    "                 use it for services that are safe to call twice, and with --write\n"
     "  --broker EP    broker endpoint, or a comma-separated list of brokers, used one at a\n"
     "                 time: the next when the current one does not answer\n"
     "                 (default: $ZMESH_BROKER, else " ZMESH_DEFAULT_ENDPOINT ")\n"
@@ -114,7 +126,9 @@ static const char s_usage_status[] =
     "usage: zmesh status [--json] [--timeout MS] [--broker EP]\n"
     "\n"
     "Asks the broker for its state (the reserved service zmesh.status) and prints it as\n"
-    "tables: services, pipelines, workers and every counter.\n"
+    "tables: services, pipelines, workers, replicated services (one table each: its\n"
+    "replicas, quorum, epoch, last sequence number and the last answered, then each\n"
+    "replica's state, last write applied and lag behind the last) and every counter.\n"
     "\n"
     "Options:\n"
     "  --json         print the broker's reply as one JSON line instead\n"
@@ -303,7 +317,8 @@ static const s_option_t s_options[] = {
     {"--duration", true, "bench"},   {"--inflight", true, "bench"},
     {"--size", true, "bench"},       {"--progress", false, "bench get"},
     {"--stream", false, "call"},     {"--output", true, "get"},
-    {"--service", true, "get"},
+    {"--service", true, "get"},      {"--write", false, "call"},
+    {"--quorum", false, "call"},
 };
 #define S_OPTION_COUNT (sizeof s_options / sizeof s_options[0])
 _Static_assert(S_OPTION_COUNT <= 32, "s_flags_t.given has one bit per option");
@@ -519,6 +534,10 @@ s_parse_option(int argc, char **argv, int *index_p, zm_cli_t *cli, s_flags_t *fl
         cli->progress = true;
     else if (strcmp(name, "--stream") == 0)
         cli->stream = true;
+    else if (strcmp(name, "--write") == 0)
+        cli->call_flags |= ZMESH_CALL_WRITE;
+    else if (strcmp(name, "--quorum") == 0)
+        cli->call_flags |= ZMESH_CALL_QUORUM;
     else
         s_apply(name, value, cli, flags);
 }
@@ -639,6 +658,10 @@ s_check_command(zm_cli_t *cli, s_flags_t *flags)
             s_set_error(flags, "%s", "a streamed call is never resent: --retries is not for it");
         if (s_given(flags, "--window") && !cli->stream)
             s_set_error(flags, "%s", "option --window is for call --stream only");
+        if (cli->call_flags == (ZMESH_CALL_WRITE | ZMESH_CALL_QUORUM))
+            s_set_error(flags, "%s", "a call is a --write or a --quorum read, not both");
+        if (cli->stream && cli->call_flags)
+            s_set_error(flags, "%s", "--write and --quorum are not for a streamed call");
         max_args = 2;
     }
     else if (strcmp(cli->command, "get") == 0) {

@@ -148,7 +148,11 @@ zmesh_client_t *zmesh_client_new_secure(const char *endpoint, const zmesh_curve_
 //  attempts. A broker that still holds the call on the same connection
 //  ignores the copy; a copy that reaches another broker, or the same one
 //  after a reconnection, runs again. So retry only calls that are safe to
-//  run twice (idempotent services).
+//  run twice (idempotent services), and writes to a replicated service
+//  (zmesh_client_write): the copy of a write keeps its request id, which is
+//  its write id, and the replicas apply a write id once and answer a copy
+//  with the first answer (for as long as they remember it: the service's
+//  65536 most recent writes).
 void zmesh_client_set_retries(zmesh_client_t *self, int retries);
 
 //  Closes the client, dropping calls still in flight, and sets *self_p to NULL.
@@ -175,6 +179,42 @@ int zmesh_client_call(zmesh_client_t *self, const char *service, const void *req
 //  one MessagePack object), ZMESH_ETOOBIG, ZMESH_EUNREACHABLE or ZMESH_ESYS.
 int zmesh_client_send(zmesh_client_t *self, const char *service, const void *request,
                       size_t size, int timeout_ms, uint64_t *request_id_p);
+
+//  Replicated services (ZMP.md section 20). The broker sequences the writes
+//  of such a service: each gets the next sequence number, every replica
+//  applies the writes in that order, and the client is answered once the
+//  service's write quorum of replicas applied it. A plain call
+//  (zmesh_client_call) to it is a read served by one replica, which may not
+//  have applied the most recent acknowledged writes yet; a quorum read is
+//  sequenced like a write, so it sees every write acknowledged before it was
+//  sent. A service that is not replicated ignores both flags: a plain call.
+//  A write's request id is its write id, the key the replicas deduplicate
+//  by: a client's ids start at a random 63-bit value (from /dev/urandom),
+//  so the ids of different clients do not collide, and every attempt of a
+//  call keeps its id (zmesh_client_set_retries).
+#define ZMESH_CALL_WRITE 4      //  a write: sequenced, applied by every replica
+#define ZMESH_CALL_QUORUM 8     //  a quorum read: sequenced, answered like a write
+
+//  As zmesh_client_call, as a write to a replicated service. The reply is
+//  the first replica's answer. ZMESH_ETIMEDOUT does not tell whether the
+//  write applied: sending it again with the same id (retries) is safe and
+//  gives the first answer. While fewer replicas than the quorum are up, the
+//  write waits at the broker (until its timeout).
+int zmesh_client_write(zmesh_client_t *self, const char *service, const void *request,
+                       size_t size, int timeout_ms, zmesh_msg_t **reply_p);
+
+//  As zmesh_client_call, as a quorum read of a replicated service: it
+//  reflects every write acknowledged before it was sent.
+int zmesh_client_read_quorum(zmesh_client_t *self, const char *service, const void *request,
+                             size_t size, int timeout_ms, zmesh_msg_t **reply_p);
+
+//  As zmesh_client_send, with flags 0 (a plain call), ZMESH_CALL_WRITE or
+//  ZMESH_CALL_QUORUM (not both), so many writes can be in flight at once;
+//  their outcomes come from zmesh_client_recv. *request_id_p is the write
+//  id. The broker decides the order of writes in flight together: a client
+//  that needs one write applied before another waits for the first reply.
+int zmesh_client_send_flags(zmesh_client_t *self, const char *service, const void *request,
+                            size_t size, int timeout_ms, int flags, uint64_t *request_id_p);
 
 //  Waits up to timeout_ms (0 polls, -1 forever) for one call to complete and
 //  returns its outcome: *request_id_p is its id, and on ZMESH_OK *reply_p is

@@ -48,6 +48,10 @@ static const s_shape_t s_shapes[] = {
 };
 #define S_SHAPES (sizeof s_shapes / sizeof s_shapes[0])
 
+//  The largest SNAPSHOT body: ZM_SNAPSHOT_CHUNK bytes as a msgpack bin 32
+//  (a 5-byte head), whatever the limits say.
+#define S_SNAPSHOT_BODY_MAX (ZM_SNAPSHOT_CHUNK + 5)
+
 //  The longest header the encoder writes must fit ZM_HEADER_MAX, or a peer
 //  would refuse it: an ACK of ZM_ACK_MAX ids of 9 bytes each (array16 head,
 //  "ZMP1", "ACK"), and a CONSUME, the longest pipeline command with a name
@@ -231,12 +235,11 @@ s_decode_replica(zm_proto_t *self, zm_reader_t *reader, zm_proto_error_t *error)
             return s_fail(error, ZM_STATUS_MALFORMED, "epoch or seq is not an unsigned integer");
         return true;
     case ZM_CMD_SYNC:
-        if (!zm_reader_uint(reader, &self->id) || self->id == 0)
-            return s_fail(error, ZM_STATUS_MALFORMED, "token is not a number from 1");
-        return true;
     case ZM_CMD_SNAPSHOT:
-        if (!zm_reader_uint(reader, &self->id) || self->id == 0)
+        if (!s_read_id(reader, 1, &self->id, error))
             return s_fail(error, ZM_STATUS_MALFORMED, "token is not a number from 1");
+        if (self->cmd == ZM_CMD_SYNC)
+            return true;
         break;
     default:
         break;
@@ -248,7 +251,7 @@ s_decode_replica(zm_proto_t *self, zm_reader_t *reader, zm_proto_error_t *error)
         return s_fail(error, ZM_STATUS_MALFORMED, "seq is not a number from 1");
     switch (self->cmd) {
     case ZM_CMD_WRITE:
-        if (!zm_reader_uint(reader, &self->id))
+        if (!s_read_id(reader, 0, &self->id, error))
             return s_fail(error, ZM_STATUS_MALFORMED, "write id is not an unsigned integer");
         if (!s_read_u32(reader, 0, ZM_WRITE_KIND_QUORUM_READ, &self->kind))
             return s_fail(error, ZM_STATUS_MALFORMED, "kind is not 0 (write) or 1 (quorum read)");
@@ -416,9 +419,10 @@ s_check_body(zm_cmd_t cmd, zframe_t *body, const zm_proto_limits_t *limits,
              zm_proto_error_t *error)
 {
     size_t max_body = limits && limits->max_body ? limits->max_body : ZM_BODY_MAX_DEFAULT;
-    //  A snapshot chunk fits whatever the body limit: catch-up must not depend on it.
-    if (cmd == ZM_CMD_SNAPSHOT && max_body < ZM_SNAPSHOT_CHUNK + 16)
-        max_body = ZM_SNAPSHOT_CHUNK + 16;
+    //  A snapshot chunk has its own bound, whatever the body limit: catch-up
+    //  must not depend on --max-body, and no sender writes a larger chunk.
+    if (cmd == ZM_CMD_SNAPSHOT)
+        max_body = S_SNAPSHOT_BODY_MAX;
     if (zframe_size(body) > max_body)
         return s_fail(error, ZM_STATUS_TOO_BIG, "body is over the size limit");
     if (limits && limits->check_body

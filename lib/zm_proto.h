@@ -158,9 +158,11 @@ void zm_proto_reset(zm_proto_t *self);
 //  pipeline name (it comes before seq). Likewise CALL's request id. msg
 //  stays the caller's either way. limits NULL means a body of at most
 //  ZM_BODY_MAX_DEFAULT bytes, not checked as MessagePack; the limits apply
-//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER, PART, WRITE,
-//  APPLIED and SNAPSHOT, except that a SNAPSHOT chunk of ZM_SNAPSHOT_CHUNK
-//  bytes (as a msgpack bin) is always taken.
+//  to every body: CALL, REQUEST, REPLY, PUSH, REFUSE, DELIVER, PART, WRITE
+//  and APPLIED. A SNAPSHOT body has its own size bound instead of max_body:
+//  ZM_SNAPSHOT_CHUNK bytes as a msgpack bin (ZM_SNAPSHOT_CHUNK + 5 bytes),
+//  more is 413 (check_body still applies). have_id is also set for WRITE's
+//  write id and for SYNC's and SNAPSHOT's token.
 bool zm_proto_decode(zm_proto_t *self, zmsg_t *msg, const zm_proto_limits_t *limits,
                      zm_proto_error_t *error);
 

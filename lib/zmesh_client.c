@@ -7,7 +7,10 @@
 //  a handler moves its deadline. The client never blocks past a deadline.
 //  A streamed call collects its parts in order, at most its window of them:
 //  the client grants credit back only as the application takes parts, so a
-//  slow reader slows the worker down instead of filling any queue.
+//  slow reader slows the worker down instead of filling any queue. A write
+//  or quorum read of a replicated service is a call with a flag; its request
+//  id is the write id the replicas deduplicate by, so ids start at a random
+//  63-bit value (two clients do not share ids) and every attempt keeps it.
 #include "zm_alloc.h"
 #include "zm_endpoints.h"
 #include "zm_hash.h"
@@ -17,6 +20,12 @@
 #include "zm_secure.h"
 
 #include <czmq.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+//  The public flags are the wire's (ZMP.md section 6.2).
+_Static_assert(ZMESH_CALL_WRITE == ZM_CALL_WRITE, "write flag");
+_Static_assert(ZMESH_CALL_QUORUM == ZM_CALL_QUORUM, "quorum read flag");
 
 //  Largest reply the client accepts; the broker enforces its own, smaller limit.
 #define S_REPLY_MAX ((size_t) 256 << 20)
@@ -40,6 +49,7 @@ typedef struct {
     int attempt_ms;             //  length of one attempt
     char *service;              //  owned, for a retry; NULL without retries
     zframe_t *body;             //  owned copy of the request, for a retry
+    uint32_t flags;             //  ZMESH_CALL_WRITE or _QUORUM (or 0), sent with every attempt
     bool reached;               //  some attempt was taken by a broker
     uint32_t connection;        //  the connection its last attempt went out on
     bool stream;                //  a streamed call, read with zmesh_client_next
@@ -57,7 +67,7 @@ struct zmesh_client {
     zm_endpoints_t *endpoints;  //  owned: the brokers, in the order to try them
     zmesh_curve_t *curve;       //  owned copy of the CURVE keys; NULL: plain connections
     uint32_t connection;        //  counts the connections opened (failovers)
-    uint64_t next_id;           //  last request id used
+    uint64_t next_id;           //  last request id used; starts at a random 63-bit value
     int retries;                //  resends of an unanswered call (zmesh_client_set_retries)
     zhashx_t *pending;          //  id -> owned s_call_t
     zlistx_t *by_deadline;      //  borrowed s_call_t, earliest deadline first
@@ -115,7 +125,7 @@ static void s_failover(zmesh_client_t *self);
 //  the next broker, so a dead first broker costs one slice, not the attempt.
 static int
 s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **body_p,
-            int64_t final, int wait_ms, uint32_t window)
+            int64_t final, int wait_ms, uint32_t window, uint32_t flags)
 {
     zm_proto_t command;
     zm_proto_init(&command);
@@ -123,7 +133,7 @@ s_send_call(zmesh_client_t *self, uint64_t id, const char *service, zframe_t **b
     command.id = id;
     int64_t now = zclock_mono();
     command.timeout_ms = final > now ? (uint32_t) (final - now) : 1;
-    command.flags = ZM_CALL_PROGRESS | (window ? ZM_CALL_STREAM : 0);
+    command.flags = ZM_CALL_PROGRESS | (window ? ZM_CALL_STREAM : 0) | flags;
     command.window = window;
     snprintf(command.service, sizeof command.service, "%s", service);
     command.body = *body_p;
@@ -197,6 +207,38 @@ s_failover(zmesh_client_t *self)
     }
 }
 
+//  Mixes the bits of x (the finaliser of splitmix64), so that nearby inputs
+//  give unrelated outputs.
+static uint64_t
+s_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+//  The value before a client's first request id: random, below 2^63, so
+//  that the ids of every client of a replicated service (its write ids)
+//  differ and never reach 0 (which a replica does not deduplicate). From
+//  /dev/urandom; failing that, from the clock, the process id and the
+//  client's address, which differ between clients of one process too.
+static uint64_t
+s_first_id(const void *self)
+{
+    uint64_t value = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    bool random = fd >= 0 && read(fd, &value, sizeof value) == (ssize_t) sizeof value;
+    if (fd >= 0)
+        close(fd);
+    if (!random)
+        value = s_mix((uint64_t) zclock_usecs() ^ ((uint64_t) getpid() << 32)
+                      ^ (uint64_t) (uintptr_t) self);
+    value &= (UINT64_C(1) << 63) - 1;
+    return value ? value : 1;
+}
+
 zmesh_client_t *
 zmesh_client_new(const char *endpoint, int *err_p)
 {
@@ -231,6 +273,7 @@ zmesh_client_new_secure(const char *endpoint, const zmesh_curve_t *curve, int *e
     self->done = zlistx_new();
     zlistx_set_destructor(self->done, s_done_destroy);
     self->max_body = zm_max_body_default();
+    self->next_id = s_first_id(self);
     return self;
 }
 
@@ -252,10 +295,10 @@ zmesh_client_destroy(zmesh_client_t **self_p)
 }
 
 //  Sends a call, streamed when window > 0 (never retried: its parts cannot
-//  be taken back).
+//  be taken back), a write or quorum read as flags say.
 static int
 s_send(zmesh_client_t *self, const char *service, const void *request, size_t size,
-       int timeout_ms, uint32_t window, uint64_t *request_id_p)
+       int timeout_ms, uint32_t window, uint32_t flags, uint64_t *request_id_p)
 {
     if (!zm_proto_valid_name(service, strlen(service))) {
         snprintf(self->error, sizeof self->error, "bad service name");
@@ -277,6 +320,7 @@ s_send(zmesh_client_t *self, const char *service, const void *request, size_t si
     s_call_t *call = zm_alloc(sizeof *call);
     call->id = self->next_id + 1;
     call->final = now + timeout_ms;
+    call->flags = flags;
     if (window) {
         call->stream = true;
         call->window = window;
@@ -297,7 +341,7 @@ s_send(zmesh_client_t *self, const char *service, const void *request, size_t si
         call->body = zframe_dup(body);          //  kept for the next attempts
     }
     int rc = s_send_call(self, call->id, service, &body, call->final, call->attempt_ms,
-                         call->window);
+                         call->window, call->flags);
     if (rc != ZMESH_OK && call->retries_left == 0) {
         s_call_destroy((void **) &call);
         return rc;                              //  no broker took it, and no retry will
@@ -320,7 +364,19 @@ zmesh_client_send(zmesh_client_t *self, const char *service, const void *request
     assert(service);
     assert(request || size == 0);
     assert(timeout_ms > 0);
-    return s_send(self, service, request, size, timeout_ms, 0, request_id_p);
+    return s_send(self, service, request, size, timeout_ms, 0, 0, request_id_p);
+}
+
+int
+zmesh_client_send_flags(zmesh_client_t *self, const char *service, const void *request,
+                        size_t size, int timeout_ms, int flags, uint64_t *request_id_p)
+{
+    assert(self);
+    assert(service);
+    assert(request || size == 0);
+    assert(timeout_ms > 0);
+    assert(flags == 0 || flags == ZMESH_CALL_WRITE || flags == ZMESH_CALL_QUORUM);
+    return s_send(self, service, request, size, timeout_ms, 0, (uint32_t) flags, request_id_p);
 }
 
 int
@@ -333,7 +389,7 @@ zmesh_client_stream(zmesh_client_t *self, const char *service, const void *reque
     assert(timeout_ms > 0);
     assert(window >= 0 && window <= ZM_WINDOW_MAX);
     return s_send(self, service, request, size, timeout_ms,
-                  window ? (uint32_t) window : ZM_WINDOW_DEFAULT, request_id_p);
+                  window ? (uint32_t) window : ZM_WINDOW_DEFAULT, 0, request_id_p);
 }
 
 //  Ends the call id with rc and, on success, its reply body. A stream keeps
@@ -470,7 +526,7 @@ s_attempt_over(zmesh_client_t *self, s_call_t *call, int64_t now, int64_t until)
     int64_t wait_until = end < until ? end : until;     //  never block past the caller's wait
     zframe_t *copy = zframe_dup(call->body);
     if (s_send_call(self, call->id, call->service, &copy, call->final,
-                    (int) (wait_until - now), 0) == ZMESH_OK)
+                    (int) (wait_until - now), 0, call->flags) == ZMESH_OK)
         call->reached = true;
     call->connection = self->connection;
     call->deadline = end;
@@ -599,14 +655,14 @@ zmesh_client_recv(zmesh_client_t *self, int timeout_ms, uint64_t *request_id_p,
     return s_deliver(self, done, request_id_p, reply_p);
 }
 
-int
-zmesh_client_call(zmesh_client_t *self, const char *service, const void *request, size_t size,
-                  int timeout_ms, zmesh_msg_t **reply_p)
+//  Sends a call with flags and waits for its outcome.
+static int
+s_call(zmesh_client_t *self, const char *service, const void *request, size_t size,
+       int timeout_ms, int flags, zmesh_msg_t **reply_p)
 {
-    assert(self);
     assert(reply_p);
     uint64_t id;
-    int rc = zmesh_client_send(self, service, request, size, timeout_ms, &id);
+    int rc = zmesh_client_send_flags(self, service, request, size, timeout_ms, flags, &id);
     if (rc != ZMESH_OK)
         return rc;
     //  The call's own deadline ends the wait; other completions are kept.
@@ -625,6 +681,27 @@ zmesh_client_call(zmesh_client_t *self, const char *service, const void *request
             return s_deliver(self, done, NULL, reply_p);
         zlistx_add_end(self->done, done);
     }
+}
+
+int
+zmesh_client_call(zmesh_client_t *self, const char *service, const void *request, size_t size,
+                  int timeout_ms, zmesh_msg_t **reply_p)
+{
+    return s_call(self, service, request, size, timeout_ms, 0, reply_p);
+}
+
+int
+zmesh_client_write(zmesh_client_t *self, const char *service, const void *request, size_t size,
+                   int timeout_ms, zmesh_msg_t **reply_p)
+{
+    return s_call(self, service, request, size, timeout_ms, ZMESH_CALL_WRITE, reply_p);
+}
+
+int
+zmesh_client_read_quorum(zmesh_client_t *self, const char *service, const void *request,
+                         size_t size, int timeout_ms, zmesh_msg_t **reply_p)
+{
+    return s_call(self, service, request, size, timeout_ms, ZMESH_CALL_QUORUM, reply_p);
 }
 
 void

@@ -8,7 +8,8 @@
 #  modes, bad input), `zmesh pull` (--count, --timeout, --meta, SIGTERM), their pipelines in
 #  `zmesh status`, and `zmesh-worker --pipeline` stages (a command that dies, no --output);
 #  `zmesh keygen` and the checks of the CURVE options; `zmesh bench` (call and push, its
-#  results as text and JSON, its usage errors, no broker). Everything it starts is killed and the
+#  results as text and JSON, its usage errors, no broker); `zmesh call --write` and
+#  `--quorum` and the replicated services of `zmesh status`, against a fake broker. Everything it starts is killed and the
 #  directory removed on exit, whatever happens.
 #  Usage: test_cli.sh ZMESH-BROKER ZMESH-WORKER ZMESH
 set -euo pipefail
@@ -541,6 +542,116 @@ checks=$((checks + 1))
 expect_in "the idempotent worker says so when it starts" "$tmp/idem.log" "idempotent=yes"
 run "$zmesh_bin" call idem '"again"'
 expect "an idempotent service answers" 0 '"again"'
+
+#  ---------------------------------------------------------------------------------------
+#  Replicated services: `zmesh call --write` and `--quorum` put CALL flags 4 and 8 on the wire,
+#  and `zmesh status` prints a table per replicated service. A fake broker (pyzmq) answers each
+#  call with the flags, request id and request it got, and zmesh.status with a canned body.
+cat >"$tmp/fake_broker.py" <<'EOF'
+import sys
+import msgpack, zmq
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.bind(sys.argv[1])
+open(sys.argv[2], "w").close()
+member = lambda id, state, seq, lag: {"id": id, "state": state, "seq": seq, "lag": lag}
+status = {"version": "fake", "uptime_ms": 1000, "services": [], "pipelines": {}, "workers": [],
+          "counters": {"calls": 1}, "security": {"curve": False},
+          "replicated": [
+              {"service": "kv", "replicas": 3, "quorum": 2, "epoch": 1700000000000, "seq": 42,
+               "committed": 41, "members": [member("3f2a", "current", 42, 0),
+                                            member("77b0", "catching up", 30, 12),
+                                            member("a1c4", "joined", 0, 42)]},
+              {"service": "odd\x1b", "members": "not a list"}]}
+while True:
+    frames = sock.recv_multipart()
+    header = msgpack.unpackb(frames[2], raw=False)
+    if len(frames) != 4 or header[:2] != ["ZMP1", "CALL"]:
+        continue
+    request_id, service = header[2], header[3]
+    flags = header[5] if len(header) > 5 else 0
+    body = status if service == "zmesh.status" else {
+        "flags": flags, "id": request_id, "request": msgpack.unpackb(frames[3], raw=False)}
+    sock.send_multipart([frames[0], b"", msgpack.packb(["ZMP1", "REPLY", request_id, 200]),
+                         msgpack.packb(body)])
+EOF
+fake="ipc://$tmp/fake.ipc"
+"$python" "$tmp/fake_broker.py" "$fake" "$tmp/fake.ready" 2>"$tmp/fake.log" &
+pids+=($!)
+deadline=$(($(now_ns) + 10000000000))
+until [ -e "$tmp/fake.ready" ]; do
+    (($(now_ns) < deadline)) || fail "the fake broker did not start within 10 s"
+    sleep 0.05
+done
+#  Each reply of the fake broker as "FLAGS REQUEST ID" in $tmp/flags. Flags: 1 (the client
+#  reads PROGRESS) plus 4 for a write, 8 for a quorum read.
+flags_of() {
+    "$python" -c 'import json, sys
+for line in open(sys.argv[1]):
+    reply = json.loads(line)
+    print(reply["flags"], json.dumps(reply["request"]), reply["id"])' "$tmp/out" >"$tmp/flags" ||
+        fail "replies of the fake broker do not parse: $out"
+}
+run "$zmesh_bin" call kv '{"op":"put"}' --write --broker "$fake"
+expect "call --write" 0
+flags_of
+expect_in "call --write sends flag 4" "$tmp/flags" '5 {"op": "put"} '
+first_write_id=$(awk '{print $NF}' "$tmp/flags")
+run "$zmesh_bin" call kv '"k"' --quorum --broker "$fake"
+expect "call --quorum" 0
+flags_of
+expect_in "call --quorum sends flag 8" "$tmp/flags" '9 "k" '
+run "$zmesh_bin" call kv '"k"' --broker "$fake"
+expect "a plain call to the fake broker" 0
+flags_of
+expect_in "a plain call sends neither" "$tmp/flags" '1 "k" '
+printf '1\n2\n3\n' >"$tmp/writes.in"
+run --stdin "$tmp/writes.in" "$zmesh_bin" call kv --write --retries 1 --broker "$fake"
+expect "stdin mode with --write" 0
+flags_of
+expect_count "every line of stdin mode is a write" "$tmp/flags" "5 " 3
+second_write_id=$(head -n 1 "$tmp/flags" | awk '{print $NF}')
+#  Two runs of the CLI are two clients: their write ids start at different random values.
+[ -n "$first_write_id" ] && [ "$first_write_id" != "$second_write_id" ] &&
+    [ "$first_write_id" != 1 ] && [ "$second_write_id" != 1 ] ||
+    fail "write ids of two clients: '$first_write_id' and '$second_write_id'"
+checks=$((checks + 1))
+
+run "$zmesh_bin" status --broker "$fake"
+expect "status with replicated services" 0
+expect_in "a title line per replicated service" "$tmp/out" \
+    "REPLICATED kv: replicas 3, quorum 2, epoch 1700000000000, seq 42, committed 41"
+grep -Eq '^  ID +STATE +SEQ +LAG$' "$tmp/out" || fail "no member header row: $out"
+grep -Eq '^  3f2a +current +42 +0$' "$tmp/out" || fail "no row of a current replica: $out"
+grep -Eq '^  77b0 +catching up +30 +12$' "$tmp/out" || fail "no row of a replica catching up: $out"
+grep -Eq '^  a1c4 +joined +0 +42$' "$tmp/out" || fail "no row of a joined replica: $out"
+checks=$((checks + 4))
+expect_in "odd fields print as -, control bytes as ?" "$tmp/out" \
+    "REPLICATED odd?: replicas -, quorum -, epoch -, seq -, committed -"
+expect_count "a replica set without members" "$tmp/out" "(none)" 4  # services, pipelines, workers, odd
+run "$zmesh_bin" status
+expect "status of the real broker" 0
+expect_count "no replicated table without replicated services" "$tmp/out" "REPLICATED" 0
+#  Other services ignore the flags: a write to echo is a plain call.
+run "$zmesh_bin" call echo '"w"' --write
+expect "a write to a service that is not replicated" 0 '"w"'
+run "$zmesh_bin" call echo '"q"' --quorum
+expect "a quorum read of a service that is not replicated" 0 '"q"'
+for args in "call kv 1 --write --quorum" "call kv 1 --stream --write" \
+    "call kv 1 --stream --quorum" "status --write" "push p --quorum" "call kv 1 --write=1"; do
+    read -ra words <<<"$args"
+    run "$zmesh_bin" "${words[@]}"
+    expect "zmesh $args is a usage error" 2 ''
+    expect_in "zmesh $args prints usage on stderr" "$tmp/err" "usage: zmesh"
+done
+run "$zmesh_bin" call kv 1 --quorum --write
+expect_in "--write with --quorum says why" "$tmp/err" "not both"
+run "$zmesh_bin" call kv 1 --write --stream
+expect_in "--write with --stream says why" "$tmp/err" "not for a streamed call"
+run "$zmesh_bin" call --help
+expect_in "call --help documents --write" "$tmp/out" "--write        a write to a replicated"
+expect_in "call --help documents --quorum" "$tmp/out" "--quorum       a quorum read"
+run "$zmesh_bin" status --help
+expect_in "status --help mentions replicated services" "$tmp/out" "replicated services"
 
 #  ---------------------------------------------------------------------------------------
 #  Command lines: global options anywhere, help, version, usage errors.

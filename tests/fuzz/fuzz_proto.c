@@ -9,6 +9,8 @@
 //  and come back unchanged through zm_proto_encode and a second decode; a
 //  refused one leaves the message alone and gives a wire status with a
 //  reason, and a PUSH refused after its seq still names a valid pipeline.
+//  The replication commands (section 20) keep their ranges too, and a
+//  SNAPSHOT chunk is held to its own bound whatever the limits.
 //  The variants must agree with each other: looser limits never refuse
 //  what tighter accept.
 #include "fuzz_common.h"
@@ -70,7 +72,8 @@ s_has_body(zm_cmd_t cmd)
 {
     return cmd == ZM_CMD_CALL || cmd == ZM_CMD_REQUEST || cmd == ZM_CMD_REPLY
            || cmd == ZM_CMD_PUSH || cmd == ZM_CMD_REFUSE || cmd == ZM_CMD_DELIVER
-           || cmd == ZM_CMD_PART;
+           || cmd == ZM_CMD_PART || cmd == ZM_CMD_WRITE || cmd == ZM_CMD_APPLIED
+           || cmd == ZM_CMD_SNAPSHOT;
 }
 
 static bool
@@ -79,13 +82,15 @@ s_valid_cmd(zm_cmd_t cmd)
     return cmd >= ZM_CMD_CALL && cmd <= ZM_CMD_SNAPSHOT;
 }
 
-//  Commands whose header carries a request id, ticket, seq or message id.
+//  Commands whose header carries a request id, ticket, seq, message id,
+//  write id or token (APPLIED has a body but names its write by seq).
 static bool
 s_has_id(zm_cmd_t cmd)
 {
-    return s_has_body(cmd) || cmd == ZM_CMD_PROGRESS || cmd == ZM_CMD_ACCEPT
-           || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK || cmd == ZM_CMD_RESUME
-           || cmd == ZM_CMD_RELEASE || cmd == ZM_CMD_CREDIT || cmd == ZM_CMD_CANCEL;
+    return (s_has_body(cmd) && cmd != ZM_CMD_APPLIED) || cmd == ZM_CMD_PROGRESS
+           || cmd == ZM_CMD_ACCEPT || cmd == ZM_CMD_DONE || cmd == ZM_CMD_ACK
+           || cmd == ZM_CMD_RESUME || cmd == ZM_CMD_RELEASE || cmd == ZM_CMD_CREDIT
+           || cmd == ZM_CMD_CANCEL || cmd == ZM_CMD_SYNC;
 }
 
 //  Commands with a service or pipeline name.
@@ -93,14 +98,42 @@ static bool
 s_has_name(zm_cmd_t cmd)
 {
     return cmd == ZM_CMD_CALL || cmd == ZM_CMD_REQUEST || cmd == ZM_CMD_READY
-           || (cmd >= ZM_CMD_PUSH && cmd <= ZM_CMD_DELIVER);
+           || (cmd >= ZM_CMD_PUSH && cmd <= ZM_CMD_DELIVER) || cmd == ZM_CMD_JOIN;
 }
 
-//  READY's and CONSUME's session fields.
+//  The replication commands' own fields (ZMP.md section 20).
+static void
+s_check_repl_fields(const zm_proto_t *command)
+{
+    zm_cmd_t cmd = command->cmd;
+    if (cmd == ZM_CMD_JOIN) {
+        ZM_FUZZ_CHECK(command->replicas >= 1 && command->replicas <= ZM_REPLICAS_MAX);
+        ZM_FUZZ_CHECK(command->quorum <= command->replicas);
+    }
+    else
+        ZM_FUZZ_CHECK(command->replicas == 0 && command->quorum == 0);
+    if (cmd != ZM_CMD_JOIN && cmd != ZM_CMD_WRITE && cmd != ZM_CMD_APPLIED
+        && cmd != ZM_CMD_MISSING && cmd != ZM_CMD_SNAPSHOT)
+        ZM_FUZZ_CHECK(command->epoch == 0);
+    //  A write's seq starts at 1; JOIN and MISSING name the last one applied.
+    if (cmd == ZM_CMD_PART || cmd == ZM_CMD_WRITE || cmd == ZM_CMD_APPLIED
+        || cmd == ZM_CMD_SNAPSHOT)
+        ZM_FUZZ_CHECK(command->seq >= 1);
+    else if (cmd != ZM_CMD_JOIN && cmd != ZM_CMD_MISSING)
+        ZM_FUZZ_CHECK(command->seq == 0);
+    ZM_FUZZ_CHECK(command->kind <= (cmd == ZM_CMD_WRITE ? ZM_WRITE_KIND_QUORUM_READ : 0u));
+    if (cmd != ZM_CMD_SNAPSHOT)
+        ZM_FUZZ_CHECK(command->index == 0 && !command->more);
+    if (cmd == ZM_CMD_SYNC || cmd == ZM_CMD_SNAPSHOT)
+        ZM_FUZZ_CHECK(command->id >= 1);
+}
+
+//  READY's, CONSUME's and JOIN's session fields.
 static void
 s_check_session(const zm_proto_t *command)
 {
-    bool session = command->cmd == ZM_CMD_READY || command->cmd == ZM_CMD_CONSUME;
+    bool session = command->cmd == ZM_CMD_READY || command->cmd == ZM_CMD_CONSUME
+                   || command->cmd == ZM_CMD_JOIN;
     if (session) {
         ZM_FUZZ_CHECK(command->heartbeat_ms >= ZM_HEARTBEAT_MIN);
         ZM_FUZZ_CHECK(command->heartbeat_ms <= ZM_HEARTBEAT_MAX);
@@ -139,7 +172,7 @@ s_check_pipe_fields(const zm_proto_t *command)
         ZM_FUZZ_CHECK(command->attempt == 0);
 }
 
-//  The ranges of ZMP.md sections 5 and 16.2 for the fields the command carries.
+//  The ranges of ZMP.md sections 5, 16.2 and 20 for the fields the command carries.
 static void
 s_check_fields(const zm_proto_t *command)
 {
@@ -148,12 +181,14 @@ s_check_fields(const zm_proto_t *command)
     else
         ZM_FUZZ_CHECK(command->service[0] == '\0');
     if (command->cmd == ZM_CMD_REPLY || command->cmd == ZM_CMD_DISCONNECT
-        || command->cmd == ZM_CMD_REFUSE || command->cmd == ZM_CMD_DONE)
+        || command->cmd == ZM_CMD_REFUSE || command->cmd == ZM_CMD_DONE
+        || command->cmd == ZM_CMD_APPLIED)
         ZM_FUZZ_CHECK(command->status >= 100 && command->status <= 999);
     else
         ZM_FUZZ_CHECK(command->status == 0);
     s_check_session(command);
     s_check_pipe_fields(command);
+    s_check_repl_fields(command);
     if (!s_has_id(command->cmd))
         ZM_FUZZ_CHECK(command->id == 0);
     if (command->cmd != ZM_CMD_CALL && command->cmd != ZM_CMD_READY
@@ -170,10 +205,6 @@ s_check_fields(const zm_proto_t *command)
         ZM_FUZZ_CHECK(command->window <= ZM_WINDOW_MAX);
     else
         ZM_FUZZ_CHECK(command->window == 0);
-    if (command->cmd == ZM_CMD_PART)
-        ZM_FUZZ_CHECK(command->seq >= 1);
-    else
-        ZM_FUZZ_CHECK(command->seq == 0);
     ZM_FUZZ_CHECK(strlen(command->reason) <= ZM_REASON_MAX);
     if (command->cmd != ZM_CMD_DISCONNECT)
         ZM_FUZZ_CHECK(command->reason[0] == '\0');
@@ -194,6 +225,8 @@ s_check_decoded(const zm_proto_t *command, zmsg_t *msg, size_t frames,
     ZM_FUZZ_CHECK(zm_pack_check(zframe_data(header), zframe_size(header), 0) == ZMESH_OK);
     if (command->body) {
         size_t max_body = limits && limits->max_body ? limits->max_body : ZM_BODY_MAX_DEFAULT;
+        if (command->cmd == ZM_CMD_SNAPSHOT)            //  a chunk: bin 32 head + 64 KiB
+            max_body = ZM_SNAPSHOT_CHUNK + 5;
         ZM_FUZZ_CHECK(zframe_size(command->body) <= max_body);
         if (limits && limits->check_body)
             ZM_FUZZ_CHECK(zm_pack_check(zframe_data(command->body), zframe_size(command->body),
@@ -217,6 +250,14 @@ s_check_same_fields(const zm_proto_t *a, const zm_proto_t *b)
     ZM_FUZZ_CHECK(a->attempt == b->attempt);
     ZM_FUZZ_CHECK(a->extend_ms == b->extend_ms);
     ZM_FUZZ_CHECK(a->credit == b->credit);
+    ZM_FUZZ_CHECK(a->window == b->window);
+    ZM_FUZZ_CHECK(a->seq == b->seq);
+    ZM_FUZZ_CHECK(a->epoch == b->epoch);
+    ZM_FUZZ_CHECK(a->replicas == b->replicas);
+    ZM_FUZZ_CHECK(a->quorum == b->quorum);
+    ZM_FUZZ_CHECK(a->kind == b->kind);
+    ZM_FUZZ_CHECK(a->index == b->index);
+    ZM_FUZZ_CHECK(a->more == b->more);
     ZM_FUZZ_CHECK(a->ack_count == b->ack_count);
     ZM_FUZZ_CHECK(memcmp(a->acks, b->acks, sizeof a->acks) == 0);
     ZM_FUZZ_CHECK(strcmp(a->service, b->service) == 0);

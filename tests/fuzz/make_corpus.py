@@ -103,6 +103,17 @@ PROTO = {
     "deliver": frames(b"", header("DELIVER", "numbers", 1, 2), pack(1)),
     "ack": frames(b"", header("ACK", 1, 2, 3)),
     "ack-48": frames(b"", header("ACK", *range(2**64 - 48, 2**64))),
+    # replicated services, ZMP.md section 20
+    "join": frames(b"", header("JOIN", "kv", 1000, 3, 3, 0, 1700000000000, 42)),
+    "join-empty": frames(b"", header("JOIN", "kv", 100, 2, 16, 16, 0, 0)),
+    "write": frames(b"", header("WRITE", 1700000000000, 43, 2**63 + 5, 0),
+                    pack({"op": "put", "key": "a", "value": 1})),
+    "write-quorum-read": frames(b"", header("WRITE", 5, 1, 9, 1), pack({"op": "get", "key": "a"})),
+    "applied": frames(b"", header("APPLIED", 5, 1, 200), pack({"ok": True})),
+    "missing": frames(b"", header("MISSING", 5, 0)),
+    "sync": frames(b"", header("SYNC", 1)),
+    "snapshot": frames(b"", header("SNAPSHOT", 1, 5, 9, 0, 1), pack(b"state bytes")),
+    "snapshot-last": frames(b"", header("SNAPSHOT", 1, 5, 9, 1, 0), b"\xc6\x00\x00\x00\x01z"),
 }
 
 
