@@ -64,6 +64,10 @@ typedef struct {
     zchunk_t *data;             //  owned: the bytes so far
 } s_incoming_t;
 
+//  SYNCs held while a snapshot is being sent: the broker asks one donor for
+//  each joiner, so several can come at once (one per other member at most).
+#define S_SYNC_WAITING 16
+
 //  State of one zmesh_replica_run.
 typedef struct {
     zmesh_replica_t *owner;     //  borrowed
@@ -81,6 +85,8 @@ typedef struct {
     bool missing_sent;          //  MISSING went for the state below: not again for it
     uint64_t missing_epoch, missing_seq;
     s_outgoing_t outgoing;
+    uint64_t waiting[S_SYNC_WAITING];   //  SYNC tokens after outgoing's, oldest first
+    size_t waiting_count;
     s_incoming_t incoming;
 } s_engine_t;
 
@@ -340,6 +346,7 @@ s_drop_transfers(s_engine_t *self)
 {
     free(self->outgoing.data);
     memset(&self->outgoing, 0, sizeof self->outgoing);
+    self->waiting_count = 0;
     zchunk_destroy(&self->incoming.data);
     memset(&self->incoming, 0, sizeof self->incoming);
 }
@@ -480,29 +487,51 @@ s_on_request(s_engine_t *self, zm_proto_t *command)
     s_queue(self, &reply);      //  after the writes it may have seen are durable
 }
 
-//  SYNC: the state as it is now, sent in chunks once the writes in it are
-//  durable. A new SYNC replaces one still being sent: the broker started over.
+//  Starts sending the state as it is now for SYNC token, in chunks once the
+//  writes in it are durable.
 static void
-s_on_sync(s_engine_t *self, zm_proto_t *command)
+s_start_snapshot(s_engine_t *self, uint64_t token)
 {
-    if (self->outgoing.active)
-        zm_log_notice("replica: SYNC token=%" PRIu64 " replaces token=%" PRIu64
-                      " at chunk %u", command->id, self->outgoing.token, self->outgoing.index);
-    free(self->outgoing.data);
-    memset(&self->outgoing, 0, sizeof self->outgoing);
     void *data;
     size_t size;
     zm_replica_snapshot(self->replica, &data, &size);
     self->outgoing = (s_outgoing_t){
         .active = true,
-        .token = command->id,
+        .token = token,
         .epoch = zm_replica_epoch(self->replica),
         .seq = zm_replica_seq(self->replica),
         .data = data,
         .size = size,
     };
     zm_log_info("replica: sending snapshot token=%" PRIu64 " epoch=%" PRIu64 " seq=%" PRIu64
-                " bytes=%zu", command->id, self->outgoing.epoch, self->outgoing.seq, size);
+                " bytes=%zu", token, self->outgoing.epoch, self->outgoing.seq, size);
+}
+
+//  SYNC: a snapshot for one joiner. Each token is a different joiner, so one
+//  that comes while another snapshot is being sent waits for it to end: the
+//  broker relays each token's chunks to its own joiner and waits for them.
+static void
+s_on_sync(s_engine_t *self, zm_proto_t *command)
+{
+    if (!self->outgoing.active) {
+        s_start_snapshot(self, command->id);
+        return;
+    }
+    if (command->id == self->outgoing.token)
+        return;
+    for (size_t index = 0; index < self->waiting_count; index++)
+        if (self->waiting[index] == command->id)
+            return;
+    if (self->waiting_count == S_SYNC_WAITING) {
+        zm_log_warning("replica: too many SYNCs at once, token=%" PRIu64 " dropped",
+                       self->waiting[0]);
+        memmove(self->waiting, self->waiting + 1,
+                (S_SYNC_WAITING - 1) * sizeof self->waiting[0]);
+        self->waiting_count--;
+    }
+    self->waiting[self->waiting_count++] = command->id;
+    zm_log_info("replica: SYNC token=%" PRIu64 " waits for the snapshot of token=%" PRIu64,
+                command->id, self->outgoing.token);
 }
 
 //  A chunk body: one MessagePack bin. True with its bytes borrowed.
@@ -710,6 +739,13 @@ s_pump(s_engine_t *self)
                          out->index);
             free(out->data);
             memset(out, 0, sizeof *out);
+            if (self->waiting_count > 0) {
+                uint64_t token = self->waiting[0];
+                self->waiting_count--;
+                memmove(self->waiting, self->waiting + 1,
+                        self->waiting_count * sizeof self->waiting[0]);
+                s_start_snapshot(self, token);
+            }
         }
     }
 }

@@ -662,6 +662,64 @@ test_replica_snapshot_catch_up(void **state)
     zframe_destroy(&donor_id);
 }
 
+//  Two SYNCs at once (the broker asks one donor for each of two joiners): each token gets
+//  its whole snapshot, the second after the first, neither cut short by the other.
+static void
+test_replica_two_syncs(void **state)
+{
+    s_fake_t *fake = *state;
+    s_node_t *node = s_node_start(fake, NULL, 1000);
+    zframe_t *routing = s_expect_join(fake, 0, 0);
+    char big[48 * 1024];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char *json = malloc(sizeof big + 64);
+    assert_non_null(json);
+    //  Sent at once, the writes and both SYNCs reach the replica in one batch: the second
+    //  SYNC comes before the first snapshot could go.
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        snprintf(json, sizeof big + 64, "{\"op\":\"put\",\"key\":\"s%" PRIu64
+                 "\",\"value\":\"%s\"}", seq, big);
+        s_send_write(fake, routing, 6, seq, seq, ZM_WRITE_KIND_WRITE, json);
+    }
+    free(json);
+    for (uint64_t token = 11; token <= 12; token++) {
+        zm_proto_t sync;
+        zm_proto_init(&sync);
+        sync.cmd = ZM_CMD_SYNC;
+        sync.id = token;
+        s_send(fake, routing, &sync);
+    }
+    for (uint64_t seq = 1; seq <= 3; seq++)
+        s_expect_applied(fake, 6, seq, ZM_STATUS_OK, "{\"ok\":true}");
+    zchunk_t *data[2] = {zchunk_new(NULL, 0), zchunk_new(NULL, 0)};
+    for (uint64_t token = 11; token <= 12; token++) {
+        bool more = true;
+        for (uint32_t index = 0; more; index++) {
+            zm_proto_t chunk;
+            zframe_t *from = s_expect(fake, ZM_CMD_SNAPSHOT, &chunk);
+            zframe_destroy(&from);
+            assert_true(chunk.id == token);
+            assert_int_equal(chunk.index, index);
+            assert_true(chunk.epoch == 6 && chunk.seq == 3);
+            const uint8_t *bytes;
+            size_t size;
+            s_unbin(chunk.body, &bytes, &size);
+            zchunk_extend(data[token - 11], bytes, size);
+            more = chunk.more;
+            zm_proto_reset(&chunk);
+            assert_true(index < 16);
+        }
+    }
+    assert_true(zchunk_size(data[0]) > 3 * sizeof big);
+    assert_true(zchunk_size(data[0]) == zchunk_size(data[1]));
+    assert_memory_equal(zchunk_data(data[0]), zchunk_data(data[1]), zchunk_size(data[0]));
+    zchunk_destroy(&data[0]);
+    zchunk_destroy(&data[1]);
+    s_node_stop(&node);
+    zframe_destroy(&routing);
+}
+
 //  A SYNC among writes: the snapshot is the state at the SYNC (the writes after it follow it
 //  on the joiner), and the chunks and the APPLIEDs of the writes after it all come, each in
 //  order, whichever goes first.
@@ -936,6 +994,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_replica_gap_missing_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replica_snapshot_catch_up, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replica_snapshot_amid_writes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_replica_two_syncs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replica_rejoins, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replica_restart_from_disk, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_replica_damaged_log_good_prefix, s_setup,
