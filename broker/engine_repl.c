@@ -154,14 +154,23 @@ static void
 s_ask_snapshot(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
 {
     zm_member_t *donor = NULL;
+    zm_member_t *before = NULL;                 //  one that did not answer: the last choice
     for (zm_member_t *other = zlistx_first(set->members); other;
-         other = zlistx_next(set->members))
-        if (other != member && other->state == ZM_MEMBER_CURRENT
-            && (!donor
-                || zlistx_size(other->worker->inflight) < zlistx_size(donor->worker->inflight)))
+         other = zlistx_next(set->members)) {
+        if (other == member || other->state != ZM_MEMBER_CURRENT)
+            continue;
+        if (other == member->donor)
+            before = other;
+        else if (!donor
+                 || zlistx_size(other->worker->inflight) < zlistx_size(donor->worker->inflight))
             donor = other;
+    }
+    if (!donor)
+        donor = before;
     member->donor = donor;
     member->token = 0;
+    member->relaying = false;
+    member->waiting_since = 0;
     if (!donor)
         return;
     member->token = ++set->next_token;
@@ -424,6 +433,7 @@ s_on_snapshot(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64
         return;
     }
     joiner->relaying = true;
+    joiner->waiting_since = 0;
     zm_proto_t chunk;
     zm_proto_init(&chunk);
     chunk.cmd = ZM_CMD_SNAPSHOT;
@@ -576,10 +586,34 @@ zm_engine_repl_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
     }
 }
 
+//  Members that wait for a snapshot: a donor silent for ZM_REPLSET_SYNC_MS
+//  (stopped, or too slow) is replaced by another, if there is one.
+static void
+s_tick_catch_ups(zm_engine_t *self, zm_replset_t *set, int64_t now)
+{
+    zm_member_t *list[ZM_REPLSET_MEMBERS_MAX];
+    size_t count = s_members(set, list);
+    for (size_t index = 0; index < count; index++) {
+        zm_member_t *member = list[index];
+        if (!member->token || member->live)
+            continue;
+        if (!member->waiting_since)
+            member->waiting_since = now;
+        else if (now - member->waiting_since >= ZM_REPLSET_SYNC_MS) {
+            zm_log_notice("broker: snapshot late, asking again id=%s service=%s donor=%s",
+                          member->worker->id, member->worker->service->name,
+                          member->donor ? member->donor->worker->id : "none");
+            s_ask_snapshot(self, set, member);
+        }
+    }
+}
+
 void
 zm_engine_repl_tick(zm_engine_t *self, zm_service_t *service, int64_t now)
 {
     zm_replset_t *set = service->replset;
+    if (set->epoch)
+        s_tick_catch_ups(self, set, now);
     if (set->unanswered == 0)
         return;
     for (uint64_t seq = set->first; seq <= set->last; seq++) {

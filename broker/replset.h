@@ -16,6 +16,7 @@
 #define ZM_REPLSET_BYTES_MAX ((size_t) 64 << 20)    //  and their bytes
 #define ZM_REPLSET_READ_SLOTS 32            //  reads one replica holds at once
 #define ZM_REPLSET_RESEND_MAX 4096          //  a replica further behind gets a snapshot
+#define ZM_REPLSET_SYNC_MS 10000            //  a donor silent this long is asked no more
 
 struct zm_worker;
 
@@ -37,6 +38,8 @@ typedef struct zm_member {
     uint64_t token;             //  CATCHING: the snapshot it waits for (0: none asked)
     struct zm_member *donor;    //  borrowed: who makes that snapshot
     bool relaying;              //  chunks of the snapshot are on their way to it
+    int64_t waiting_since;      //  ms: when the broker's tick first saw it waiting for its
+                                //  snapshot with nothing relayed since (0: not yet seen)
 } zm_member_t;
 
 //  One sequenced write (or quorum read).

@@ -446,7 +446,8 @@ host_cli=${ZMESH_HOST_CLI:-}
 if [ "$host_cli" = image ]; then
     host_cli=""
 elif [ -z "$host_cli" ]; then
-    for candidate in "$root"/build*/clients/zmesh; do
+    #  The most recently built of the build directories' (an older one may lack options).
+    for candidate in $(ls -t "$root"/build*/clients/zmesh 2>/dev/null); do
         if [ -x "$candidate" ] && "$candidate" --version >/dev/null 2>&1; then
             host_cli=$candidate
             break

@@ -9,7 +9,10 @@
 //  no current replica is left; deadlines; JOINs and READYs that do not fit;
 //  and the status section. Fabricated messages and an explicit clock.
 
+#define _GNU_SOURCE
 #include "engine_fixture.h"
+
+#include <string.h>
 
 #define S_KV "kv"
 #define S_PUT ZT_BYTES("\x81\xa2op\xa3put")             //  {"op": "put"}, enough here
@@ -354,6 +357,41 @@ test_repl_refusals(void **state)
     assert_int_equal(engine->counters.workers_kicked, 1);
 }
 
+//  A donor that does not answer within ZM_REPLSET_SYNC_MS is replaced by
+//  another current replica; its late chunks are dropped.
+static void
+test_repl_snapshot_deadline(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_start_two(engine);
+    s_join(engine, "R3", 3, 0, 7, 7, ZT_T0);
+    uint64_t first = s_expect_sync(engine, "R1");
+    zt_heartbeat(engine, "R1", ZT_T0 + 1);
+    zt_heartbeat(engine, "R2", ZT_T0 + 1);
+    zm_engine_on_tick(engine, ZT_T0 + 100);
+    zt_expect_empty(engine);
+    for (int64_t t = ZT_T0 + 500; t < ZT_T0 + 100 + ZM_REPLSET_SYNC_MS; t += 500) {
+        zt_heartbeat(engine, "R1", t);          //  alive, but its snapshot never comes
+        zt_heartbeat(engine, "R2", t);
+        zt_heartbeat(engine, "R3", t);
+        zm_engine_on_tick(engine, t);
+        zmsg_t *msg;                            //  the broker's heartbeats, and only those
+        while ((msg = zm_engine_outbox_pop(engine))) {
+            zframe_t *header = zmsg_last(msg);
+            assert_non_null(memmem(zframe_data(header), zframe_size(header), "HEARTBEAT", 9));
+            zmsg_destroy(&msg);
+        }
+    }
+    zm_engine_on_tick(engine, ZT_T0 + 100 + ZM_REPLSET_SYNC_MS);
+    uint64_t second = s_expect_sync(engine, "R2");
+    assert_true(second > first);
+    s_snapshot(engine, "R1", first, 1, 1, 0, false, ZT_BYTES("\xc4\x01" "a"),
+               ZT_T0 + 100 + ZM_REPLSET_SYNC_MS);
+    zt_expect_empty(engine);
+    assert_int_equal(engine->counters.stray_applied, 1);
+    assert_int_equal(engine->counters.catchups, 2);
+}
+
 //  The engine is destroyed with writes waiting and a snapshot in flight:
 //  everything is freed (the sanitizer build checks).
 static void
@@ -383,6 +421,7 @@ main(void)
         S_TEST(test_repl_stop_and_restart),
         S_TEST(test_repl_deadline),
         S_TEST(test_repl_refusals),
+        S_TEST(test_repl_snapshot_deadline),
         S_TEST(test_repl_teardown_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
