@@ -81,7 +81,7 @@ typedef struct {
 //  One service's replica set, followed across steps by name: a set may be
 //  forgotten and made again, and must not start an epoch the service used.
 typedef struct {
-    char name[ZM_NAME_MAX + 1];      //  "" = a free entry
+    char name[ZM_NAME_MAX + 1];         //  "" = a free entry
     uint64_t epoch;                     //  its epoch after the last step (0: none, or stopped)
     uint64_t last;                      //  and its last seq
     uint64_t highest;                   //  the highest epoch it ever had
@@ -487,8 +487,7 @@ s_check_member(const zm_engine_t *engine, const zm_service_t *service, const zm_
         return false;
     }
     //  Waiting for a snapshot: asked from a current member of the same set,
-    //  or from nobody. (relaying is not checked: nothing reads it, and it
-    //  stays set when a catch-up starts over.)
+    //  or from nobody. (relaying is not checked: nothing reads it.)
     ZM_FUZZ_CHECK((member->token != 0) == (member->donor != NULL));
     ZM_FUZZ_CHECK(member->token <= set->next_token);
     if (!member->donor)
