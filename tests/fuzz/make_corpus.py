@@ -139,6 +139,20 @@ def raw(peer, *parts):
     return bytes([4, peer, len(parts)]) + b"".join(bytes([len(p)]) + p for p in parts)
 
 
+# Replication: [12][peer][kind][a][b][c], kind 0 JOIN, 2 APPLIED, 4 MISSING,
+# 5 SNAPSHOT, 6 CALL (a: 0 write, 1 quorum read, 2 plain read; then a body)
+def join(peer, b=0, c=0x40, a=2):                      # kv, 3 replicas, majority; 250 ms x 3
+    return bytes([12, peer, 0, a, b, c])
+
+
+def applied(peer, count=1, a=0x10, c=0):               # the next seq, 200, body 0
+    return bytes([12, peer, 2, a, (count - 1) * 32, c])
+
+
+def kv_call(peer, request_id, a=0, c=0):
+    return bytes([12, peer, 6, a, request_id, c]) + fixint(request_id & 0x7F)
+
+
 ENGINE = {
     # queue 4, services 4, bodies checked, grace 500 ms, 64 KiB bodies
     "rpc": b"\x4f\x00"
@@ -180,8 +194,40 @@ ENGINE = {
     "send-failed": b"\x4f\x00"
     + command(1, "READY", a=0, b=0, c=0)
     + command(0, "CALL", a=0, b=1, body=fixint(1))
-    + bytes([7, 1, 0])                                  # worker unreachable
-    + bytes([7, 0, 1]),                                 # client queue full
+    + bytes([10, 1, 0])                                 # worker unreachable
+    + bytes([10, 0, 1]),                                # client queue full
+    # replicas 1 and 2 start kv; a write and a quorum read answered after
+    # two APPLIED; replica 3 joins where the set stands; a plain read
+    "repl-write": b"\x4f\x00"
+    + join(1) + join(2)
+    + kv_call(0, 5)
+    + applied(1) + applied(2, c=1)                      # bodies differ: divergence
+    + join(3, b=1)
+    + kv_call(0, 6, a=1)
+    + applied(1) + applied(2) + applied(3)
+    + kv_call(0, 7, a=2)
+    + answer(0, 0x80, fixint(9))
+    + clock(4),
+    # replica 2 joins with a newer epoch: replica 1 gets its snapshot, in
+    # two chunks, then the write sequenced meanwhile
+    "repl-snapshot": b"\x4f\x00"
+    + join(1) + join(2, b=5, c=0x46)
+    + kv_call(0, 9, c=5)
+    + bytes([12, 2, 5, 0x80, 0, 0x30])                  # chunk 0 of the SYNC's token, more
+    + bytes([12, 2, 5, 0x80, 0, 0x01])                  # chunk 1, the last
+    + applied(2) + applied(1)
+    + clock(7),
+    # writes, then replica 1 says it misses the last two; then replica 2
+    # leaves: with replica 1 catching up the set stops, and both join again
+    "repl-missing": b"\x4f\x00"
+    + join(1) + join(2)
+    + kv_call(0, 1) + kv_call(0, 2) + kv_call(0, 3)
+    + applied(1, count=3) + applied(2, count=3)
+    + bytes([12, 1, 4, 0, 0, 2])                        # MISSING(epoch, applied - 2)
+    + command(2, "DISCONNECT")
+    + join(1, b=5, c=0x44) + join(2, b=6, c=0x45)        # (1001, 2) and (1, 1): epoch 1002
+    + kv_call(3, 4)
+    + command(2, "DISCONNECT") + command(1, "DISCONNECT"),  # the write answered 502
 }
 
 
