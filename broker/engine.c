@@ -244,6 +244,10 @@ s_retire(zm_engine_t *self, zm_worker_t *worker, const char *why, int64_t now)
     size_t lost = 0, requeued = 0;
     zm_call_t *call;
     zm_service_t *service = worker->service;
+    //  Off the ready list first: what it held must not come back to it, even
+    //  through a dispatch while its replica set stops (engine_repl.c).
+    worker->withheld = true;
+    zm_service_requeue_worker(service, worker, false);
     service->inflight -= zlistx_size(worker->inflight);
     zlistx_t *again = zlistx_new();             //  borrowed: calls to requeue, oldest first
     while ((call = zlistx_detach(worker->inflight, NULL))) {

@@ -74,6 +74,8 @@ s_is_prefix(const zm_replset_t *set, uint64_t epoch, uint64_t seq)
 }
 
 static void s_ask_snapshot(zm_engine_t *self, zm_replset_t *set, zm_member_t *member);
+static void s_deactivate(zm_engine_t *self, zm_service_t *service, zm_replset_t *set,
+                         int64_t now);
 
 //  Copies the members into list (ZM_REPLSET_MEMBERS_MAX entries): the
 //  member list has one cursor, and what a loop does may walk it again.
@@ -414,6 +416,10 @@ s_on_missing(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
                   worker->id, worker->service->name, command->epoch, command->seq, set->last);
     self->counters.catchup_resends++;
     s_bring_up(self, set, member, command->epoch, command->seq, now);
+    //  It was the last current replica and needs a snapshot nobody can give:
+    //  the set starts again from what its replicas hold.
+    if (zm_replset_count(set, ZM_MEMBER_CURRENT) == 0)
+        s_deactivate(self, worker->service, set, now);
 }
 
 //  A chunk of the snapshot a donor makes for a catching-up member: relayed

@@ -59,14 +59,6 @@ static const uint32_t s_write_flags[] = {ZM_CALL_WRITE, ZM_CALL_QUORUM, 0,
                                          ZM_CALL_WRITE | ZM_CALL_PROGRESS};
 #define S_EPOCH_BASE 1000               //  the broker's start "wall clock" in half the runs
 #define S_SETS 8                        //  services whose replica sets are followed
-//  Builds that fuzz past the broker bugs the saved regressions show define
-//  S_AVOID_KNOWN 1: then a set may go on sequencing with no current member
-//  (regressions/engine/repl-missing-last-current), and replicated services
-//  get no plain reads: only "kv" is replicated, and reads go to other
-//  services (repl-read-sent-to-retiring-replica).
-#ifndef S_AVOID_KNOWN
-#define S_AVOID_KNOWN 0
-#endif
 #define S_COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
 //  What the broker sent one peer as a replica, in its current session.
@@ -536,7 +528,7 @@ s_check_replsets(const zm_engine_t *engine)
             ZM_FUZZ_CHECK(members < zm_replset_start_count(set) && set->ring_count == 0
                           && set->unanswered == 0);
         else                        //  sequencing: a current member to answer reads and donate
-            ZM_FUZZ_CHECK(current > 0 || S_AVOID_KNOWN);
+            ZM_FUZZ_CHECK(current > 0);
         ZM_FUZZ_CHECK(set->committed <= set->last);
         ZM_FUZZ_CHECK(set->epoch == 0
                       || (set->ref_seq <= set->committed && set->first > set->ref_seq
@@ -688,8 +680,6 @@ s_op_command(s_run_t *run, uint8_t peer)
         || command.cmd == ZM_CMD_REQUEST)
         snprintf(command.service, sizeof command.service, "%s",
                  s_services[a % S_COUNT(s_services)]);
-    if (S_AVOID_KNOWN && command.cmd == ZM_CMD_CALL && strcmp(command.service, "kv") == 0)
-        snprintf(command.service, sizeof command.service, "%s", "echo.2");
     if (command.cmd == ZM_CMD_READY) {
         command.slots = 1 + b % 3;
         command.heartbeat_ms = s_heartbeats[c % S_COUNT(s_heartbeats)];
@@ -892,7 +882,7 @@ s_op_repl(s_run_t *run, uint8_t peer)
     case 1:
         command.cmd = ZM_CMD_JOIN;
         snprintf(command.service, sizeof command.service, "%s",
-                 S_AVOID_KNOWN ? "kv" : s_joins[kind / 8 % 8]);
+                 s_joins[kind / 8 % 8]);
         command.replicas = 1 + a % 3;
         command.quorum = a / 4 % (command.replicas + 1);
         if (a & 0x80 && set) {          //  what the set has: usually accepted
@@ -969,8 +959,6 @@ s_op_repl(s_run_t *run, uint8_t peer)
         command.cmd = ZM_CMD_CALL;
         snprintf(command.service, sizeof command.service, "%s", a & 0x40 ? "echo" : "kv");
         command.flags = s_write_flags[a % S_COUNT(s_write_flags)];
-        if (S_AVOID_KNOWN && !(command.flags & (ZM_CALL_WRITE | ZM_CALL_QUORUM)))
-            command.flags = ZM_CALL_WRITE;
         command.id = b;
         command.timeout_ms = s_timeouts[c % S_COUNT(s_timeouts)];
         break;
