@@ -5,8 +5,10 @@
 #  CURVE variant of the call against a second broker that runs CURVE, with
 #  keys made by `zmesh keygen` as the spec shows (its call works; with a wrong
 #  broker key it gives up with its hint; with a key that may not call echo it
-#  reports the denial). It proves the spec is enough to call a service, with
-#  or without CURVE, and to feed a pipeline from another binding. It must not
+#  reports the denial); and the write to a replicated kv service through three
+#  replicas, read back with a quorum read. It proves the spec is enough to
+#  call a service, with or without CURVE, to write to a replicated one, and to
+#  feed a pipeline from another binding. It must not
 #  skip: a missing Python module is a failure, because then nothing was
 #  proven.
 #
@@ -67,7 +69,8 @@ cleanup() {
         wait "$broker_pid" 2>/dev/null || true
     fi
     if [ "$rc" -ne 0 ]; then
-        for log in broker.log worker.log secure-broker.log secure-worker.log; do
+        for log in broker.log worker.log kv1.log kv2.log kv3.log secure-broker.log \
+            secure-worker.log; do
             if [ -s "$tmp/$log" ]; then
                 echo "---- $log" >&2
                 tail -n 50 "$tmp/$log" >&2
@@ -100,6 +103,7 @@ extract call "$tmp/call.py"
 extract errors "$tmp/errors.py"
 extract push "$tmp/push.py"
 extract call-curve "$tmp/call_curve.py"
+extract write "$tmp/write.py"
 
 endpoint="ipc://$tmp/broker.ipc"
 push_endpoint="ipc://$tmp/push.ipc"
@@ -146,6 +150,34 @@ case "$out" in
 "404 "*) ;;
 *) fail "the errors example printed '$out', expected '404 <reason>'" ;;
 esac
+
+#  The write example puts a key into kv through three replicas (each with its
+#  own data directory, as the spec's lines before it show); a quorum read by
+#  the CLI must then see it.
+for i in 1 2 3; do
+    "$worker_bin" --builtin kv --replicas 3 --data-dir "$tmp/kv$i" --broker "$endpoint" \
+        >"$tmp/kv$i.log" 2>&1 &
+    secure_pids+=("$!")
+done
+kv_started='
+import json, sys
+sets = [r for r in json.load(sys.stdin).get("replicated", []) if r["service"] == "kv"]
+sys.exit(0 if sets and sets[0]["epoch"] > 0 else 1)
+'
+deadline=$(($(now_ms) + 10000))
+until timeout 5 "$cli_bin" status --json --broker "$endpoint" >"$tmp/status.json" 2>/dev/null &&
+    "$python" -c "$kv_started" <"$tmp/status.json" 2>/dev/null; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "kv did not start in 10 s: $(cat "$tmp/status.json")"
+    sleep 0.05
+done
+rc=0
+out=$(ZMESH_BROKER="$endpoint" timeout 30 "$python" "$tmp/write.py") || rc=$?
+[ "$rc" -eq 0 ] || fail "the write example exited with status $rc; stdout: '$out'"
+[ "$out" = '{"ok":true}' ] || fail "the write example printed '$out', expected '{\"ok\":true}'"
+out=$(timeout 10 "$cli_bin" call kv '{"op":"get","key":"colour"}' --quorum --broker "$endpoint") ||
+    fail "the quorum read after the write example failed"
+[ "$out" = '{"found":true,"value":"blue"}' ] || fail "the quorum read printed '$out'"
+echo "interop: the write example's put is read back through the quorum: $out"
 
 #  The push example feeds a pipeline through the push endpoint; `zmesh pull`
 #  must then print exactly its messages, in order. The pipeline and the count
