@@ -77,6 +77,18 @@ static void s_ask_snapshot(zm_engine_t *self, zm_replset_t *set, zm_member_t *me
 static void s_deactivate(zm_engine_t *self, zm_service_t *service, zm_replset_t *set,
                          int64_t now);
 
+//  True while the set has a current member, or a live one that becomes
+//  current once it applied what it was sent: someone holds every write.
+static bool
+s_can_go_on(zm_replset_t *set)
+{
+    for (zm_member_t *member = zlistx_first(set->members); member;
+         member = zlistx_next(set->members))
+        if (member->state == ZM_MEMBER_CURRENT || member->live)
+            return true;
+    return false;
+}
+
 //  Copies the members into list (ZM_REPLSET_MEMBERS_MAX entries): the
 //  member list has one cursor, and what a loop does may walk it again.
 static size_t
@@ -99,6 +111,28 @@ s_find_donors(zm_engine_t *self, zm_replset_t *set)
         if (list[index]->state == ZM_MEMBER_CATCHING && !list[index]->live
             && !list[index]->donor)
             s_ask_snapshot(self, set, list[index]);
+}
+
+static void s_answer(zm_engine_t *self, zm_replset_t *set, zm_write_t *write);
+
+//  Counts member's acknowledgement of the writes still waiting up to its
+//  holds mark: it holds them though it never applied them in this session
+//  (its snapshot or its stored state has them), and may count for them.
+static void
+s_credit_held(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
+{
+    uint64_t upto = member->holds;
+    member->holds = 0;
+    if (set->unanswered == 0)
+        return;
+    for (uint64_t seq = set->first; seq <= upto && seq <= set->last; seq++) {
+        zm_write_t *write = zm_replset_write(set, seq);
+        if (!write->call)
+            continue;
+        write->acked_by |= 1ull << member->slot;
+        if (write->replied && zm_replset_acks(write) >= zm_replset_quorum(set))
+            s_answer(self, set, write);
+    }
 }
 
 //  The member has every write up to a recent one: it serves reads.
@@ -193,8 +227,9 @@ static void
 s_catch_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
 {
     s_withhold(member);
-    s_leave_current(self, set, member);
-    s_ask_snapshot(self, set, member);
+    s_leave_current(self, set, member);         //  may have found it a donor already
+    if (!member->token)
+        s_ask_snapshot(self, set, member);
 }
 
 //  Brings member up to date: from the buffer when it holds a prefix of the
@@ -211,6 +246,10 @@ s_bring_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, uint64_t e
     member->live = true;
     member->token = 0;
     member->donor = NULL;
+    if (epoch == set->epoch) {
+        member->holds = seq;                    //  its JOIN or MISSING vouches for them
+        s_credit_held(self, set, member);
+    }
     s_send_after(self, set, member, seq);
     if (seq == set->last)
         s_make_current(self, set, member, now);
@@ -295,6 +334,21 @@ zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
         self->counters.rejected_malformed++;
         return;
     }
+    //  The same replica on a new connection (it heard nothing from the broker
+    //  for a while): its old session ends, so that one replica is never
+    //  counted twice.
+    zm_member_t *old = NULL;
+    for (zm_member_t *member = zlistx_first(set->members); member && command->id;
+         member = zlistx_next(set->members))
+        if (member->replica_id == command->id)
+            old = member;
+    if (old) {
+        zm_log_notice("broker: replica rejoined on a new connection id=%s old=%s service=%s",
+                      id, old->worker->id, service->name);
+        self->counters.sessions_replaced++;
+        zm_worker_on_event(old->worker, ZM_WORKER_DISCONNECT, now);
+        zm_engine_retire_worker(self, old->worker, "replaced by its new session", now);
+    }
     //  A replica is a worker session for reads: heartbeats, slots, REQUEST
     //  and REPLY, and its reads may run again elsewhere if it dies.
     zm_proto_t ready;
@@ -309,10 +363,15 @@ zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
     zm_member_t *member = zm_replset_add(set, worker, command->epoch, command->seq);
     if (!member) {
         zm_worker_destroy(&worker);
-        zm_engine_disconnect(self, *routing_p, ZM_STATUS_BUSY, "too many replicas joined");
+        char reason[ZM_REASON_MAX + 1];
+        snprintf(reason, sizeof reason,
+                 "the service has its %u replicas: this one may join when one leaves",
+                 set->replicas);
+        zm_engine_disconnect(self, *routing_p, ZM_STATUS_BUSY, reason);
         self->counters.rejected_busy++;
         return;
     }
+    member->replica_id = command->id;
     worker->member = member;
     worker->withheld = true;
     if (self->sender)
@@ -373,6 +432,8 @@ s_on_applied(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
     }
     zm_worker_on_event(worker, ZM_WORKER_HEARTBEAT, now);
     member->applied = command->seq;
+    if (member->holds)
+        s_credit_held(self, set, member);       //  it applied on top of what it held
     zm_write_t *write = zm_replset_write(set, command->seq);
     if (write && !write->replied) {
         write->replied = true;
@@ -418,7 +479,7 @@ s_on_missing(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
     s_bring_up(self, set, member, command->epoch, command->seq, now);
     //  It was the last current replica and needs a snapshot nobody can give:
     //  the set starts again from what its replicas hold.
-    if (zm_replset_count(set, ZM_MEMBER_CURRENT) == 0)
+    if (!s_can_go_on(set))
         s_deactivate(self, worker->service, set, now);
 }
 
@@ -453,11 +514,12 @@ s_on_snapshot(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64
     zm_engine_send(self, joiner->worker->routing, &chunk);
     if (command->more)
         return;
-    if (!s_buffer_has_after(set, command->seq)) {
-        s_ask_snapshot(self, set, joiner);      //  the buffer moved on meanwhile
+    if (!s_resend_fits(set, command->seq)) {
+        s_ask_snapshot(self, set, joiner);      //  the buffer moved on meanwhile, or too far
         return;
     }
     joiner->applied = command->seq;
+    joiner->holds = command->seq;               //  counted once it proves the install
     joiner->live = true;
     joiner->relaying = false;
     joiner->token = 0;
@@ -538,7 +600,7 @@ zm_engine_repl_forget(zm_engine_t *self, zm_worker_t *worker, int64_t now)
     zm_replset_remove(set, member);             //  frees member
     if (!set->epoch)
         return;
-    if (zm_replset_count(set, ZM_MEMBER_CURRENT) == 0) {
+    if (!s_can_go_on(set)) {
         s_deactivate(self, service, set, now);
         return;
     }

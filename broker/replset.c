@@ -74,7 +74,7 @@ zm_member_t *
 zm_replset_add(zm_replset_t *self, struct zm_worker *worker, uint64_t epoch, uint64_t seq)
 {
     assert(self);
-    if (zlistx_size(self->members) >= ZM_REPLSET_MEMBERS_MAX)
+    if (zlistx_size(self->members) >= self->replicas)
         return NULL;
     zm_member_t *member = zm_alloc(sizeof *member);
     member->worker = worker;

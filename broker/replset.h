@@ -7,11 +7,12 @@
 #define ZM_REPLSET_H_INCLUDED
 
 #include "call.h"
+#include "zm_proto.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ZM_REPLSET_MEMBERS_MAX 64           //  replicas joined at once, joiners included
+#define ZM_REPLSET_MEMBERS_MAX ZM_REPLICAS_MAX  //  members at most (N at most)
 #define ZM_REPLSET_WRITES_MAX 16384         //  writes the buffer holds at most
 #define ZM_REPLSET_BYTES_MAX ((size_t) 64 << 20)    //  and their bytes
 #define ZM_REPLSET_READ_SLOTS 32            //  reads one replica holds at once
@@ -30,6 +31,7 @@ typedef struct zm_member {
     struct zm_worker *worker;   //  borrowed: its session; worker->member points back
     zm_member_state_t state;
     uint32_t slot;              //  its bit in each write's acked_by
+    uint64_t replica_id;        //  the id its JOIN gave (0: none): one replica, one member
     uint64_t joined_epoch;      //  the (epoch, seq) its JOIN reported
     uint64_t joined_seq;
     bool live;                  //  it is sent every new write
@@ -38,6 +40,9 @@ typedef struct zm_member {
     uint64_t token;             //  CATCHING: the snapshot it waits for (0: none asked)
     struct zm_member *donor;    //  borrowed: who makes that snapshot
     bool relaying;              //  chunks of the snapshot are on their way to it
+    uint64_t holds;             //  writes up to this seq it holds without having acknowledged
+                                //  them in this session (a snapshot, or what it joined with):
+                                //  they count as acknowledged once it proves its state
     int64_t waiting_since;      //  ms: when the broker's tick first saw it waiting for its
                                 //  snapshot with nothing relayed since (0: not yet seen)
 } zm_member_t;
@@ -86,7 +91,9 @@ uint32_t zm_replset_quorum(const zm_replset_t *self);
 //  of them include one that holds every write a quorum acknowledged.
 uint32_t zm_replset_start_count(const zm_replset_t *self);
 
-//  A new member for worker; NULL if the set has ZM_REPLSET_MEMBERS_MAX.
+//  A new member for worker; NULL if the set has its N members already (a
+//  quorum of W out of more than N would not meet the N-W+1 a restarted
+//  broker waits for).
 zm_member_t *zm_replset_add(zm_replset_t *self, struct zm_worker *worker, uint64_t epoch,
                             uint64_t seq);
 

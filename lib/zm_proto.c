@@ -39,7 +39,7 @@ static const s_shape_t s_shapes[] = {
     {ZM_CMD_PART, "PART", 4, 4, true},
     {ZM_CMD_CREDIT, "CREDIT", 4, 4, false},
     {ZM_CMD_CANCEL, "CANCEL", 3, 3, false},
-    {ZM_CMD_JOIN, "JOIN", 9, 9, false},
+    {ZM_CMD_JOIN, "JOIN", 9, 10, false},
     {ZM_CMD_WRITE, "WRITE", 6, 6, true},
     {ZM_CMD_APPLIED, "APPLIED", 5, 5, true},
     {ZM_CMD_MISSING, "MISSING", 4, 4, false},
@@ -217,7 +217,8 @@ s_decode_pipe(zm_proto_t *self, zm_reader_t *reader, uint32_t fields, zm_proto_e
 
 //  Reads the fields of a replication command (ZMP.md section 20).
 static bool
-s_decode_replica(zm_proto_t *self, zm_reader_t *reader, zm_proto_error_t *error)
+s_decode_replica(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
+                 zm_proto_error_t *error)
 {
     uint32_t more;
     switch (self->cmd) {
@@ -233,6 +234,8 @@ s_decode_replica(zm_proto_t *self, zm_reader_t *reader, zm_proto_error_t *error)
                           "replicas is not 1..16 or quorum not 0..replicas");
         if (!zm_reader_uint(reader, &self->epoch) || !zm_reader_uint(reader, &self->seq))
             return s_fail(error, ZM_STATUS_MALFORMED, "epoch or seq is not an unsigned integer");
+        if (fields == 10 && !zm_reader_uint(reader, &self->id))
+            return s_fail(error, ZM_STATUS_MALFORMED, "replica id is not an unsigned integer");
         return true;
     case ZM_CMD_SYNC:
     case ZM_CMD_SNAPSHOT:
@@ -247,7 +250,8 @@ s_decode_replica(zm_proto_t *self, zm_reader_t *reader, zm_proto_error_t *error)
     //  WRITE, APPLIED, MISSING, SNAPSHOT: epoch and seq next.
     if (!zm_reader_uint(reader, &self->epoch) || !zm_reader_uint(reader, &self->seq))
         return s_fail(error, ZM_STATUS_MALFORMED, "epoch or seq is not an unsigned integer");
-    if (self->cmd != ZM_CMD_MISSING && self->seq == 0)
+    //  MISSING and SNAPSHOT carry a replica's state, (0, 0) when it is empty.
+    if (self->cmd != ZM_CMD_MISSING && self->cmd != ZM_CMD_SNAPSHOT && self->seq == 0)
         return s_fail(error, ZM_STATUS_MALFORMED, "seq is not a number from 1");
     switch (self->cmd) {
     case ZM_CMD_WRITE:
@@ -350,7 +354,7 @@ s_decode_fields(zm_proto_t *self, zm_reader_t *reader, uint32_t fields,
     case ZM_CMD_MISSING:
     case ZM_CMD_SYNC:
     case ZM_CMD_SNAPSHOT:
-        return s_decode_replica(self, reader, error);
+        return s_decode_replica(self, reader, fields, error);
     case ZM_CMD_DISCONNECT:
         if (!s_read_u32(reader, 100, 999, &self->status))
             return s_fail(error, ZM_STATUS_MALFORMED, "status is not a code from 100 to 999");
@@ -515,7 +519,7 @@ s_field_count(const zm_proto_t *self)
     case ZM_CMD_RELEASE:
         return 2 + self->ack_count;
     case ZM_CMD_JOIN:
-        return 9;
+        return self->id ? 10 : 9;
     case ZM_CMD_WRITE:
         return 6;
     case ZM_CMD_APPLIED:
@@ -638,6 +642,8 @@ zm_proto_encode(zm_proto_t *self)
         zm_writer_uint(&writer, self->quorum);
         zm_writer_uint(&writer, self->epoch);
         zm_writer_uint(&writer, self->seq);
+        if (self->id)
+            zm_writer_uint(&writer, self->id);
         break;
     case ZM_CMD_SYNC:
         zm_writer_uint(&writer, self->id);

@@ -96,7 +96,8 @@ typedef struct {
                                       //  RESUME: the last seq granted (0 = no limit);
                                       //  ACK: acks[0]; PART, CREDIT, CANCEL: request id
                                       //  (client side) or ticket (worker side);
-                                      //  WRITE: write id; SYNC, SNAPSHOT: token
+                                      //  WRITE: write id; SYNC, SNAPSHOT: token; JOIN: the
+                                      //  replica's id (optional field; 0 when absent)
     uint32_t status;                  //  REPLY, DISCONNECT, REFUSE, DONE, APPLIED
     uint32_t timeout_ms;              //  CALL, REQUEST (0 = none)
     uint32_t slots;                   //  READY

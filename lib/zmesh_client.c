@@ -17,6 +17,7 @@
 #include "zm_msg.h"
 #include "zm_pack.h"
 #include "zm_proto.h"
+#include "zm_random.h"
 #include "zm_secure.h"
 
 #include <czmq.h>
@@ -207,38 +208,6 @@ s_failover(zmesh_client_t *self)
     }
 }
 
-//  Mixes the bits of x (the finaliser of splitmix64), so that nearby inputs
-//  give unrelated outputs.
-static uint64_t
-s_mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-//  The value before a client's first request id: random, below 2^63, so
-//  that the ids of every client of a replicated service (its write ids)
-//  differ and never reach 0 (which a replica does not deduplicate). From
-//  /dev/urandom; failing that, from the clock, the process id and the
-//  client's address, which differ between clients of one process too.
-static uint64_t
-s_first_id(const void *self)
-{
-    uint64_t value = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    bool random = fd >= 0 && read(fd, &value, sizeof value) == (ssize_t) sizeof value;
-    if (fd >= 0)
-        close(fd);
-    if (!random)
-        value = s_mix((uint64_t) zclock_usecs() ^ ((uint64_t) getpid() << 32)
-                      ^ (uint64_t) (uintptr_t) self);
-    value &= (UINT64_C(1) << 63) - 1;
-    return value ? value : 1;
-}
-
 zmesh_client_t *
 zmesh_client_new(const char *endpoint, int *err_p)
 {
@@ -273,7 +242,7 @@ zmesh_client_new_secure(const char *endpoint, const zmesh_curve_t *curve, int *e
     self->done = zlistx_new();
     zlistx_set_destructor(self->done, s_done_destroy);
     self->max_body = zm_max_body_default();
-    self->next_id = s_first_id(self);
+    self->next_id = zm_random_id(self);
     return self;
 }
 

@@ -12,6 +12,7 @@
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_proto.h"
+#include "zm_random.h"
 #include "zm_replica.h"
 #include "zm_secure.h"
 
@@ -42,6 +43,8 @@ struct zmesh_replica {
     int wake[2];                //  self-pipe: zmesh_replica_stop writes a byte
     volatile sig_atomic_t stop_requested;
     bool failed;                //  a disk error: memory is ahead of disk, never serve again
+    uint64_t id;                //  JOIN: this replica's id, random per process, so that the
+                                //  broker takes a new connection of it for the same replica
     char error[ZM_REASON_MAX + 1];
 };
 
@@ -83,6 +86,8 @@ typedef struct {
     zlistx_t *outbox;           //  owned zmsg_t: answers held until the writes are durable,
                                 //  or until the socket takes them
     bool missing_sent;          //  MISSING went for the state below: not again for it
+    bool lost_snapshot;         //  a snapshot the broker sent could not be installed: the
+                                //  writes after it must not apply on the old state
     uint64_t missing_epoch, missing_seq;
     s_outgoing_t outgoing;
     uint64_t waiting[S_SYNC_WAITING];   //  SYNC tokens after outgoing's, oldest first
@@ -210,6 +215,7 @@ zmesh_replica_new_secure(const char *endpoint, const char *service, const zmesh_
     self->curve = zm_secure_dup(curve);
     self->replicas = replicas;
     self->quorum = quorum;
+    self->id = zm_random_id(self);
     self->data_dir = data_dir ? zm_strdup(data_dir) : NULL;
     self->lock_fd = lock_fd;
     self->replica = replica;
@@ -365,6 +371,7 @@ s_connect(s_engine_t *self)
     zlistx_purge(self->outbox);
     s_drop_transfers(self);
     self->missing_sent = false;
+    self->lost_snapshot = false;        //  the JOIN says where it stands
     self->sock = zsock_new(ZMQ_DEALER);
     assert(self->sock);
     zsock_set_sndtimeo(self->sock, 0);
@@ -389,6 +396,7 @@ s_connect(s_engine_t *self)
     join.quorum = (uint32_t) owner->quorum;
     join.epoch = zm_replica_epoch(self->replica);
     join.seq = zm_replica_seq(self->replica);
+    join.id = owner->id;
     s_send(self, &join);
     self->last_heard = zclock_mono();
     zm_log_info("replica: JOIN service=%s replicas=%d quorum=%d epoch=%" PRIu64 " seq=%" PRIu64
@@ -440,6 +448,12 @@ s_on_write(s_engine_t *self, zm_proto_t *command)
     size_t size = command->body ? zframe_size(command->body) : 0;
     uint64_t epoch = zm_replica_epoch(self->replica);
     uint64_t seq = zm_replica_seq(self->replica);
+    if (self->lost_snapshot) {
+        //  The broker takes us to hold the snapshot it relayed: what follows it
+        //  must not apply to the state we kept, even where the seqs would fit.
+        s_ask_missing(self, false);
+        return;
+    }
     if (command->epoch == epoch && command->seq <= seq) {
         //  Already applied: a resend that crossed the original. Asking for more
         //  here would make the broker resend again, round and round.
@@ -586,6 +600,7 @@ s_install(s_engine_t *self, uint64_t token)
     int saved_errno = errno;
     if (rc == ZMESH_OK) {
         self->missing_sent = false;         //  a new state: a later gap is a new one
+        self->lost_snapshot = false;
         zm_log_info("replica: catch-up installed service=%s token=%" PRIu64 " epoch=%" PRIu64
                     " seq=%" PRIu64 " bytes=%zu", self->owner->service, token,
                     zm_replica_epoch(self->replica), zm_replica_seq(self->replica),
@@ -594,6 +609,7 @@ s_install(s_engine_t *self, uint64_t token)
     else if (rc == ZMESH_EINVAL) {
         zm_log_warning("replica: snapshot token=%" PRIu64 " bytes=%zu is not a state of this "
                        "service: dropped, asking again", token, zchunk_size(data));
+        self->lost_snapshot = true;
         s_ask_missing(self, true);
     }
     else
@@ -629,6 +645,8 @@ s_on_snapshot(s_engine_t *self, zm_proto_t *command)
                        command->index, problem);
         zchunk_destroy(&incoming->data);
         memset(incoming, 0, sizeof *incoming);
+        self->lost_snapshot = true;         //  and the broker asked for another
+        s_ask_missing(self, true);
         return;
     }
     zchunk_extend(incoming->data, bytes, size);

@@ -513,12 +513,13 @@ s_check_replsets(const zm_engine_t *engine)
              member = zlistx_next(set->members))
             list[count++] = member;
         uint64_t slots = 0;
-        size_t current = 0, waiting = 0;
+        size_t current = 0, waiting = 0, live = 0;
         for (size_t index = 0; index < count; index++) {
             const zm_member_t *member = list[index];
             ZM_FUZZ_CHECK(member->slot < 64 && !(slots & (1ull << member->slot)));
             slots |= 1ull << member->slot;
             current += member->state == ZM_MEMBER_CURRENT;
+            live += member->live;
             waiting += s_check_member(engine, service, set, member);
         }
         ZM_FUZZ_CHECK(slots == set->slots_used);
@@ -527,8 +528,10 @@ s_check_replsets(const zm_engine_t *engine)
         if (set->epoch == 0)        //  not started yet, or stopped (its members sent away)
             ZM_FUZZ_CHECK(members < zm_replset_start_count(set) && set->ring_count == 0
                           && set->unanswered == 0);
-        else                        //  sequencing: a current member to answer reads and donate
-            ZM_FUZZ_CHECK(current > 0);
+        else                        //  sequencing: a current member to answer reads and
+                                    //  donate, or a live one that becomes current
+            ZM_FUZZ_CHECK(current > 0 || live > 0);
+        ZM_FUZZ_CHECK(members <= set->replicas);    //  never more than N: the quorum argument
         ZM_FUZZ_CHECK(set->committed <= set->last);
         ZM_FUZZ_CHECK(set->epoch == 0
                       || (set->ref_seq <= set->committed && set->first > set->ref_seq

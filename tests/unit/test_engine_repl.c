@@ -19,6 +19,24 @@
 #define S_OK ZT_BYTES("\x81\xa2ok\xc3")                 //  {"ok": true}
 
 static void
+s_join_id(zm_engine_t *engine, const char *replica, uint32_t replicas, uint32_t quorum,
+          uint64_t epoch, uint64_t seq, uint64_t replica_id, int64_t now)
+{
+    zm_proto_t command;
+    zm_proto_init(&command);
+    command.cmd = ZM_CMD_JOIN;
+    snprintf(command.service, sizeof command.service, S_KV);
+    command.heartbeat_ms = ZT_HEARTBEAT_MS;
+    command.liveness = ZT_LIVENESS;
+    command.replicas = replicas;
+    command.quorum = quorum;
+    command.epoch = epoch;
+    command.seq = seq;
+    command.id = replica_id;
+    zt_feed(engine, replica, &command, now);
+}
+
+static void
 s_join(zm_engine_t *engine, const char *replica, uint32_t replicas, uint32_t quorum,
        uint64_t epoch, uint64_t seq, int64_t now)
 {
@@ -392,6 +410,136 @@ test_repl_snapshot_deadline(void **state)
     assert_int_equal(engine->counters.catchups, 2);
 }
 
+//  Drops what the outbox holds.
+static void
+s_drain(zm_engine_t *engine)
+{
+    zmsg_t *msg;
+    while ((msg = zm_engine_outbox_pop(engine)))
+        zmsg_destroy(&msg);
+}
+
+//  A write the only current replica applied, then covered by the snapshot
+//  a joiner installs, counts the joiner's acknowledgement once the joiner
+//  applies a later write: W is reached, the client answered.
+static void
+test_repl_snapshot_credits_held(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_start_two(engine);
+    zt_leave(engine, "R2", ZT_T0 + 1);
+    s_write(engine, "C1", 5, ZM_CALL_WRITE, 0, ZT_T0 + 2);
+    s_expect_write(engine, "R1", 1, 1, 5, 0);
+    s_applied(engine, "R1", 1, 1, ZM_STATUS_OK, S_OK, ZT_T0 + 3);
+    zt_expect_empty(engine);                            //  one of W = 2
+    s_join(engine, "R3", 3, 0, 7, 7, ZT_T0 + 4);        //  not a prefix: snapshot
+    uint64_t token = s_expect_sync(engine, "R1");
+    s_snapshot(engine, "R1", token, 1, 1, 0, false, ZT_BYTES("\xc4\x01" "a"), ZT_T0 + 5);
+    zt_assert_cmd(zt_pop(engine), ZM_CMD_SNAPSHOT);
+    zt_expect_empty(engine);                            //  not counted before it proves it
+    s_write(engine, "C1", 6, ZM_CALL_WRITE, 0, ZT_T0 + 6);
+    s_expect_write(engine, "R1", 1, 2, 6, 0);
+    s_expect_write(engine, "R3", 1, 2, 6, 0);
+    s_applied(engine, "R1", 1, 2, ZM_STATUS_OK, S_OK, ZT_T0 + 7);
+    zt_expect_empty(engine);
+    s_applied(engine, "R3", 1, 2, ZM_STATUS_OK, S_OK, ZT_T0 + 7);
+    zt_expect_reply(engine, "C1", 5, ZM_STATUS_OK, S_OK);
+    zt_expect_reply(engine, "C1", 6, ZM_STATUS_OK, S_OK);
+    zt_expect_empty(engine);
+}
+
+//  A donor that holds nothing yet sends its snapshot at (0, 0): relayed, and
+//  the joiner is current.
+static void
+test_repl_snapshot_of_nothing(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_start_two(engine);
+    s_join(engine, "R3", 3, 0, 7, 7, ZT_T0 + 1);
+    uint64_t token = s_expect_sync(engine, "R1");
+    s_snapshot(engine, "R1", token, 0, 0, 0, false, ZT_BYTES("\xc4\x01" "a"), ZT_T0 + 2);
+    zt_out_t *out = zt_pop(engine);
+    zt_assert_peer(out, "R3");
+    zt_assert_cmd(out, ZM_CMD_SNAPSHOT);
+    zt_expect_empty(engine);
+    assert_int_equal(engine->counters.workers_kicked, 0);
+    const zt_status_t *status = zt_status_fetch(engine, ZT_T0 + 3);
+    const msgpack_object *set = zt_status_entry(status, "replicated", "service", S_KV);
+    const msgpack_object *third = &zt_map_get(set, "members")->via.array.ptr[2];
+    assert_true(zt_str_is(zt_map_get(third, "state"), "current"));
+}
+
+//  A current replica that needs a snapshot gets one SYNC asked for it.
+static void
+test_repl_one_sync(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_start_two(engine);
+    s_join(engine, "R3", 3, 0, 0, 0, ZT_T0);
+    s_missing(engine, "R2", 99, 5, ZT_T0 + 1);
+    s_expect_sync(engine, "R1");
+    zt_expect_empty(engine);
+    assert_int_equal(engine->counters.catchups, 1);
+}
+
+//  Never more than N members: a fourth replica of a 3-replica service waits
+//  (503) until one leaves; then it is let in.
+static void
+test_repl_at_most_n(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_start_two(engine);
+    s_join(engine, "R3", 3, 0, 0, 0, ZT_T0);
+    s_join(engine, "R4", 3, 0, 0, 0, ZT_T0);
+    zt_expect_disconnect(engine, "R4", ZM_STATUS_BUSY, "its 3 replicas");
+    zt_leave(engine, "R3", ZT_T0 + 1);
+    s_join(engine, "R4", 3, 0, 0, 0, ZT_T0 + 2);
+    zt_expect_empty(engine);                            //  current at once: seq 0 of epoch 1
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    assert_int_equal(zlistx_size(service->replset->members), 3);
+}
+
+//  The only current replica says MISSING of what the buffer holds: it gets
+//  the writes again and the set goes on.
+static void
+test_repl_missing_keeps_set(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_join(engine, "R1", 1, 0, 0, 0, ZT_T0);
+    for (uint64_t seq = 1; seq <= 2; seq++) {
+        s_write(engine, "C1", 10 + seq, ZM_CALL_WRITE, 0, ZT_T0 + 1);
+        s_expect_write(engine, "R1", 1, seq, 10 + seq, 0);
+    }
+    s_applied(engine, "R1", 1, 1, ZM_STATUS_OK, S_OK, ZT_T0 + 2);
+    zt_expect_reply(engine, "C1", 11, ZM_STATUS_OK, S_OK);
+    s_missing(engine, "R1", 1, 1, ZT_T0 + 3);
+    s_expect_write(engine, "R1", 1, 2, 12, 0);
+    zt_expect_empty(engine);
+    s_applied(engine, "R1", 1, 2, ZM_STATUS_OK, S_OK, ZT_T0 + 4);
+    zt_expect_reply(engine, "C1", 12, ZM_STATUS_OK, S_OK);
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    assert_true(service->replset->epoch == 1);
+}
+
+//  A replica that joins again on a new connection with its id replaces its
+//  old session: one replica is one member, and it counts once for N-W+1.
+static void
+test_repl_same_replica_rejoins(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_join_id(engine, "R1", 3, 0, 0, 0, 77, ZT_T0);
+    s_join_id(engine, "R1b", 3, 0, 0, 0, 77, ZT_T0 + 1);    //  R1 again: not a second
+    zt_expect_empty(engine);
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    assert_true(service->replset->epoch == 0);               //  still one of R = 2
+    assert_int_equal(zlistx_size(service->replset->members), 1);
+    assert_null(zhashx_lookup(engine->workers, "5231"));
+    s_join_id(engine, "R2", 3, 0, 0, 0, 78, ZT_T0 + 2);
+    assert_true(service->replset->epoch == 1);
+    s_drain(engine);
+    assert_int_equal(engine->counters.sessions_replaced, 1);
+}
+
 //  The engine is destroyed with writes waiting and a snapshot in flight:
 //  everything is freed (the sanitizer build checks).
 static void
@@ -422,6 +570,12 @@ main(void)
         S_TEST(test_repl_deadline),
         S_TEST(test_repl_refusals),
         S_TEST(test_repl_snapshot_deadline),
+        S_TEST(test_repl_snapshot_credits_held),
+        S_TEST(test_repl_snapshot_of_nothing),
+        S_TEST(test_repl_one_sync),
+        S_TEST(test_repl_at_most_n),
+        S_TEST(test_repl_missing_keeps_set),
+        S_TEST(test_repl_same_replica_rejoins),
         S_TEST(test_repl_teardown_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
