@@ -24,12 +24,14 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >"$build.cmake.log" 2>&1
     || { cat "$build.cmake.log" >&2; exit 1; }
 rm -f "$build.cmake.log"
 cmake --build "$build" -j"$(nproc)" \
-    --target zmesh-broker zmesh-cli bench_baseline bench_zmesh bench_broker bench_raw >/dev/null \
+    --target zmesh-broker zmesh-cli bench_baseline bench_zmesh bench_broker bench_raw bench_repl \
+    >/dev/null \
     || { say "bench: build failed"; exit 1; }
 baseline="$build/bench/bench_baseline"
 flow="$build/bench/bench_zmesh"
 brokerfig="$build/bench/bench_broker"
 raw="$build/bench/bench_raw"
+repl="$build/bench/bench_repl"
 
 declare -A values       #  "key.metric" -> space-separated values, one per repetition
 failures=0
@@ -75,6 +77,8 @@ for rep in $(seq 1 "$reps"); do
             if [ "$sec" = plain ]; then
                 measure "zmesh.raw-async.$tag" "$raw" async "${common[@]}"
                 measure "zmesh.raw-sync.$tag" "$raw" sync "${common[@]}"
+                measure "zmesh.repl-write.$tag" "$repl" write "${common[@]}"
+                measure "zmesh.repl-durable.$tag" "$repl" write-durable "${common[@]}"
             fi
         done
     done
@@ -154,6 +158,10 @@ for size in 64 4096; do
                 "zmesh.raw-sync.$tag.p50" "base.broker-sync.$tag.p50" "(minimal broker)" lower
             row "sync RPC p99, raw ZMP peers (broker alone), $label" "us" \
                 "zmesh.raw-sync.$tag.p99" "base.broker-sync.$tag.p99" "(minimal broker)" lower
+            row "replicated writes, 3 replicas W=2, 100 in flight, $label" "writes/s" \
+                "zmesh.repl-write.$tag.rate" "$rpcbase" "(minimal broker RPC)" higher
+            row "replicated writes, fsync'ed (data dirs), $label" "writes/s" \
+                "zmesh.repl-durable.$tag.rate" "$rpcbase" "(minimal broker RPC)" higher
         fi
     done
 done
