@@ -12,20 +12,15 @@ zmesh_bin=$3
 . "$(dirname "$0")/common.sh"
 
 count=$((20000 / scale))
-flags=(--replicas 3)
 
-start_broker
-for name in r1 r2 r3; do
-    start_replica "$name" "${flags[@]}"
-done
-wait_settled 3
+start_set
 catchups=$(counter catchups)
 start_writer w --count "$count" --op put --window 64 --timeout-ms 3000
 #  The writer runs to 60 % while the fourth replica joins at 25 %.
 set_gate w $((count * 6 / 10))
 wait_acked w $((count / 4))
 joined_at=$(acked_so_far w)
-start_replica r4 "${flags[@]}"
+start_member r4
 wait_current 4
 current_at=$(acked_so_far w)
 echo "replication: r4 started at $joined_at acknowledged puts, current at $current_at"
