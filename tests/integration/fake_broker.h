@@ -3,15 +3,15 @@
 //  real broker never does: a ROUTER bound to tcp://127.0.0.1 on a port the system picks, that
 //  receives through the codec with a deadline (HEARTBEATs skipped), expects a given command,
 //  and sends a command to a routing id. It holds no state of its own beyond the socket; the
-//  tests decide everything. zm_fake_broker_poll and zm_fake_broker_post use no cmocka call,
+//  tests decide everything. zm_fake_broker_poll, _post and _post_msg make no cmocka call,
 //  so a thread other than the test's may use them; the rest fail the running test.
 #ifndef ZM_FAKE_BROKER_H_INCLUDED
 #define ZM_FAKE_BROKER_H_INCLUDED
 
 #include "zm_proto.h"
 
-#include <czmq.h>
 #include <assert.h>
+#include <czmq.h>
 #include <stdbool.h>
 
 typedef struct {
