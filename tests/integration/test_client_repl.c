@@ -5,6 +5,7 @@
 //  its request id, which is its write id, and its flag; two clients start their ids at
 //  different random values, so their write ids do not collide; many writes can be in flight
 //  and each outcome comes back under its own id.
+#include "fake_broker.h"
 #include "zm_proto.h"
 #include "zmesh.h"
 
@@ -22,70 +23,27 @@
 
 #define S_WRITES 200            //  writes in flight at once in the async test
 
-typedef struct {
-    zsock_t *router;
-    char endpoint[64];
-} s_fake_t;
-
-static int
-s_setup(void **state)
-{
-    s_fake_t *fake = calloc(1, sizeof *fake);
-    assert_non_null(fake);
-    fake->router = zsock_new(ZMQ_ROUTER);
-    assert_non_null(fake->router);
-    int port = zsock_bind(fake->router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    snprintf(fake->endpoint, sizeof fake->endpoint, "tcp://127.0.0.1:%d", port);
-    *state = fake;
-    return 0;
-}
-
-static int
-s_teardown(void **state)
-{
-    s_fake_t *fake = *state;
-    zsock_destroy(&fake->router);
-    free(fake);
-    return 0;
-}
-
-//  Waits up to timeout_ms for a CALL and decodes it into command; *routing_p gets the
-//  sender. False if none came in time or what came does not decode (both fail the test in
-//  the caller, which may run on another thread than cmocka's).
+//  Waits up to timeout_ms for a CALL (dropping any other command) and decodes it into
+//  command; *routing_p gets the sender. False if none came in time or what came does not
+//  decode: the caller fails the test, and may run on another thread than cmocka's.
 static bool
-s_recv_call(s_fake_t *fake, zm_proto_t *command, zframe_t **routing_p, int timeout_ms)
+s_recv_call(zm_fake_broker_t *fake, zm_proto_t *command, zframe_t **routing_p, int timeout_ms)
 {
     int64_t until = zclock_mono() + timeout_ms;
     while (true) {
         int64_t left = until - zclock_mono();
-        zmq_pollitem_t item = {zsock_resolve(fake->router), 0, ZMQ_POLLIN, 0};
-        if (left <= 0 || zmq_poll(&item, 1, (long) left) <= 0)
+        if (left <= 0 || zm_fake_broker_poll(fake, command, routing_p, (int) left, NULL) <= 0)
             return false;
-        zmsg_t *msg = zmsg_recv(fake->router);
-        if (!msg)
-            return false;
-        zframe_t *routing = zmsg_pop(msg);
-        zm_proto_init(command);
-        zm_proto_error_t error;
-        bool decoded = zm_proto_decode(command, msg, NULL, &error);
-        zmsg_destroy(&msg);
-        if (!decoded) {
-            zframe_destroy(&routing);
-            return false;
-        }
-        if (command->cmd == ZM_CMD_CALL) {
-            *routing_p = routing;
+        if (command->cmd == ZM_CMD_CALL)
             return true;
-        }
-        zframe_destroy(&routing);
+        zframe_destroy(routing_p);
         zm_proto_reset(command);
     }
 }
 
 //  Expects a CALL within timeout_ms; returns its sender.
 static zframe_t *
-s_expect_call(s_fake_t *fake, zm_proto_t *command, int timeout_ms)
+s_expect_call(zm_fake_broker_t *fake, zm_proto_t *command, int timeout_ms)
 {
     zframe_t *routing = NULL;
     if (!s_recv_call(fake, command, &routing, timeout_ms))
@@ -95,7 +53,7 @@ s_expect_call(s_fake_t *fake, zm_proto_t *command, int timeout_ms)
 
 //  Answers request id with status and a positive fixint body holding value.
 static void
-s_reply(s_fake_t *fake, zframe_t *routing, uint64_t id, uint32_t status, uint8_t value)
+s_reply(zm_fake_broker_t *fake, zframe_t *routing, uint64_t id, uint32_t status, uint8_t value)
 {
     zm_proto_t reply;
     zm_proto_init(&reply);
@@ -103,12 +61,7 @@ s_reply(s_fake_t *fake, zframe_t *routing, uint64_t id, uint32_t status, uint8_t
     reply.id = id;
     reply.status = status;
     reply.body = zframe_new(&value, 1);
-    zmsg_t *msg = zm_proto_encode(&reply);
-    zframe_t *copy = zframe_dup(routing);
-    zmsg_prepend(msg, &copy);
-    int rc = zmsg_send(&msg, fake->router);
-    zmsg_destroy(&msg);
-    assert_int_equal(rc, 0);
+    zm_fake_broker_send(fake, routing, &reply);
 }
 
 //  The fixint a reply holds, or -1.
@@ -125,7 +78,7 @@ s_fixint(const zmesh_msg_t *msg)
 static void
 test_client_repl_send_flags_on_the_wire(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *client = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(client);
     const int flags[] = {0, ZMESH_CALL_WRITE, ZMESH_CALL_QUORUM, -1};     //  -1: zmesh_client_send
@@ -165,7 +118,7 @@ test_client_repl_send_flags_on_the_wire(void **state)
 //  The fake's thread for the blocking calls: answers `count` CALLs with their flags as
 //  the body (status 200), or gives up after 10 s.
 typedef struct {
-    s_fake_t *fake;
+    zm_fake_broker_t *fake;
     int count;
     int answered;               //  out
 } s_answerer_t;
@@ -186,11 +139,8 @@ s_answer_flags(void *arg)
         reply.status = 200;
         uint8_t value = (uint8_t) call.flags;
         reply.body = zframe_new(&value, 1);
-        zmsg_t *msg = zm_proto_encode(&reply);
-        zmsg_prepend(msg, &routing);
-        if (zmsg_send(&msg, answerer->fake->router) == 0)
+        if (zm_fake_broker_post(answerer->fake, routing, &reply) == 0)
             answerer->answered++;
-        zmsg_destroy(&msg);
         zframe_destroy(&routing);
         zm_proto_reset(&call);
     }
@@ -202,7 +152,7 @@ s_answer_flags(void *arg)
 static void
 test_client_repl_blocking_calls_send_their_flag(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *client = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(client);
     s_answerer_t answerer = {.fake = fake, .count = 3};
@@ -231,7 +181,7 @@ test_client_repl_blocking_calls_send_their_flag(void **state)
 static void
 test_client_repl_retry_keeps_write_id(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *client = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(client);
     zmesh_client_set_retries(client, 2);        //  three attempts of 1000 ms
@@ -270,7 +220,7 @@ test_client_repl_retry_keeps_write_id(void **state)
 static void
 test_client_repl_first_ids_differ_between_clients(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *a = zmesh_client_new(fake->endpoint, NULL);
     zmesh_client_t *b = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(a);
@@ -312,7 +262,7 @@ test_client_repl_first_ids_differ_between_clients(void **state)
 static void
 test_client_repl_many_writes_in_flight(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *client = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(client);
     uint64_t *ids = calloc(S_WRITES, sizeof *ids);
@@ -355,17 +305,15 @@ test_client_repl_many_writes_in_flight(void **state)
     zmesh_client_destroy(&client);
 }
 
-#define S_TEST(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        S_TEST(test_client_repl_send_flags_on_the_wire),
-        S_TEST(test_client_repl_blocking_calls_send_their_flag),
-        S_TEST(test_client_repl_retry_keeps_write_id),
-        S_TEST(test_client_repl_first_ids_differ_between_clients),
-        S_TEST(test_client_repl_many_writes_in_flight),
+        ZM_FAKE_BROKER_TEST(test_client_repl_send_flags_on_the_wire),
+        ZM_FAKE_BROKER_TEST(test_client_repl_blocking_calls_send_their_flag),
+        ZM_FAKE_BROKER_TEST(test_client_repl_retry_keeps_write_id),
+        ZM_FAKE_BROKER_TEST(test_client_repl_first_ids_differ_between_clients),
+        ZM_FAKE_BROKER_TEST(test_client_repl_many_writes_in_flight),
     };
     return cmocka_run_group_tests_name("client_repl", tests, NULL, NULL);
 }

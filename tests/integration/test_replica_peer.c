@@ -9,6 +9,7 @@
 //  its lock, and a torn or corrupted log (the replica joins with the good prefix); a disk
 //  error, which stops the replica without acknowledging the write; malformed input, after
 //  which good input works.
+#include "fake_broker.h"
 #include "kv.h"
 #include "zm_json.h"
 #include "zm_proto.h"
@@ -35,8 +36,7 @@
 #define S_WAIT_MS 5000              //  the longest any expected message may take
 
 typedef struct {
-    zsock_t *router;                //  the fake broker
-    char endpoint[64];
+    zm_fake_broker_t *broker;       //  owned: the fake broker
     char dir[64];                   //  mkdtemp: data directories go under it
 } s_fake_t;
 
@@ -92,7 +92,7 @@ s_node_start(s_fake_t *fake, const char *dir_name, int heartbeat_ms)
     if (dir_name)
         snprintf(dir, sizeof dir, "%s/%s", fake->dir, dir_name);
     int err = -99;
-    node->replica = zmesh_replica_new(fake->endpoint, "kv", &state, 3, 2,
+    node->replica = zmesh_replica_new(fake->broker->endpoint, "kv", &state, 3, 2,
                                       dir_name ? dir : NULL, &err);
     assert_non_null(node->replica);
     assert_int_equal(err, ZMESH_OK);
@@ -134,11 +134,8 @@ s_setup(void **state)
 {
     s_fake_t *fake = calloc(1, sizeof *fake);
     assert_non_null(fake);
-    fake->router = zsock_new(ZMQ_ROUTER);
-    assert_non_null(fake->router);
-    int port = zsock_bind(fake->router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    snprintf(fake->endpoint, sizeof fake->endpoint, "tcp://127.0.0.1:%d", port);
+    fake->broker = zm_fake_broker_new();
+    fake->broker->limits.check_body = true;
     snprintf(fake->dir, sizeof fake->dir, "%s/zm-replica-peer-XXXXXX",
              getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 32 ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(fake->dir));
@@ -150,69 +147,12 @@ static int
 s_teardown(void **state)
 {
     s_fake_t *fake = *state;
-    zsock_destroy(&fake->router);
+    zm_fake_broker_destroy(&fake->broker);
     char command[128];
     snprintf(command, sizeof command, "rm -rf '%s'", fake->dir);
     int rc = system(command);
     free(fake);
     return rc == 0 ? 0 : -1;
-}
-
-//  Waits up to timeout_ms for a message that is not a HEARTBEAT and decodes it into command;
-//  *routing_p (may be NULL) gets the sender. False if nothing came in time.
-static bool
-s_recv(s_fake_t *fake, zm_proto_t *command, zframe_t **routing_p, int timeout_ms)
-{
-    int64_t until = zclock_mono() + timeout_ms;
-    while (true) {
-        int64_t left = until - zclock_mono();
-        zmq_pollitem_t item = {zsock_resolve(fake->router), 0, ZMQ_POLLIN, 0};
-        if (left <= 0 || zmq_poll(&item, 1, (long) left) <= 0)
-            return false;
-        zmsg_t *msg = zmsg_recv(fake->router);
-        assert_non_null(msg);
-        zframe_t *routing = zmsg_pop(msg);
-        zm_proto_init(command);
-        zm_proto_error_t error;
-        zm_proto_limits_t limits = {.max_body = 1 << 20, .check_body = true};
-        bool decoded = zm_proto_decode(command, msg, &limits, &error);
-        zmsg_destroy(&msg);
-        if (!decoded)
-            fail_msg("the fake broker got a message it cannot decode: %s", error.reason);
-        if (command->cmd == ZM_CMD_HEARTBEAT) {
-            zframe_destroy(&routing);
-            zm_proto_reset(command);
-            continue;
-        }
-        if (routing_p)
-            *routing_p = routing;
-        else
-            zframe_destroy(&routing);
-        return true;
-    }
-}
-
-//  Waits for the next message and checks that it is cmd; returns its sender.
-static zframe_t *
-s_expect(s_fake_t *fake, zm_cmd_t cmd, zm_proto_t *command)
-{
-    zframe_t *routing = NULL;
-    if (!s_recv(fake, command, &routing, S_WAIT_MS))
-        fail_msg("the fake broker got no %s within %d ms", zm_proto_cmd_name(cmd), S_WAIT_MS);
-    if (command->cmd != cmd)
-        fail_msg("the fake broker got %s, not %s", zm_proto_cmd_name(command->cmd),
-                 zm_proto_cmd_name(cmd));
-    return routing;
-}
-
-//  Sends command (its body taken) to routing.
-static void
-s_send(s_fake_t *fake, zframe_t *routing, zm_proto_t *command)
-{
-    zmsg_t *msg = zm_proto_encode(command);
-    zframe_t *copy = zframe_dup(routing);
-    zmsg_prepend(msg, &copy);
-    assert_int_equal(zmsg_send(&msg, fake->router), 0);
 }
 
 //  JSON to a MessagePack frame.
@@ -259,7 +199,7 @@ s_send_write(s_fake_t *fake, zframe_t *routing, uint64_t epoch, uint64_t seq, ui
     write.id = id;
     write.kind = kind;
     write.body = s_json_frame(json);
-    s_send(fake, routing, &write);
+    zm_fake_broker_send(fake->broker, routing, &write);
 }
 
 static void
@@ -273,7 +213,7 @@ s_send_request(s_fake_t *fake, zframe_t *routing, uint64_t ticket, const char *j
     request.timeout_ms = 5000;
     request.attempt = 1;
     request.body = s_json_frame(json);
-    s_send(fake, routing, &request);
+    zm_fake_broker_send(fake->broker, routing, &request);
 }
 
 //  Expects APPLIED(epoch, seq, status) with the body expected (JSON).
@@ -282,7 +222,8 @@ s_expect_applied(s_fake_t *fake, uint64_t epoch, uint64_t seq, uint32_t status,
                  const char *expected)
 {
     zm_proto_t applied;
-    zframe_t *routing = s_expect(fake, ZM_CMD_APPLIED, &applied);
+    zframe_t *routing = zm_fake_broker_expect_next(fake->broker, ZM_CMD_APPLIED, &applied,
+                                                   S_WAIT_MS);
     zframe_destroy(&routing);
     if (applied.epoch != epoch || applied.seq != seq)
         fail_msg("APPLIED epoch %" PRIu64 " seq %" PRIu64 ", expected %" PRIu64 " %" PRIu64,
@@ -298,7 +239,7 @@ static char *
 s_expect_reply(s_fake_t *fake, uint64_t ticket, uint32_t status)
 {
     zm_proto_t reply;
-    zframe_t *routing = s_expect(fake, ZM_CMD_REPLY, &reply);
+    zframe_t *routing = zm_fake_broker_expect_next(fake->broker, ZM_CMD_REPLY, &reply, S_WAIT_MS);
     zframe_destroy(&routing);
     assert_true(reply.id == ticket);
     assert_int_equal(reply.status, status);
@@ -324,7 +265,7 @@ static zframe_t *
 s_expect_join(s_fake_t *fake, uint64_t epoch, uint64_t seq)
 {
     zm_proto_t join;
-    zframe_t *routing = s_expect(fake, ZM_CMD_JOIN, &join);
+    zframe_t *routing = zm_fake_broker_expect_next(fake->broker, ZM_CMD_JOIN, &join, S_WAIT_MS);
     if (join.epoch != epoch || join.seq != seq)
         fail_msg("JOIN with epoch %" PRIu64 " seq %" PRIu64 ", expected %" PRIu64 " %" PRIu64,
                  join.epoch, join.seq, epoch, seq);
@@ -338,7 +279,8 @@ s_node_leave(s_fake_t *fake, s_node_t **node_p)
 {
     s_node_stop(node_p);
     zm_proto_t bye;
-    zframe_t *routing = s_expect(fake, ZM_CMD_DISCONNECT, &bye);
+    zframe_t *routing = zm_fake_broker_expect_next(fake->broker, ZM_CMD_DISCONNECT, &bye,
+                                                   S_WAIT_MS);
     zm_proto_reset(&bye);
     zframe_destroy(&routing);
 }
@@ -364,7 +306,7 @@ test_replica_join_fields(void **state)
     s_fake_t *fake = *state;
     s_node_t *node = s_node_start(fake, NULL, 500);
     zm_proto_t join;
-    zframe_t *routing = s_expect(fake, ZM_CMD_JOIN, &join);
+    zframe_t *routing = zm_fake_broker_expect_next(fake->broker, ZM_CMD_JOIN, &join, S_WAIT_MS);
     assert_string_equal(join.service, "kv");
     assert_int_equal(join.heartbeat_ms, 500);
     assert_int_equal(join.liveness, 3);
@@ -436,7 +378,7 @@ s_count_missing_until(s_fake_t *fake, uint64_t ticket, uint64_t epoch, uint64_t 
     while (true) {
         zm_proto_t command;
         zframe_t *routing = NULL;
-        if (!s_recv(fake, &command, &routing, S_WAIT_MS))
+        if (!zm_fake_broker_recv(fake->broker, &command, &routing, S_WAIT_MS))
             fail_msg("no REPLY to the marker read within %d ms", S_WAIT_MS);
         zframe_destroy(&routing);
         zm_cmd_t cmd = command.cmd;
@@ -520,11 +462,12 @@ s_sync(s_fake_t *fake, zframe_t *routing, uint64_t token, s_snap_t *snap)
     zm_proto_init(&sync);
     sync.cmd = ZM_CMD_SYNC;
     sync.id = token;
-    s_send(fake, routing, &sync);
+    zm_fake_broker_send(fake->broker, routing, &sync);
     bool more = true;
     while (more) {
         zm_proto_t chunk;
-        zframe_t *from = s_expect(fake, ZM_CMD_SNAPSHOT, &chunk);
+        zframe_t *from = zm_fake_broker_expect_next(fake->broker, ZM_CMD_SNAPSHOT, &chunk,
+                                                    S_WAIT_MS);
         zframe_destroy(&from);
         assert_true(chunk.id == token);
         assert_int_equal(chunk.index, snap->chunks);
@@ -559,9 +502,7 @@ static void
 s_relay(s_fake_t *fake, zframe_t *routing, s_snap_t *snap, int i)
 {
     zmsg_t *msg = zmsg_dup(snap->relay[i]);
-    zframe_t *copy = zframe_dup(routing);
-    zmsg_prepend(msg, &copy);
-    assert_int_equal(zmsg_send(&msg, fake->router), 0);
+    assert_int_equal(zm_fake_broker_post_msg(fake->broker, routing, &msg), 0);
 }
 
 //  The digest a replica reports (JSON of the reply), malloc'ed.
@@ -622,7 +563,8 @@ test_replica_snapshot_catch_up(void **state)
     zframe_t *joiner_id = s_expect_join(fake, 0, 0);
     s_relay(fake, joiner_id, &snap, 1);
     zm_proto_t lost;
-    zframe_t *lost_from = s_expect(fake, ZM_CMD_MISSING, &lost);
+    zframe_t *lost_from = zm_fake_broker_expect_next(fake->broker, ZM_CMD_MISSING, &lost,
+                                                     S_WAIT_MS);
     assert_true(lost.epoch == 0 && lost.seq == 0);
     zm_proto_reset(&lost);
     zframe_destroy(&lost_from);
@@ -639,9 +581,9 @@ test_replica_snapshot_catch_up(void **state)
     bad.index = 0;
     bad.more = false;
     bad.body = zframe_new("\xc4\x03" "abc", 5);
-    s_send(fake, joiner_id, &bad);
+    zm_fake_broker_send(fake->broker, joiner_id, &bad);
     zm_proto_t missing;
-    zframe_t *from = s_expect(fake, ZM_CMD_MISSING, &missing);
+    zframe_t *from = zm_fake_broker_expect_next(fake->broker, ZM_CMD_MISSING, &missing, S_WAIT_MS);
     assert_true(missing.epoch == 0 && missing.seq == 0);
     zm_proto_reset(&missing);
     zframe_destroy(&from);
@@ -695,7 +637,7 @@ test_replica_two_syncs(void **state)
         zm_proto_init(&sync);
         sync.cmd = ZM_CMD_SYNC;
         sync.id = token;
-        s_send(fake, routing, &sync);
+        zm_fake_broker_send(fake->broker, routing, &sync);
     }
     for (uint64_t seq = 1; seq <= 3; seq++)
         s_expect_applied(fake, 6, seq, ZM_STATUS_OK, "{\"ok\":true}");
@@ -704,7 +646,8 @@ test_replica_two_syncs(void **state)
         bool more = true;
         for (uint32_t index = 0; more; index++) {
             zm_proto_t chunk;
-            zframe_t *from = s_expect(fake, ZM_CMD_SNAPSHOT, &chunk);
+            zframe_t *from = zm_fake_broker_expect_next(fake->broker, ZM_CMD_SNAPSHOT, &chunk,
+                                                        S_WAIT_MS);
             zframe_destroy(&from);
             assert_true(chunk.id == token);
             assert_int_equal(chunk.index, index);
@@ -751,7 +694,7 @@ test_replica_snapshot_amid_writes(void **state)
     zm_proto_init(&sync);
     sync.cmd = ZM_CMD_SYNC;
     sync.id = 5;
-    s_send(fake, routing, &sync);
+    zm_fake_broker_send(fake->broker, routing, &sync);
     for (uint64_t seq = 4; seq <= 40; seq++)
         s_send_write(fake, routing, 8, seq, seq, ZM_WRITE_KIND_WRITE,
                      "{\"op\":\"put\",\"key\":\"n\",\"value\":1}");
@@ -762,7 +705,7 @@ test_replica_snapshot_amid_writes(void **state)
     while (next_applied <= 40 || !last_chunk) {
         zm_proto_t command;
         zframe_t *from = NULL;
-        if (!s_recv(fake, &command, &from, S_WAIT_MS))
+        if (!zm_fake_broker_recv(fake->broker, &command, &from, S_WAIT_MS))
             fail_msg("stuck at APPLIED %" PRIu64 ", chunk %u", next_applied, next_chunk);
         zframe_destroy(&from);
         if (command.cmd == ZM_CMD_APPLIED) {
@@ -813,7 +756,7 @@ test_replica_rejoins(void **state)
     kick.cmd = ZM_CMD_DISCONNECT;
     kick.status = ZM_STATUS_MALFORMED;
     snprintf(kick.reason, sizeof kick.reason, "not registered");
-    s_send(fake, first, &kick);
+    zm_fake_broker_send(fake->broker, first, &kick);
     zframe_t *second = s_expect_join(fake, 4, 3);
     assert_false(zframe_eq(first, second));
     int64_t joined = zclock_mono();
@@ -844,7 +787,7 @@ test_replica_restart_from_disk(void **state)
     char dir[128];
     snprintf(dir, sizeof dir, "%s/a", fake->dir);
     int err = 0;
-    assert_null(zmesh_replica_new(fake->endpoint, "kv", &state_b, 3, 2, dir, &err));
+    assert_null(zmesh_replica_new(fake->broker->endpoint, "kv", &state_b, 3, 2, dir, &err));
     assert_int_equal(err, ZMESH_ESYS);
     s_node_leave(fake, &node);
 
@@ -938,7 +881,7 @@ test_replica_disk_error_stops(void **state)
         fail_msg("the error says \"%s\", not that the disk failed", error);
     //  Its goodbye, and no APPLIED for seq 2 before it.
     zm_proto_t bye;
-    zframe_t *from = s_expect(fake, ZM_CMD_DISCONNECT, &bye);
+    zframe_t *from = zm_fake_broker_expect_next(fake->broker, ZM_CMD_DISCONNECT, &bye, S_WAIT_MS);
     zm_proto_reset(&bye);
     zframe_destroy(&from);
     assert_int_equal(zmesh_replica_run(node->replica), ZMESH_ESYS);
@@ -956,25 +899,21 @@ test_replica_bad_input_then_good(void **state)
     s_node_t *node = s_node_start(fake, NULL, 1000);
     zframe_t *routing = s_expect_join(fake, 0, 0);
     zmsg_t *garbage = zmsg_new();
-    zframe_t *copy = zframe_dup(routing);
-    zmsg_append(garbage, &copy);
     zmsg_addmem(garbage, "", 0);
     zmsg_addmem(garbage, "\x93\xa4ZMP1\xa5WRITE\xff", 13);
-    assert_int_equal(zmsg_send(&garbage, fake->router), 0);
+    assert_int_equal(zm_fake_broker_post_msg(fake->broker, routing, &garbage), 0);
     //  WRITE with kind 7: built by hand, the codec would not encode it.
     garbage = zmsg_new();
-    copy = zframe_dup(routing);
-    zmsg_append(garbage, &copy);
     zmsg_addmem(garbage, "", 0);
     zmsg_addmem(garbage, "\x96\xa4ZMP1\xa5WRITE\x01\x01\x01\x07", 16);
     zmsg_addmem(garbage, "\xc0", 1);
-    assert_int_equal(zmsg_send(&garbage, fake->router), 0);
+    assert_int_equal(zm_fake_broker_post_msg(fake->broker, routing, &garbage), 0);
     zm_proto_t credit;
     zm_proto_init(&credit);
     credit.cmd = ZM_CMD_CREDIT;
     credit.id = 1;
     credit.window = 1;
-    s_send(fake, routing, &credit);
+    zm_fake_broker_send(fake->broker, routing, &credit);
     s_put_range(fake, routing, 1, 1, 2);
     s_check_read(fake, routing, 1, "{\"op\":\"get\",\"key\":\"k1\"}",
                  "{\"found\":true,\"value\":1}");

@@ -5,6 +5,7 @@
 //  attempts; a part beyond the credit granted fails the stream (ZMESH_EPROTO, CANCEL sent)
 //  instead of being buffered. The worker: a final reply of an old session must not make the
 //  worker forget a stream of the new session that has the same ticket.
+#include "fake_broker.h"
 #include "zm_proto.h"
 #include "zmesh.h"
 
@@ -20,96 +21,6 @@
 
 #include <cmocka.h>
 
-typedef struct {
-    zsock_t *router;
-    char endpoint[64];
-} s_fake_t;
-
-static int
-s_setup(void **state)
-{
-    s_fake_t *fake = calloc(1, sizeof *fake);
-    assert_non_null(fake);
-    fake->router = zsock_new(ZMQ_ROUTER);
-    assert_non_null(fake->router);
-    int port = zsock_bind(fake->router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    snprintf(fake->endpoint, sizeof fake->endpoint, "tcp://127.0.0.1:%d", port);
-    *state = fake;
-    return 0;
-}
-
-static int
-s_teardown(void **state)
-{
-    s_fake_t *fake = *state;
-    zsock_destroy(&fake->router);
-    free(fake);
-    return 0;
-}
-
-//  Waits up to timeout_ms for a message that is not a HEARTBEAT and decodes it into command;
-//  *routing_p (may be NULL) gets the sender. False if nothing came in time.
-static bool
-s_recv(s_fake_t *fake, zm_proto_t *command, zframe_t **routing_p, int timeout_ms)
-{
-    int64_t until = zclock_mono() + timeout_ms;
-    while (true) {
-        int64_t left = until - zclock_mono();
-        zmq_pollitem_t item = {zsock_resolve(fake->router), 0, ZMQ_POLLIN, 0};
-        if (left <= 0 || zmq_poll(&item, 1, (long) left) <= 0)
-            return false;
-        zmsg_t *msg = zmsg_recv(fake->router);
-        assert_non_null(msg);
-        zframe_t *routing = zmsg_pop(msg);
-        zm_proto_init(command);
-        zm_proto_error_t error;
-        zm_proto_limits_t limits = {.max_body = 1 << 20};
-        bool decoded = zm_proto_decode(command, msg, &limits, &error);
-        zmsg_destroy(&msg);
-        if (!decoded)
-            fail_msg("the fake broker got a message it cannot decode: %s", error.reason);
-        if (command->cmd == ZM_CMD_HEARTBEAT) {
-            zframe_destroy(&routing);
-            zm_proto_reset(command);
-            continue;
-        }
-        if (routing_p)
-            *routing_p = routing;
-        else
-            zframe_destroy(&routing);
-        return true;
-    }
-}
-
-//  Waits for the command cmd (skipping any other) and returns its sender, or fails.
-static zframe_t *
-s_expect(s_fake_t *fake, zm_cmd_t cmd, zm_proto_t *command, int timeout_ms)
-{
-    int64_t until = zclock_mono() + timeout_ms;
-    while (true) {
-        zframe_t *routing = NULL;
-        int64_t left = until - zclock_mono();
-        if (left <= 0 || !s_recv(fake, command, &routing, (int) left))
-            fail_msg("the fake broker got no %s within %d ms", zm_proto_cmd_name(cmd),
-                     timeout_ms);
-        if (command->cmd == cmd)
-            return routing;
-        zframe_destroy(&routing);
-        zm_proto_reset(command);
-    }
-}
-
-//  Sends command (its body taken) to routing.
-static void
-s_send(s_fake_t *fake, zframe_t *routing, zm_proto_t *command)
-{
-    zmsg_t *msg = zm_proto_encode(command);
-    zframe_t *copy = zframe_dup(routing);
-    zmsg_prepend(msg, &copy);
-    assert_int_equal(zmsg_send(&msg, fake->router), 0);
-}
-
 //  A one-byte MessagePack positive fixint body.
 static zframe_t *
 s_fixint(int value)
@@ -119,7 +30,7 @@ s_fixint(int value)
 }
 
 static void
-s_send_part(s_fake_t *fake, zframe_t *routing, uint64_t id, uint64_t seq)
+s_send_part(zm_fake_broker_t *fake, zframe_t *routing, uint64_t id, uint64_t seq)
 {
     zm_proto_t part;
     zm_proto_init(&part);
@@ -127,11 +38,11 @@ s_send_part(s_fake_t *fake, zframe_t *routing, uint64_t id, uint64_t seq)
     part.id = id;
     part.seq = seq;
     part.body = s_fixint((int) seq);
-    s_send(fake, routing, &part);
+    zm_fake_broker_send(fake, routing, &part);
 }
 
 static void
-s_send_reply(s_fake_t *fake, zframe_t *routing, uint64_t id, uint32_t status)
+s_send_reply(zm_fake_broker_t *fake, zframe_t *routing, uint64_t id, uint32_t status)
 {
     zm_proto_t reply;
     zm_proto_init(&reply);
@@ -139,7 +50,7 @@ s_send_reply(s_fake_t *fake, zframe_t *routing, uint64_t id, uint32_t status)
     reply.id = id;
     reply.status = status;
     reply.body = s_fixint(0);
-    s_send(fake, routing, &reply);
+    zm_fake_broker_send(fake, routing, &reply);
 }
 
 //  Retries split a plain call's timeout into attempts; a stream is never resent, so its one
@@ -148,14 +59,14 @@ s_send_reply(s_fake_t *fake, zframe_t *routing, uint64_t id, uint32_t status)
 static void
 test_stream_client_retries_keep_whole_timeout(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *client = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(client);
     zmesh_client_set_retries(client, 3);
     uint64_t id;
     assert_int_equal(zmesh_client_stream(client, "files", "\xc0", 1, 2000, 4, &id), ZMESH_OK);
     zm_proto_t call;
-    zframe_t *routing = s_expect(fake, ZM_CMD_CALL, &call, 5000);
+    zframe_t *routing = zm_fake_broker_expect(fake, ZM_CMD_CALL, &call, 5000);
     assert_true(call.flags & ZM_CALL_STREAM);
     assert_true(call.timeout_ms > 1500);
     uint64_t wire_id = call.id;
@@ -179,7 +90,7 @@ test_stream_client_retries_keep_whole_timeout(void **state)
     zmesh_msg_destroy(&msg);
     //  No copy of the CALL went out: a stream is never resent.
     zm_proto_t other;
-    if (s_recv(fake, &other, NULL, 200)) {
+    if (zm_fake_broker_recv(fake, &other, NULL, 200)) {
         assert_int_not_equal(other.cmd, ZM_CMD_CALL);
         zm_proto_reset(&other);
     }
@@ -193,7 +104,7 @@ test_stream_client_retries_keep_whole_timeout(void **state)
 static void
 test_stream_client_part_beyond_credit_fails(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     zmesh_client_t *client = zmesh_client_new(fake->endpoint, NULL);
     assert_non_null(client);
     uint64_t stream_id, plain_id;
@@ -201,11 +112,11 @@ test_stream_client_part_beyond_credit_fails(void **state)
                      ZMESH_OK);
     assert_int_equal(zmesh_client_send(client, "echo", "\xc0", 1, 5000, &plain_id), ZMESH_OK);
     zm_proto_t call;
-    zframe_t *routing = s_expect(fake, ZM_CMD_CALL, &call, 5000);
+    zframe_t *routing = zm_fake_broker_expect(fake, ZM_CMD_CALL, &call, 5000);
     assert_int_equal(call.window, 2);
     uint64_t wire_stream = call.id;
     zm_proto_reset(&call);
-    zframe_t *again = s_expect(fake, ZM_CMD_CALL, &call, 5000);
+    zframe_t *again = zm_fake_broker_expect(fake, ZM_CMD_CALL, &call, 5000);
     uint64_t wire_plain = call.id;
     zm_proto_reset(&call);
     zframe_destroy(&again);
@@ -231,7 +142,7 @@ test_stream_client_part_beyond_credit_fails(void **state)
                  last, zmesh_client_error(client));
     assert_non_null(strstr(zmesh_client_error(client), "beyond the credit"));
     zm_proto_t cancel;
-    zframe_t *from = s_expect(fake, ZM_CMD_CANCEL, &cancel, 5000);
+    zframe_t *from = zm_fake_broker_expect(fake, ZM_CMD_CANCEL, &cancel, 5000);
     assert_true(cancel.id == wire_stream);
     zm_proto_reset(&cancel);
     zframe_destroy(&from);
@@ -279,7 +190,7 @@ s_worker_main(void *arg)
 }
 
 static void
-s_send_request(s_fake_t *fake, zframe_t *routing, uint64_t ticket, const char *body,
+s_send_request(zm_fake_broker_t *fake, zframe_t *routing, uint64_t ticket, const char *body,
                uint32_t window)
 {
     zm_proto_t request;
@@ -291,7 +202,7 @@ s_send_request(s_fake_t *fake, zframe_t *routing, uint64_t ticket, const char *b
     request.attempt = 1;
     request.window = window;
     request.body = zframe_new(body, strlen(body));
-    s_send(fake, routing, &request);
+    zm_fake_broker_send(fake, routing, &request);
 }
 
 //  Tickets start again after a broker restart. A handler of the old session that replies
@@ -300,7 +211,7 @@ s_send_request(s_fake_t *fake, zframe_t *routing, uint64_t ticket, const char *b
 static void
 test_stream_worker_stale_reply_keeps_current_stream(void **state)
 {
-    s_fake_t *fake = *state;
+    zm_fake_broker_t *fake = *state;
     __atomic_store_n(&s_released, 0, __ATOMIC_SEQ_CST);
     zmesh_worker_t *worker = zmesh_worker_new(fake->endpoint, "files", NULL);
     assert_non_null(worker);
@@ -309,7 +220,7 @@ test_stream_worker_stale_reply_keeps_current_stream(void **state)
     assert_int_equal(pthread_create(&thread, NULL, s_worker_main, worker), 0);
     //  Session 1: ticket 1 goes to a handler that holds it; then the broker "restarts".
     zm_proto_t command;
-    zframe_t *old = s_expect(fake, ZM_CMD_READY, &command, 5000);
+    zframe_t *old = zm_fake_broker_expect(fake, ZM_CMD_READY, &command, 5000);
     assert_true(command.flags & ZM_READY_STREAMS);
     zm_proto_reset(&command);
     s_send_request(fake, old, 1, "\xa4hold", 1);
@@ -318,13 +229,13 @@ test_stream_worker_stale_reply_keeps_current_stream(void **state)
     disconnect.cmd = ZM_CMD_DISCONNECT;
     disconnect.status = 400;
     snprintf(disconnect.reason, sizeof disconnect.reason, "not registered");
-    s_send(fake, old, &disconnect);
+    zm_fake_broker_send(fake, old, &disconnect);
     zframe_destroy(&old);
     //  Session 2: ticket 1 again, a stream; its first part uses the first credit.
-    zframe_t *routing = s_expect(fake, ZM_CMD_READY, &command, 5000);
+    zframe_t *routing = zm_fake_broker_expect(fake, ZM_CMD_READY, &command, 5000);
     zm_proto_reset(&command);
     s_send_request(fake, routing, 1, "\xa6stream", 1);
-    zframe_t *from = s_expect(fake, ZM_CMD_PART, &command, 5000);
+    zframe_t *from = zm_fake_broker_expect(fake, ZM_CMD_PART, &command, 5000);
     assert_true(command.id == 1 && command.seq == 1);
     zm_proto_reset(&command);
     zframe_destroy(&from);
@@ -336,7 +247,7 @@ test_stream_worker_stale_reply_keeps_current_stream(void **state)
     while (true) {
         assert_true(zclock_mono() < until);
         s_send_request(fake, routing, ++probe, "\xa4ping", 0);
-        from = s_expect(fake, ZM_CMD_REPLY, &command, 5000);
+        from = zm_fake_broker_expect(fake, ZM_CMD_REPLY, &command, 5000);
         zframe_destroy(&from);
         assert_true(command.id == probe);
         uint32_t status = command.status;
@@ -351,15 +262,15 @@ test_stream_worker_stale_reply_keeps_current_stream(void **state)
     credit.cmd = ZM_CMD_CREDIT;
     credit.id = 1;
     credit.window = 1;
-    s_send(fake, routing, &credit);
+    zm_fake_broker_send(fake, routing, &credit);
     zm_proto_t next;
     from = NULL;
-    if (!s_recv(fake, &next, &from, 3000) || next.cmd != ZM_CMD_PART || next.seq != 2)
+    if (!zm_fake_broker_recv(fake, &next, &from, 3000) || next.cmd != ZM_CMD_PART || next.seq != 2)
         fail_msg("the stream of the new session got no part 2 after its CREDIT: the stale reply "
                  "made the worker forget it");
     zm_proto_reset(&next);
     zframe_destroy(&from);
-    from = s_expect(fake, ZM_CMD_REPLY, &next, 5000);
+    from = zm_fake_broker_expect(fake, ZM_CMD_REPLY, &next, 5000);
     assert_true(next.id == 1);
     assert_int_equal(next.status, 200);
     zm_proto_reset(&next);
@@ -374,12 +285,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stream_client_retries_keep_whole_timeout, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_stream_client_part_beyond_credit_fails, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_stream_worker_stale_reply_keeps_current_stream,
-                                        s_setup, s_teardown),
+        ZM_FAKE_BROKER_TEST(test_stream_client_retries_keep_whole_timeout),
+        ZM_FAKE_BROKER_TEST(test_stream_client_part_beyond_credit_fails),
+        ZM_FAKE_BROKER_TEST(test_stream_worker_stale_reply_keeps_current_stream),
     };
     return cmocka_run_group_tests_name("stream_peers", tests, NULL, NULL);
 }

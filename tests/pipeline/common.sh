@@ -12,43 +12,13 @@ pids=()
 
 # shellcheck source=../procs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../procs.sh"
-
-fail() {
-    echo "pipeline: FAIL: $*" >&2
-    exit 1
+suite=pipeline
+#  A failed test shows the status as JSON, and the stages' logs too.
+failure_status=--json
+show_failure_logs() {
+    show_logs 40 "$tmp"/*.log "$tmp"/work/*/*.log
 }
-
-#  Stops what the test started (TERM, then KILL after 10 s: ASan's leak
-#  check takes time); if the test failed, shows the broker's status first and
-#  the logs after; removes the directory.
-cleanup() {
-    local rc=$?
-    if [ "$rc" -ne 0 ] && [ -n "${zmesh_bin:-}" ]; then
-        echo "---- zmesh status --json at the failure" >&2
-        timeout 5 "$zmesh_bin" status --json --broker "$endpoint" >&2 2>/dev/null || true
-    fi
-    stop_pids
-    if [ "$rc" -ne 0 ]; then
-        show_logs 40 "$tmp"/*.log "$tmp"/work/*/*.log
-    fi
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-#  Starts the broker with extra flags "$@" and waits until it answers.
-start_broker() {
-    "$broker_bin" --bind "$endpoint" --push-bind "$push_endpoint" "$@" >"$tmp/broker.log" 2>&1 &
-    pids+=($!)
-    local deadline=$(($(now_ms) + 10000))
-    until timeout 5 "$zmesh_bin" status --broker "$endpoint" >/dev/null 2>&1; do
-        running "${pids[-1]}" || fail "zmesh-broker exited early"
-        (($(now_ms) < deadline)) || fail "the broker did not answer zmesh status within 10 s"
-        sleep 0.05
-    done
-}
+trap_cleanup
 
 #  Checks, from `zmesh status --json`, that pipeline $1 is empty, that its
 #  consumers acknowledged at least $2 messages, and that nothing was dropped.

@@ -21,28 +21,8 @@ beat_flags=(--heartbeat-ms 250 --liveness 4)
 
 # shellcheck source=../procs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../procs.sh"
-
-fail() {
-    echo "replication: FAIL: $*" >&2
-    exit 1
-}
-
-cleanup() {
-    local rc=$?
-    if [ "$rc" -ne 0 ] && [ -n "${zmesh_bin:-}" ]; then
-        echo "---- zmesh status at the failure" >&2
-        timeout 5 "$zmesh_bin" status --broker "$endpoint" >&2 2>/dev/null || true
-    fi
-    stop_pids
-    if [ "$rc" -ne 0 ]; then
-        show_logs 30 "$tmp"/*.log
-    fi
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+suite=replication
+trap_cleanup
 
 [ -x "$python" ] || fail "$python not found"
 
@@ -58,19 +38,6 @@ finish() {
     echo "replication: $1 passed"
 }
 
-#  Starts the broker with extra flags "$@" and waits until it answers.
-start_broker() {
-    "$broker_bin" --bind "$endpoint" --push-bind none "$@" >>"$tmp/broker.log" 2>&1 &
-    broker_pid=$!
-    pids+=("$broker_pid")
-    local deadline=$(($(now_ms) + 10000))
-    until timeout 5 "$zmesh_bin" status --broker "$endpoint" >/dev/null 2>&1; do
-        running "$broker_pid" || fail "zmesh-broker exited early"
-        (($(now_ms) < deadline)) || fail "the broker did not answer zmesh status within 10 s"
-        sleep 0.05
-    done
-}
-
 #  start_replica NAME FLAG...: a kv replica called NAME (its log is NAME.log), connected to
 #  the broker, with the given flags (--replicas N, --data-dir DIR, ...). Does not wait.
 start_replica() {
@@ -80,6 +47,24 @@ start_replica() {
         >>"$tmp/$name.log" 2>&1 &
     replica_pid[$name]=$!
     pids+=("$!")
+}
+
+#  start_member NAME [FLAG...]: a replica NAME of kv as every test runs it, one of three
+#  (--replicas 3), with the FLAGs; its state is in memory unless they give --data-dir.
+#  Does not wait.
+start_member() {
+    start_replica "$1" --replicas 3 "${@:2}"
+}
+
+#  start_set [STARTER]: the broker, then replicas r1, r2 and r3, each started by
+#  `STARTER NAME` (default start_member), and waits until the three are current and level.
+start_set() {
+    local starter=${1:-start_member} name
+    start_broker
+    for name in r1 r2 r3; do
+        "$starter" "$name"
+    done
+    wait_settled 3
 }
 
 #  kill_replica NAME: SIGKILL, and reaps it.
@@ -108,10 +93,6 @@ r = next((e for e in s.get("replicated", []) if e["service"] == "kv"), None)
 print(eval(sys.argv[1]))' "$1"
 }
 
-counter() {
-    status_value "s['counters']['$1']"
-}
-
 #  One line on the replica set: epoch, seq, committed, each member's state and seq.
 members_line() {
     status_value '"epoch %d seq %d committed %d, members: %s" % (r["epoch"], r["seq"],
@@ -119,29 +100,29 @@ members_line() {
         m["lag"]) for m in r["members"]))'
 }
 
+#  wait_status TEST MS WHY: waits up to MS ms until the Python expression TEST over the status
+#  (as status_value binds it) is True; else fails with WHY and the replica set's members.
+wait_status() {
+    local deadline=$(($(now_ms) + $2))
+    until [ "$(status_value "$1" 2>/dev/null)" = True ]; do
+        (($(now_ms) < deadline)) || fail "$3: $(members_line 2>&1)"
+        sleep 0.05
+    done
+}
+
 #  wait_settled COUNT [MS]: waits until kv has exactly COUNT members, all current with lag 0
 #  (everything sequenced is applied everywhere), for up to MS ms (default 30000).
 wait_settled() {
-    local deadline=$(($(now_ms) + ${2:-30000}))
-    local test='r is not None and len(r["members"]) == '"$1"' and all(m["state"] == "current"
-        and m["lag"] == 0 for m in r["members"])'
-    until [ "$(status_value "$test" 2>/dev/null)" = True ]; do
-        (($(now_ms) < deadline)) ||
-            fail "kv did not settle with $1 current members: $(members_line 2>&1)"
-        sleep 0.05
-    done
+    wait_status 'r is not None and len(r["members"]) == '"$1"' and all(m["state"] == "current"
+        and m["lag"] == 0 for m in r["members"])' "${2:-30000}" \
+        "kv did not settle with $1 current members"
 }
 
 #  wait_current COUNT [MS]: waits until kv has at least COUNT current members (writes may go
 #  on, so lag is not asked).
 wait_current() {
-    local deadline=$(($(now_ms) + ${2:-30000}))
-    local test='r is not None and sum(m["state"] == "current" for m in r["members"]) >= '"$1"
-    until [ "$(status_value "$test" 2>/dev/null)" = True ]; do
-        (($(now_ms) < deadline)) ||
-            fail "kv did not get $1 current members: $(members_line 2>&1)"
-        sleep 0.05
-    done
+    wait_status 'r is not None and sum(m["state"] == "current" for m in r["members"]) >= '"$1" \
+        "${2:-30000}" "kv did not get $1 current members"
 }
 
 #  The members' ids, sorted, on one line.
@@ -153,14 +134,9 @@ member_ids() {
 #  and its member ids are no longer OLD-IDS (from member_ids): a killed member has left and
 #  its restarted process has caught up. Writes may go on.
 wait_replaced() {
-    local deadline=$(($(now_ms) + ${3:-30000}))
-    local test='r is not None and len(r["members"]) == '"$1"' and all(m["state"] == "current"
-        for m in r["members"]) and " ".join(sorted(m["id"] for m in r["members"])) != "'"$2"'"'
-    until [ "$(status_value "$test" 2>/dev/null)" = True ]; do
-        (($(now_ms) < deadline)) ||
-            fail "the killed replica was not replaced by a current one: $(members_line 2>&1)"
-        sleep 0.05
-    done
+    wait_status 'r is not None and len(r["members"]) == '"$1"' and all(m["state"] == "current"
+        for m in r["members"]) and " ".join(sorted(m["id"] for m in r["members"])) != "'"$2"'"' \
+        "${3:-30000}" "the killed replica was not replaced by a current one"
 }
 
 #  The writer: start_writer NAME ARG... runs `kvtool.py write` in the background with its

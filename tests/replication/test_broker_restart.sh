@@ -15,13 +15,8 @@ zmesh_bin=$3
 . "$(dirname "$0")/common.sh"
 
 count=$((10000 / scale))
-flags=(--replicas 3)
 
-start_broker
-for name in r1 r2 r3; do
-    start_replica "$name" "${flags[@]}"
-done
-wait_settled 3
+start_set
 start_writer w --count "$count" --op cas --window 64 --timeout-ms 2000
 set_gate w $((count * 3 / 4))
 wait_acked w $((count / 2))

@@ -16,13 +16,8 @@ zmesh_bin=$3
 count=$((20000 / scale))
 kills=5
 step=$((count / (kills + 1)))
-flags=(--replicas 3)
 
-start_broker
-for name in r1 r2 r3; do
-    start_replica "$name" "${flags[@]}"
-done
-wait_settled 3
+start_set
 start=$(now_ms)
 start_writer w --count "$count" --op put --window 64 --timeout-ms 3000
 for ((k = 1; k <= kills; k++)); do
@@ -34,7 +29,7 @@ for ((k = 1; k <= kills; k++)); do
     killed_at=$(acked_so_far w)
     #  Down for a moment, so the others take writes without it; it comes back empty.
     sleep 0.2
-    start_replica "$victim" "${flags[@]}"
+    start_member "$victim"
     wait_replaced 3 "$before"
     echo "replication: kill $k: $victim killed at $killed_at acknowledged puts, back and" \
          "current at $(acked_so_far w)"

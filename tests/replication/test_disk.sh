@@ -21,7 +21,7 @@ more=$((2000 / scale))
 
 start_replica_on_disk() {
     mkdir -p "$tmp/data-$1"
-    start_replica "$1" --replicas 3 --data-dir "$tmp/data-$1"
+    start_member "$1" --data-dir "$tmp/data-$1"
 }
 
 #  damage_found NAME: true once replica NAME's log reports damage of its data directory.
@@ -30,11 +30,7 @@ damage_found() {
 }
 
 #  1. Everyone killed at once.
-start_broker
-for name in r1 r2 r3; do
-    start_replica_on_disk "$name"
-done
-wait_settled 3
+start_set start_replica_on_disk
 start_writer w --count "$count" --op cas --window 64 --timeout-ms 2000
 set_gate w $((count * 3 / 4))
 wait_acked w $((count / 2))

@@ -14,20 +14,15 @@ zmesh_bin=$3
 . "$(dirname "$0")/common.sh"
 
 count=$((20000 / scale))
-flags=(--replicas 3)
 
-start_broker
-for name in r1 r2 r3; do
-    start_replica "$name" "${flags[@]}"
-done
-wait_settled 3
+start_set
 catchups=$(counter catchups)
 start_writer w --count "$count" --op put --window 64 --timeout-ms 3000
 #  The writer runs to 60 % while the fourth replica joins at 25 %.
 set_gate w $((count * 6 / 10))
 wait_acked w $((count / 4))
 joined_at=$(acked_so_far w)
-start_replica r4 "${flags[@]}"
+start_member r4
 deadline=$(($(now_ms) + 10000))
 until grep -q 'its 3 replicas' "$tmp/r4.log"; do
     (($(now_ms) < deadline)) || fail "r4 was not told to wait: $(tail -3 "$tmp/r4.log")"

@@ -15,12 +15,7 @@ zmesh_bin=$3
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 
-flags=(--replicas 3)
-start_broker
-for name in r1 r2 r3; do
-    start_replica "$name" "${flags[@]}"
-done
-wait_settled 3
+start_set
 $kvtool retry "$endpoint" --save "$tmp/retry.saved" ||
     fail "a retried write was not answered as the first time"
 #  Every replica is replaced, one at a time, by a process that catches up from a snapshot
@@ -33,7 +28,7 @@ catchups=$(counter catchups)
 for name in r1 r2 r3; do
     before=$(member_ids)
     kill_replica "$name"
-    start_replica "$name" "${flags[@]}"
+    start_member "$name"
     wait_replaced 3 "$before"
 done
 echo "replication: all three replicas replaced, snapshot catch-ups $(counter catchups)"

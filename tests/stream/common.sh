@@ -15,44 +15,11 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}quarantine_size_mb=4"
 
 # shellcheck source=../procs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../procs.sh"
-
-fail() {
-    echo "stream: FAIL: $*" >&2
-    exit 1
-}
-
-cleanup() {
-    local rc=$?
-    if [ "$rc" -ne 0 ] && [ -n "${zmesh_bin:-}" ]; then
-        echo "---- zmesh status at the failure" >&2
-        timeout 5 "$zmesh_bin" status --broker "$endpoint" >&2 2>/dev/null || true
-    fi
-    stop_pids
-    if [ "$rc" -ne 0 ]; then
-        show_logs 30 "$tmp"/*.log
-    fi
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+suite=stream
+trap_cleanup
 
 zmesh() {
     "$zmesh_bin" --broker "$endpoint" "$@"
-}
-
-#  Starts the broker with extra flags "$@" and waits until it answers.
-start_broker() {
-    "$broker_bin" --bind "$endpoint" --push-bind none "$@" >"$tmp/broker.log" 2>&1 &
-    broker_pid=$!
-    pids+=("$broker_pid")
-    local deadline=$(($(now_ms) + 10000))
-    until timeout 5 "$zmesh_bin" status --broker "$endpoint" >/dev/null 2>&1; do
-        running "$broker_pid" || fail "zmesh-broker exited early"
-        (($(now_ms) < deadline)) || fail "the broker did not answer zmesh status within 10 s"
-        sleep 0.05
-    done
 }
 
 #  Starts a files worker on $root with extra flags "$@" and waits until it serves.
@@ -73,10 +40,6 @@ start_files_worker() {
 status_value() {
     timeout 5 "$zmesh_bin" status --json --broker "$endpoint" |
         "$python" -c 'import json, sys; s = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
-}
-
-counter() {
-    status_value "s['counters']['$1']"
 }
 
 #  Resident memory of process $1 now, and its peak, in KiB (0 once it has gone).

@@ -8,23 +8,11 @@
 //  sockets, no sleeps: messages are built here, and a fixture owns them so a
 //  failed assertion leaks nothing. The MessagePack layer is test_pack.c's.
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "proto_fixture.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cmocka.h>
-
-#include "zm_pack.h"
-#include "zm_proto.h"
-#include "zmesh.h"
-
-//  A byte string literal and its length; literals may hold NUL bytes.
-#define BYTES(literal) literal, sizeof(literal) - 1
-#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
 //  Header pieces. Each hex escape ends its literal, so a following letter
 //  ("\xa4" "CALL") is not read as one more hex digit.
@@ -65,152 +53,33 @@ typedef struct {
 
 #define BAD(name, header, body, status, have_id) {name, BYTES(header), body, status, have_id}
 
-//  Limits as the broker sets them: checked bodies, default depth and size.
-static const zm_proto_limits_t s_checked = {.max_body = 0, .check_body = true, .max_depth = 0};
-
-//  Everything a test allocates, so that teardown frees it even after a
-//  failed assertion has jumped out of the test.
-typedef struct {
-    zm_proto_t in;          //  command to encode; owns its body
-    zm_proto_t self;        //  decoded command; owns its body
-    zmsg_t *msg;            //  owned: the message being decoded, if any
-    zmesh_pack_t *pack;     //  owned: a header builder, if any
-    uint8_t *data;          //  owned: a large buffer, if any
-} s_fixture_t;
-
-static int
-s_setup(void **state)
-{
-    s_fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    zm_proto_init(&fx->in);
-    zm_proto_init(&fx->self);
-    *state = fx;
-    return 0;
-}
-
-static int
-s_teardown(void **state)
-{
-    s_fixture_t *fx = *state;
-    zm_proto_reset(&fx->in);
-    zm_proto_reset(&fx->self);
-    zmsg_destroy(&fx->msg);
-    zmesh_pack_destroy(&fx->pack);
-    free(fx->data);
-    free(fx);
-    return 0;
-}
-
-//  Builds [empty][header] and, if body is not NULL, [body]: a DEALER peer's message.
-static zmsg_t *
-s_message(const void *header, size_t header_size, const void *body, size_t body_size)
-{
-    zmsg_t *msg = zmsg_new();
-    assert_non_null(msg);
-    zmsg_addmem(msg, "", 0);
-    zmsg_addmem(msg, header, header_size);
-    if (body)
-        zmsg_addmem(msg, body, body_size);
-    return msg;
-}
-
 //  Decodes a message that must be good into fx->self.
 static void
-s_decode_ok(s_fixture_t *fx, const void *header, size_t header_size, const void *body,
+s_decode_ok(zt_proto_fixture_t *fx, const void *header, size_t header_size, const void *body,
             size_t body_size, const zm_proto_limits_t *limits)
 {
     zmsg_destroy(&fx->msg);
-    fx->msg = s_message(header, header_size, body, body_size);
-    zm_proto_error_t error;
-    if (!zm_proto_decode(&fx->self, fx->msg, limits, &error))
-        fail_msg("good message refused: %d %s", error.status, error.reason);
-    assert_int_equal(zmsg_size(fx->msg), 2);    //  the body, if any, was moved out
+    fx->msg = zt_proto_frames(header, header_size, body, body_size);
+    zt_proto_accept(fx, limits, "decode");
     assert_true(body ? fx->self.body != NULL : fx->self.body == NULL);
-    zmsg_destroy(&fx->msg);
-}
-
-//  Decodes fx->msg, which must be refused with status; checks the reason,
-//  have_id (and the id) and that the message is left whole, then destroys
-//  it. Returns the error.
-static zm_proto_error_t
-s_refuse(s_fixture_t *fx, const zm_proto_limits_t *limits, const char *name, zm_status_t status,
-         bool have_id, uint64_t id)
-{
-    assert_non_null(fx->msg);
-    size_t frames = zmsg_size(fx->msg);
-    zm_proto_error_t error;
-    memset(&error, 0, sizeof error);
-    error.have_id = !have_id;                   //  a stale value must not survive
-    bool decoded = zm_proto_decode(&fx->self, fx->msg, limits, &error);
-    if (decoded || error.status != status || !error.reason || !*error.reason
-        || error.have_id != have_id || (have_id && fx->self.id != id))
-        fail_msg("%s: decoded %d, status %d (want %d), have_id %d (want %d), id %llu, "
-                 "reason \"%s\"",
-                 name, decoded, error.status, status, error.have_id, have_id,
-                 (unsigned long long) fx->self.id, decoded || !error.reason ? "" : error.reason);
-    assert_null(fx->self.body);
-    assert_int_equal(zmsg_size(fx->msg), frames);   //  nothing taken from a refused message
-    zmsg_destroy(&fx->msg);
-    return error;
 }
 
 //  Runs each case, checking that the refusal still names cmd (unless 0),
 //  then proves that a good message still decodes into the same struct.
 static void
-s_run_bad(s_fixture_t *fx, const s_bad_t *cases, size_t count, zm_cmd_t cmd, const char *good,
-          size_t good_size, bool good_body)
+s_run_bad(zt_proto_fixture_t *fx, const s_bad_t *cases, size_t count, zm_cmd_t cmd,
+          const char *good, size_t good_size, bool good_body)
 {
     for (size_t index = 0; index < count; index++) {
         const s_bad_t *bad = &cases[index];
-        fx->msg = s_message(bad->header, bad->header_size, bad->body ? "\xc0" : NULL, 1);
-        s_refuse(fx, &s_checked, bad->name, bad->status, bad->have_id, S_ID);
-        if (cmd && fx->self.cmd != cmd)
-            fail_msg("%s: refused as command %d, expected %s", bad->name, fx->self.cmd,
-                     zm_proto_cmd_name(cmd));
-        s_decode_ok(fx, good, good_size, good_body ? "\xc0" : NULL, 1, &s_checked);
+        fx->msg = zt_proto_frames(bad->header, bad->header_size, bad->body ? "\xc0" : NULL, 1);
+        if (cmd)
+            zt_proto_refuse_cmd(fx, &zt_proto_checked, bad->name, cmd, bad->status,
+                                bad->have_id, S_ID);
+        else
+            zt_proto_refuse(fx, &zt_proto_checked, bad->name, bad->status, bad->have_id, S_ID);
+        s_decode_ok(fx, good, good_size, good_body ? "\xc0" : NULL, 1, &zt_proto_checked);
     }
-}
-
-//  Encodes fx->in (taking its body), checks the envelope, decodes into
-//  fx->self. Copies the header frame to header (ZM_HEADER_MAX bytes); returns its size.
-static size_t
-s_round_trip(s_fixture_t *fx, uint8_t *header)
-{
-    zm_cmd_t cmd = fx->in.cmd;
-    bool has_body = cmd == ZM_CMD_CALL || cmd == ZM_CMD_REPLY || cmd == ZM_CMD_REQUEST
-                    || cmd == ZM_CMD_PART;
-    zmsg_destroy(&fx->msg);
-    fx->msg = zm_proto_encode(&fx->in);
-    assert_non_null(fx->msg);
-    assert_null(fx->in.body);
-    assert_int_equal(zmsg_size(fx->msg), has_body ? 3 : 2);
-    assert_int_equal(zframe_size(zmsg_first(fx->msg)), 0);
-    zframe_t *frame = zmsg_next(fx->msg);
-    size_t size = zframe_size(frame);
-    assert_true(size <= ZM_HEADER_MAX);
-    memcpy(header, zframe_data(frame), size);
-    assert_int_equal(zm_pack_check(header, size, 0), ZMESH_OK);
-    zm_proto_error_t error;
-    if (!zm_proto_decode(&fx->self, fx->msg, &s_checked, &error))
-        fail_msg("%s did not decode: %s", zm_proto_cmd_name(cmd), error.reason);
-    //  The body frame moved to self; the caller still owns the rest of msg.
-    assert_int_equal(zmsg_size(fx->msg), 2);
-    assert_int_equal(zframe_size(zmsg_first(fx->msg)), 0);
-    assert_int_equal(zframe_size(zmsg_next(fx->msg)), size);
-    assert_true(has_body ? fx->self.body != NULL : fx->self.body == NULL);
-    assert_int_equal(fx->self.cmd, cmd);
-    zmsg_destroy(&fx->msg);
-    return size;
-}
-
-static zframe_t *
-s_frame(const void *data, size_t size)
-{
-    zframe_t *frame = zframe_new(data, size);
-    assert_non_null(frame);
-    return frame;
 }
 
 //  ---------------------------------------------------------------------
@@ -219,14 +88,14 @@ s_frame(const void *data, size_t size)
 static void
 test_proto_round_trips_call_with_timeout(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     fx->in.cmd = ZM_CMD_CALL;
     fx->in.id = 1;
     strcpy(fx->in.service, "echo");
     fx->in.timeout_ms = 5000;
-    fx->in.body = s_frame(BYTES("\x81\xa1" "x" "\x93\x01\x02\x03"));
+    fx->in.body = zt_proto_frame(BYTES("\x81\xa1" "x" "\x93\x01\x02\x03"));
     uint8_t header[ZM_HEADER_MAX];
-    size_t size = s_round_trip(fx, header);
+    size_t size = zt_proto_round_trip(fx, header);
     //  The worked example of ZMP.md section 4.3, byte for byte.
     static const char example[] = "\x95\xa4" "ZMP1" "\xa4" "CALL" "\x01\xa4" "echo" "\xcd\x13\x88";
     assert_int_equal(size, sizeof example - 1);
@@ -244,7 +113,7 @@ test_proto_round_trips_call_with_timeout(void **state)
     memset(fx->in.service, '~', ZM_NAME_MAX);
     fx->in.service[ZM_NAME_MAX] = '\0';
     fx->in.timeout_ms = UINT32_MAX;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_true(fx->self.id == UINT64_MAX);
     assert_int_equal(strlen(fx->self.service), ZM_NAME_MAX);
     assert_string_equal(fx->self.service, fx->in.service);
@@ -256,13 +125,13 @@ test_proto_round_trips_call_with_timeout(void **state)
 static void
 test_proto_round_trips_call_without_timeout(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     fx->in.cmd = ZM_CMD_CALL;
     fx->in.id = 42;
     strcpy(fx->in.service, "kv.get");
-    fx->in.body = s_frame(BYTES("\xa3" "key"));
+    fx->in.body = zt_proto_frame(BYTES("\xa3" "key"));
     uint8_t header[ZM_HEADER_MAX];
-    size_t size = s_round_trip(fx, header);
+    size_t size = zt_proto_round_trip(fx, header);
     //  timeout 0 is left out: a 4-element header.
     static const char expected[] = "\x94" H_SIG H_CALL "\x2a\xa6" "kv.get";
     assert_int_equal(size, sizeof expected - 1);
@@ -277,13 +146,13 @@ test_proto_round_trips_call_without_timeout(void **state)
 static void
 test_proto_round_trips_reply(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     fx->in.cmd = ZM_CMD_REPLY;
     fx->in.id = 1;
     fx->in.status = ZM_STATUS_OK;
-    fx->in.body = s_frame(BYTES("\x92\xc3\xc2"));
+    fx->in.body = zt_proto_frame(BYTES("\x92\xc3\xc2"));
     uint8_t header[ZM_HEADER_MAX];
-    size_t size = s_round_trip(fx, header);
+    size_t size = zt_proto_round_trip(fx, header);
     //  The reply header of ZMP.md section 4.3.
     static const char example[] = "\x94\xa4\x5a\x4d\x50\x31\xa5\x52\x45\x50\x4c\x59\x01\xcc\xc8";
     assert_int_equal(size, sizeof example - 1);
@@ -296,7 +165,7 @@ test_proto_round_trips_reply(void **state)
     fx->in.id = (uint64_t) 1 << 63;
     fx->in.status = ZM_STATUS_WORKER_LOST;
     fx->in.body = zm_proto_reason_frame("worker lost");
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_true(fx->self.id == (uint64_t) 1 << 63);
     assert_int_equal(fx->self.status, 502);
     assert_int_equal(zframe_size(fx->self.body), 12);
@@ -306,7 +175,7 @@ test_proto_round_trips_reply(void **state)
 static void
 test_proto_round_trips_ready(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint32_t values[][3] = {{1, 1000, 3}, {1, 100, 2}, {1024, 60000, 100}};
     for (size_t index = 0; index < COUNT(values); index++) {
         fx->in.cmd = ZM_CMD_READY;
@@ -315,7 +184,7 @@ test_proto_round_trips_ready(void **state)
         fx->in.heartbeat_ms = values[index][1];
         fx->in.liveness = values[index][2];
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(header[0], 0x97);          //  flags always written, 0 here
         assert_int_equal(fx->self.fields, 7);
         assert_int_equal(fx->self.flags, 0);
@@ -329,16 +198,16 @@ test_proto_round_trips_ready(void **state)
 static void
 test_proto_round_trips_request(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint32_t timeouts[] = {0, 1, 4999, UINT32_MAX};
     for (size_t index = 0; index < COUNT(timeouts); index++) {
         fx->in.cmd = ZM_CMD_REQUEST;
         fx->in.id = 0xfedcba9876543210ull;
         strcpy(fx->in.service, "echo");
         fx->in.timeout_ms = timeouts[index];
-        fx->in.body = s_frame(BYTES("\xc4\x03\x00\x01\x02"));
+        fx->in.body = zt_proto_frame(BYTES("\xc4\x03\x00\x01\x02"));
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(header[0], 0x95);      //  timeout always present, even 0
         assert_true(fx->self.id == 0xfedcba9876543210ull);
         assert_string_equal(fx->self.service, "echo");
@@ -351,11 +220,11 @@ test_proto_round_trips_request(void **state)
 static void
 test_proto_round_trips_heartbeat(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     fx->in.cmd = ZM_CMD_HEARTBEAT;
-    fx->in.body = s_frame(BYTES("\xc0"));       //  stray body: encode drops and frees it
+    fx->in.body = zt_proto_frame(BYTES("\xc0"));       //  stray body: encode drops and frees it
     uint8_t header[ZM_HEADER_MAX];
-    size_t size = s_round_trip(fx, header);
+    size_t size = zt_proto_round_trip(fx, header);
     assert_int_equal(size, sizeof GOOD_HEARTBEAT - 1);
     assert_memory_equal(header, GOOD_HEARTBEAT, size);
 }
@@ -363,7 +232,7 @@ test_proto_round_trips_heartbeat(void **state)
 static void
 test_proto_round_trips_disconnect(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const size_t sizes[] = {0, 3, 31, 32, ZM_REASON_MAX};
     for (size_t index = 0; index < COUNT(sizes); index++) {
         fx->in.cmd = ZM_CMD_DISCONNECT;
@@ -371,7 +240,7 @@ test_proto_round_trips_disconnect(void **state)
         memset(fx->in.reason, 'r', sizes[index]);
         fx->in.reason[sizes[index]] = '\0';
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.status, 400);
         assert_string_equal(fx->self.reason, fx->in.reason);
     }
@@ -380,27 +249,20 @@ test_proto_round_trips_disconnect(void **state)
 //  ---------------------------------------------------------------------
 //  Optional fields (CALL and READY flags, REQUEST attempt) and PROGRESS
 
-//  Checks an encoded header byte for byte.
-static void
-s_assert_header(const uint8_t *header, size_t size, const char *expected, size_t expected_size)
-{
-    assert_int_equal(size, expected_size);
-    assert_memory_equal(header, expected, size);
-}
-
 static void
 test_proto_round_trips_call_with_flags(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_CALL;
     fx->in.id = 7;
     strcpy(fx->in.service, "echo");
     fx->in.timeout_ms = 5000;
     fx->in.flags = ZM_CALL_PROGRESS;
-    fx->in.body = s_frame(BYTES("\x91\x01"));
-    size_t size = s_round_trip(fx, header);
-    s_assert_header(header, size, BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\xcd\x13\x88\x01"));
+    fx->in.body = zt_proto_frame(BYTES("\x91\x01"));
+    size_t size = zt_proto_round_trip(fx, header);
+    zt_proto_assert_bytes(header, size,
+                          BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\xcd\x13\x88\x01"));
     assert_int_equal(fx->self.id, 7);
     assert_string_equal(fx->self.service, "echo");
     assert_int_equal(fx->self.timeout_ms, 5000);
@@ -410,16 +272,16 @@ test_proto_round_trips_call_with_flags(void **state)
 
     //  Flags without a timeout: the timeout is written (0) to keep the position.
     fx->in.timeout_ms = 0;
-    size = s_round_trip(fx, header);
-    s_assert_header(header, size, BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\x01"));
+    size = zt_proto_round_trip(fx, header);
+    zt_proto_assert_bytes(header, size, BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\x01"));
     assert_int_equal(fx->self.timeout_ms, 0);
     assert_int_equal(fx->self.flags, ZM_CALL_PROGRESS);
 
     //  Bits this version does not know survive the trip: receivers ignore them.
     fx->in.flags = UINT32_MAX;
-    size = s_round_trip(fx, header);
-    s_assert_header(header, size,
-                    BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xce\xff\xff\xff\xff"));
+    size = zt_proto_round_trip(fx, header);
+    zt_proto_assert_bytes(header, size,
+                          BYTES("\x96" H_SIG H_CALL "\x07" H_ECHO "\x00\xce\xff\xff\xff\xff"));
     assert_int_equal(fx->self.flags, UINT32_MAX);
 }
 
@@ -428,27 +290,27 @@ test_proto_round_trips_call_with_flags(void **state)
 static void
 test_proto_call_without_flags_has_flags_0(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->self.flags = 9;                         //  a stale value must not survive
-    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &s_checked);
+    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.flags, 0);
     fx->self.flags = 9;
-    s_decode_ok(fx, BYTES("\x94" H_SIG H_CALL "\x07" H_ECHO), BYTES("\xc0"), &s_checked);
+    s_decode_ok(fx, BYTES("\x94" H_SIG H_CALL "\x07" H_ECHO), BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.flags, 0);
     fx->in.cmd = ZM_CMD_CALL;
     fx->in.id = 7;
     strcpy(fx->in.service, "echo");
     fx->in.timeout_ms = 5000;
-    size_t size = s_round_trip(fx, header);
-    s_assert_header(header, size, BYTES("\x95" H_SIG H_CALL "\x07" H_ECHO "\xcd\x13\x88"));
+    size_t size = zt_proto_round_trip(fx, header);
+    zt_proto_assert_bytes(header, size, BYTES("\x95" H_SIG H_CALL "\x07" H_ECHO "\xcd\x13\x88"));
     assert_int_equal(fx->self.flags, 0);
 }
 
 static void
 test_proto_round_trips_ready_with_flags(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     const uint32_t flags[] = {ZM_READY_IDEMPOTENT, 2, UINT32_MAX};
     for (size_t index = 0; index < COUNT(flags); index++) {
@@ -458,11 +320,11 @@ test_proto_round_trips_ready_with_flags(void **state)
         fx->in.heartbeat_ms = 1000;
         fx->in.liveness = 3;
         fx->in.flags = flags[index];
-        size_t size = s_round_trip(fx, header);
+        size_t size = zt_proto_round_trip(fx, header);
         assert_int_equal(header[0], 0x97);
         if (flags[index] == ZM_READY_IDEMPOTENT)
-            s_assert_header(header, size,
-                            BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x01"));
+            zt_proto_assert_bytes(header, size,
+                                  BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x01"));
         assert_string_equal(fx->self.service, "echo");
         assert_int_equal(fx->self.slots, 1);
         assert_int_equal(fx->self.heartbeat_ms, 1000);
@@ -477,21 +339,22 @@ test_proto_round_trips_ready_with_flags(void **state)
     fx->in.slots = 1;
     fx->in.heartbeat_ms = 1000;
     fx->in.liveness = 3;
-    size_t size = s_round_trip(fx, header);
-    s_assert_header(header, size, BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00"));
+    size_t size = zt_proto_round_trip(fx, header);
+    zt_proto_assert_bytes(header, size,
+                          BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00"));
     assert_int_equal(fx->self.flags, 0);
     s_decode_ok(fx, BYTES(GOOD_READY), NULL, 0, NULL);
     assert_int_equal(fx->self.fields, 6);
     //  An explicit 0 reads as 0.
     s_decode_ok(fx, BYTES("\x97" H_SIG H_READY H_ECHO "\x01" H_1000 "\x03\x00"), NULL, 0,
-                &s_checked);
+                &zt_proto_checked);
     assert_int_equal(fx->self.flags, 0);
 }
 
 static void
 test_proto_round_trips_request_with_attempt(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     const uint32_t attempts[] = {1, 2, 100, UINT32_MAX};
     for (size_t index = 0; index < COUNT(attempts); index++) {
@@ -499,12 +362,12 @@ test_proto_round_trips_request_with_attempt(void **state)
         fx->in.id = 7;
         strcpy(fx->in.service, "echo");
         fx->in.attempt = attempts[index];
-        fx->in.body = s_frame(BYTES("\xa2" "hi"));
-        size_t size = s_round_trip(fx, header);
+        fx->in.body = zt_proto_frame(BYTES("\xa2" "hi"));
+        size_t size = zt_proto_round_trip(fx, header);
         assert_int_equal(header[0], 0x96);
         if (attempts[index] == 2)
-            s_assert_header(header, size,
-                            BYTES("\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x02"));
+            zt_proto_assert_bytes(header, size,
+                                  BYTES("\x96" H_SIG H_REQUEST "\x07" H_ECHO "\x00\x02"));
         assert_int_equal(fx->self.id, 7);
         assert_int_equal(fx->self.timeout_ms, 0);
         assert_int_equal(fx->self.attempt, attempts[index]);
@@ -516,8 +379,8 @@ test_proto_round_trips_request_with_attempt(void **state)
     fx->in.cmd = ZM_CMD_REQUEST;
     fx->in.id = 7;
     strcpy(fx->in.service, "echo");
-    size_t size = s_round_trip(fx, header);
-    s_assert_header(header, size, BYTES(GOOD_REQUEST));
+    size_t size = zt_proto_round_trip(fx, header);
+    zt_proto_assert_bytes(header, size, BYTES(GOOD_REQUEST));
     assert_int_equal(fx->self.attempt, 0);
 }
 
@@ -528,14 +391,14 @@ test_proto_round_trips_request_with_attempt(void **state)
 static void
 test_proto_round_trips_stream_commands(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_CALL;
     fx->in.id = 7;
     snprintf(fx->in.service, sizeof fx->in.service, "echo");
     fx->in.flags = ZM_CALL_PROGRESS | ZM_CALL_STREAM;
     fx->in.window = 16;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(header[0], 0x97);
     assert_int_equal(fx->self.fields, 7);
     assert_int_equal(fx->self.flags, 3);
@@ -547,7 +410,7 @@ test_proto_round_trips_stream_commands(void **state)
     snprintf(fx->in.service, sizeof fx->in.service, "files");
     fx->in.attempt = 1;
     fx->in.window = ZM_WINDOW_MAX;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(header[0], 0x97);
     assert_int_equal(fx->self.attempt, 1);
     assert_int_equal(fx->self.window, ZM_WINDOW_MAX);
@@ -555,11 +418,11 @@ test_proto_round_trips_stream_commands(void **state)
     fx->in.cmd = ZM_CMD_PART;
     fx->in.id = 7;
     fx->in.seq = 3;
-    fx->in.body = s_frame(BYTES("\xc4\x02" "ab"));
-    size_t size = s_round_trip(fx, header);
+    fx->in.body = zt_proto_frame(BYTES("\xc4\x02" "ab"));
+    size_t size = zt_proto_round_trip(fx, header);
     //  ["ZMP1", "PART", 7, 3]
     static const char part[] = "\x94\xa4" "ZMP1" "\xa4" "PART" "\x07\x03";
-    s_assert_header(header, size, part, sizeof part - 1);
+    zt_proto_assert_bytes(header, size, part, sizeof part - 1);
     assert_true(fx->self.seq == 3);
     assert_non_null(fx->self.body);
     assert_int_equal(zframe_size(fx->self.body), 4);
@@ -567,15 +430,15 @@ test_proto_round_trips_stream_commands(void **state)
     fx->in.cmd = ZM_CMD_CREDIT;
     fx->in.id = UINT64_MAX;
     fx->in.window = 4;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_true(fx->self.id == UINT64_MAX);
     assert_int_equal(fx->self.window, 4);
 
     fx->in.cmd = ZM_CMD_CANCEL;
     fx->in.id = 5;
-    size = s_round_trip(fx, header);
+    size = zt_proto_round_trip(fx, header);
     static const char cancel[] = "\x93\xa4" "ZMP1" "\xa6" "CANCEL" "\x05";
-    s_assert_header(header, size, cancel, sizeof cancel - 1);
+    zt_proto_assert_bytes(header, size, cancel, sizeof cancel - 1);
 
     //  Out of range: seq 0, credit 0 and 1025, a PART without its body.
     zm_proto_error_t error;
@@ -605,17 +468,17 @@ test_proto_round_trips_stream_commands(void **state)
 static void
 test_proto_round_trips_progress(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_PROGRESS;
     fx->in.id = 7;
     fx->in.extend_ms = 1000;
-    fx->in.body = s_frame(BYTES("\xc0"));       //  stray body: encode drops and frees it
-    size_t size = s_round_trip(fx, header);
+    fx->in.body = zt_proto_frame(BYTES("\xc0"));       //  stray body: encode drops and frees it
+    size_t size = zt_proto_round_trip(fx, header);
     //  ["ZMP1", "PROGRESS", 7, 1000]
     static const char expected[] = "\x94\xa4\x5a\x4d\x50\x31\xa8\x50\x52\x4f\x47\x52\x45\x53\x53"
                                    "\x07\xcd\x03\xe8";
-    s_assert_header(header, size, expected, sizeof expected - 1);
+    zt_proto_assert_bytes(header, size, expected, sizeof expected - 1);
     assert_int_equal(fx->self.id, 7);
     assert_int_equal(fx->self.extend_ms, 1000);
     const struct {
@@ -626,14 +489,14 @@ test_proto_round_trips_progress(void **state)
         fx->in.cmd = ZM_CMD_PROGRESS;
         fx->in.id = cases[index].id;
         fx->in.extend_ms = cases[index].extend_ms;
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(header[0], 0x94);
         assert_true(fx->self.id == cases[index].id);
         assert_int_equal(fx->self.extend_ms, cases[index].extend_ms);
     }
     //  Wide encodings from other packers.
     s_decode_ok(fx, BYTES("\x94" H_SIG "\xd9\x08" "PROGRESS" "\xcf\x00\x00\x00\x00\x00\x00\x00\x07"
-                          "\xd2\x00\x00\x03\xe8"), NULL, 0, &s_checked);
+                          "\xd2\x00\x00\x03\xe8"), NULL, 0, &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_PROGRESS);
     assert_int_equal(fx->self.id, 7);
     assert_int_equal(fx->self.extend_ms, 1000);
@@ -644,41 +507,41 @@ test_proto_round_trips_progress(void **state)
 static void
 test_proto_decode_replaces_the_previous_command(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &s_checked);
+    zt_proto_fixture_t *fx = *state;
+    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &zt_proto_checked);
     assert_string_equal(fx->self.service, "echo");
-    s_decode_ok(fx, BYTES(GOOD_HEARTBEAT), NULL, 0, &s_checked);
+    s_decode_ok(fx, BYTES(GOOD_HEARTBEAT), NULL, 0, &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_HEARTBEAT);
     assert_string_equal(fx->self.service, "");
     assert_int_equal(fx->self.id, 0);
     //  A failed decode also drops the old body.
-    s_decode_ok(fx, BYTES(GOOD_REQUEST), BYTES("\xc0"), &s_checked);
-    fx->msg = s_message(BYTES("\xc0"), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "nil header", ZM_STATUS_MALFORMED, false, 0);
+    s_decode_ok(fx, BYTES(GOOD_REQUEST), BYTES("\xc0"), &zt_proto_checked);
+    fx->msg = zt_proto_frames(BYTES("\xc0"), BYTES("\xc0"));
+    zt_proto_refuse(fx, &zt_proto_checked, "nil header", ZM_STATUS_MALFORMED, false, 0);
 }
 
 //  Other packers use wider encodings than needed; every one must be accepted.
 static void
 test_proto_accepts_foreign_encodings(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     // clang-format off
     s_decode_ok(fx, BYTES("\xdc\x00\x05" "\xd9\x04" "ZMP1" "\xd9\x04" "CALL"
                           "\xcf\x00\x00\x00\x00\x00\x00\x00\x07" "\xda\x00\x04" "echo"
-                          "\xd0\x64"), BYTES("\xc0"), &s_checked);
+                          "\xd0\x64"), BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_CALL);
     assert_int_equal(fx->self.id, 7);
     assert_string_equal(fx->self.service, "echo");
     assert_int_equal(fx->self.timeout_ms, 100);
     s_decode_ok(fx, BYTES("\xdd\x00\x00\x00\x04" "\xdb\x00\x00\x00\x04" "ZMP1"
                           "\xd9\x05" "REPLY" "\xd3\x00\x00\x00\x00\x00\x00\x00\x07"
-                          "\xd1\x00\xc8"), BYTES("\xc0"), &s_checked);
+                          "\xd1\x00\xc8"), BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_REPLY);
     assert_int_equal(fx->self.id, 7);
     assert_int_equal(fx->self.status, 200);
     s_decode_ok(fx, BYTES("\x96" H_SIG "\xd9\x05" "READY" "\xd9\x04" "echo"
                           "\xcf\x00\x00\x00\x00\x00\x00\x00\x04" "\xd2\x00\x00\x03\xe8"
-                          "\xd0\x03"), NULL, 0, &s_checked);
+                          "\xd0\x03"), NULL, 0, &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_READY);
     assert_string_equal(fx->self.service, "echo");
     assert_int_equal(fx->self.slots, 4);
@@ -686,21 +549,22 @@ test_proto_accepts_foreign_encodings(void **state)
     assert_int_equal(fx->self.liveness, 3);
     s_decode_ok(fx, BYTES("\x95" H_SIG "\xda\x00\x07" "REQUEST" "\xce\x00\x00\x00\x07"
                           "\xdb\x00\x00\x00\x04" "echo"
-                          "\xd3\x00\x00\x00\x00\xff\xff\xff\xff"), BYTES("\xc0"), &s_checked);
+                          "\xd3\x00\x00\x00\x00\xff\xff\xff\xff"),
+                BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_REQUEST);
     assert_int_equal(fx->self.id, 7);
     assert_int_equal(fx->self.timeout_ms, UINT32_MAX);
     s_decode_ok(fx, BYTES("\xdc\x00\x02" "\xd9\x04" "ZMP1" "\xdb\x00\x00\x00\x09" "HEARTBEAT"),
-                NULL, 0, &s_checked);
+                NULL, 0, &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_HEARTBEAT);
     s_decode_ok(fx, BYTES("\x94" H_SIG "\xda\x00\x0a" "DISCONNECT" "\xd1\x01\xf4" "\xd9\x00"),
-                NULL, 0, &s_checked);
+                NULL, 0, &zt_proto_checked);
     assert_int_equal(fx->self.cmd, ZM_CMD_DISCONNECT);
     assert_int_equal(fx->self.status, 500);
     assert_string_equal(fx->self.reason, "");
     //  A CALL with an explicit timeout of 0, and an id of 0 as int 8.
     s_decode_ok(fx, BYTES("\x95" H_SIG H_CALL "\xd0\x00" H_ECHO "\x00"), BYTES("\xc0"),
-                &s_checked);
+                &zt_proto_checked);
     assert_int_equal(fx->self.id, 0);
     assert_int_equal(fx->self.timeout_ms, 0);
     // clang-format on
@@ -710,24 +574,26 @@ test_proto_accepts_foreign_encodings(void **state)
 static void
 test_proto_accepts_range_edges(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_decode_ok(fx, BYTES("\x96" H_SIG H_READY H_ECHO "\x01\x64\x02"), NULL, 0, &s_checked);
+    zt_proto_fixture_t *fx = *state;
+    s_decode_ok(fx, BYTES("\x96" H_SIG H_READY H_ECHO "\x01\x64\x02"), NULL, 0, &zt_proto_checked);
     assert_int_equal(fx->self.slots, 1);
     assert_int_equal(fx->self.heartbeat_ms, 100);
     assert_int_equal(fx->self.liveness, 2);
     s_decode_ok(fx, BYTES("\x96" H_SIG H_READY H_ECHO "\xcd\x04\x00\xcd\xea\x60\x64"), NULL, 0,
-                &s_checked);
+                &zt_proto_checked);
     assert_int_equal(fx->self.slots, 1024);
     assert_int_equal(fx->self.heartbeat_ms, 60000);
     assert_int_equal(fx->self.liveness, 100);
-    s_decode_ok(fx, BYTES("\x94" H_SIG H_REPLY "\x07\x64"), BYTES("\xc0"), &s_checked);
+    s_decode_ok(fx, BYTES("\x94" H_SIG H_REPLY "\x07\x64"), BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.status, 100);
-    s_decode_ok(fx, BYTES("\x94" H_SIG H_REPLY "\x07\xcd\x03\xe7"), BYTES("\xc0"), &s_checked);
+    s_decode_ok(fx, BYTES("\x94" H_SIG H_REPLY "\x07\xcd\x03\xe7"), BYTES("\xc0"),
+                &zt_proto_checked);
     assert_int_equal(fx->self.status, 999);
-    s_decode_ok(fx, BYTES("\x94" H_SIG H_DISCONNECT "\xcd\x03\xe7\xa0"), NULL, 0, &s_checked);
+    s_decode_ok(fx, BYTES("\x94" H_SIG H_DISCONNECT "\xcd\x03\xe7\xa0"), NULL, 0,
+                &zt_proto_checked);
     assert_int_equal(fx->self.status, 999);
     s_decode_ok(fx, BYTES("\x95" H_SIG H_CALL "\x07" H_ECHO "\xce\xff\xff\xff\xff"),
-                BYTES("\xc0"), &s_checked);
+                BYTES("\xc0"), &zt_proto_checked);
     assert_int_equal(fx->self.timeout_ms, UINT32_MAX);
 }
 
@@ -1062,29 +928,29 @@ s_frames(int count, ...)
 static void
 test_proto_rejects_bad_framing(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     fx->msg = s_frames(0);
-    s_refuse(fx, &s_checked, "no frames", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "no frames", 400, false, 0);
     fx->msg = s_frames(2, BYTES(GOOD_CALL), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "missing delimiter", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "missing delimiter", 400, false, 0);
     fx->msg = s_frames(3, BYTES("x"), BYTES(GOOD_CALL), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "non-empty delimiter", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "non-empty delimiter", 400, false, 0);
     fx->msg = s_frames(4, BYTES("\x00\x6b\x8b\x45\x67"), BYTES(""), BYTES(GOOD_CALL),
                        BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "routing id in front", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "routing id in front", 400, false, 0);
     fx->msg = s_frames(1, BYTES(""));
-    s_refuse(fx, &s_checked, "no header", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "no header", 400, false, 0);
     fx->msg = s_frames(4, BYTES(""), BYTES(""), BYTES(GOOD_CALL), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "two delimiters", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "two delimiters", 400, false, 0);
     fx->msg = s_frames(4, BYTES(""), BYTES(GOOD_CALL), BYTES("\xc0"), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "CALL in 4 frames", 400, true, S_ID);
+    zt_proto_refuse(fx, &zt_proto_checked, "CALL in 4 frames", 400, true, S_ID);
     fx->msg = s_frames(4, BYTES(""), BYTES(GOOD_REPLY), BYTES("\xc0"), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "REPLY in 4 frames", 400, true, S_ID);
+    zt_proto_refuse(fx, &zt_proto_checked, "REPLY in 4 frames", 400, true, S_ID);
     fx->msg = s_frames(4, BYTES(""), BYTES(GOOD_HEARTBEAT), BYTES("\xc0"), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "HEARTBEAT in 4 frames", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "HEARTBEAT in 4 frames", 400, false, 0);
     fx->msg = s_frames(3, BYTES(""), BYTES(GOOD_READY), BYTES(""));
-    s_refuse(fx, &s_checked, "READY with an empty third frame", 400, false, 0);
-    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &s_checked);
+    zt_proto_refuse(fx, &zt_proto_checked, "READY with an empty third frame", 400, false, 0);
+    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &zt_proto_checked);
 }
 
 //  A refusal names the command when its name was readable, even under a bad
@@ -1093,7 +959,7 @@ test_proto_rejects_bad_framing(void **state)
 static void
 test_proto_names_the_command_of_a_refused_message(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     static const struct {
         s_bad_t bad;
         zm_cmd_t cmd;
@@ -1118,9 +984,9 @@ test_proto_names_the_command_of_a_refused_message(void **state)
     };
     for (size_t index = 0; index < COUNT(cases); index++) {
         const s_bad_t *bad = &cases[index].bad;
-        s_decode_ok(fx, BYTES(GOOD_DISCONNECT), NULL, 0, &s_checked);   //  a stale command
-        fx->msg = s_message(bad->header, bad->header_size, bad->body ? "\xc0" : NULL, 1);
-        s_refuse(fx, &s_checked, bad->name, bad->status, bad->have_id, S_ID);
+        s_decode_ok(fx, BYTES(GOOD_DISCONNECT), NULL, 0, &zt_proto_checked);   //  a stale command
+        fx->msg = zt_proto_frames(bad->header, bad->header_size, bad->body ? "\xc0" : NULL, 1);
+        zt_proto_refuse(fx, &zt_proto_checked, bad->name, bad->status, bad->have_id, S_ID);
         if (fx->self.cmd != cases[index].cmd)
             fail_msg("%s: refused as command %d, expected %d", bad->name, fx->self.cmd,
                      cases[index].cmd);
@@ -1130,12 +996,12 @@ test_proto_names_the_command_of_a_refused_message(void **state)
     uint8_t header[ZM_HEADER_MAX + 1];
     memcpy(header, head, sizeof head - 1);
     memset(header + sizeof head - 1, 'x', sizeof header - (sizeof head - 1));
-    fx->msg = s_message(header, sizeof header, NULL, 0);
-    s_refuse(fx, &s_checked, "513-byte READY", 413, false, 0);
+    fx->msg = zt_proto_frames(header, sizeof header, NULL, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "513-byte READY", 413, false, 0);
     assert_int_equal(fx->self.cmd, ZM_CMD_READY);
     //  A refused delimiter reads no header at all.
     fx->msg = s_frames(3, BYTES("x"), BYTES(GOOD_READY), BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "bad delimiter", 400, false, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "bad delimiter", 400, false, 0);
     assert_int_equal(fx->self.cmd, 0);
 }
 
@@ -1143,7 +1009,7 @@ test_proto_names_the_command_of_a_refused_message(void **state)
 static void
 test_proto_rejects_header_over_512_bytes(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     //  A CALL with a 255-byte service, then filler bytes up to the size.
     static const char head[] = "\x94" H_SIG H_CALL "\x07\xd9\xff";
     const size_t head_size = sizeof head - 1;
@@ -1151,16 +1017,16 @@ test_proto_rejects_header_over_512_bytes(void **state)
     memcpy(header, head, head_size);
     memset(header + head_size, 's', 255);
     memset(header + head_size + 255, 0xc0, sizeof header - head_size - 255);
-    fx->msg = s_message(header, ZM_HEADER_MAX + 1, BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "513-byte header", 413, false, 0);
+    fx->msg = zt_proto_frames(header, ZM_HEADER_MAX + 1, BYTES("\xc0"));
+    zt_proto_refuse(fx, &zt_proto_checked, "513-byte header", 413, false, 0);
     //  At 512 bytes the size is fine: the trailing bytes are what is wrong.
-    fx->msg = s_message(header, ZM_HEADER_MAX, BYTES("\xc0"));
-    s_refuse(fx, &s_checked, "512-byte header", 400, true, S_ID);
+    fx->msg = zt_proto_frames(header, ZM_HEADER_MAX, BYTES("\xc0"));
+    zt_proto_refuse(fx, &zt_proto_checked, "512-byte header", 400, true, S_ID);
     //  Garbage over the limit is 413 too, whatever it holds.
     memset(header, 0xc1, sizeof header);
-    fx->msg = s_message(header, sizeof header, NULL, 0);
-    s_refuse(fx, &s_checked, "513 bytes of 0xc1", 413, false, 0);
-    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &s_checked);
+    fx->msg = zt_proto_frames(header, sizeof header, NULL, 0);
+    zt_proto_refuse(fx, &zt_proto_checked, "513 bytes of 0xc1", 413, false, 0);
+    s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\xc0"), &zt_proto_checked);
 }
 
 static const char *const s_body_headers[] = {GOOD_CALL, GOOD_REPLY, GOOD_REQUEST};
@@ -1170,7 +1036,7 @@ static const size_t s_body_header_sizes[] = {sizeof GOOD_CALL - 1, sizeof GOOD_R
 static void
 test_proto_enforces_max_body(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     zm_proto_limits_t limits = {.max_body = 16, .check_body = true};
     for (size_t index = 0; index < COUNT(s_body_headers); index++) {
         const char *header = s_body_headers[index];
@@ -1178,12 +1044,12 @@ test_proto_enforces_max_body(void **state)
         //  A 16-byte str (fixstr of 15) is at the limit; 17 bytes is over.
         s_decode_ok(fx, header, size, BYTES("\xaf" "0123456789abcde"), &limits);
         assert_int_equal(zframe_size(fx->self.body), 16);
-        fx->msg = s_message(header, size, BYTES("\xb0" "0123456789abcdef"));
-        s_refuse(fx, &limits, "17-byte body", 413, true, S_ID);
+        fx->msg = zt_proto_frames(header, size, BYTES("\xb0" "0123456789abcdef"));
+        zt_proto_refuse(fx, &limits, "17-byte body", 413, true, S_ID);
         //  Too big and malformed: the size is what the peer hears about.
-        fx->msg = s_message(header, size, BYTES("\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1"
-                                                "\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1"));
-        s_refuse(fx, &limits, "17 bytes of 0xc1", 413, true, S_ID);
+        fx->msg = zt_proto_frames(header, size, BYTES("\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1"
+                                  "\xc1\xc1\xc1\xc1\xc1\xc1\xc1\xc1"));
+        zt_proto_refuse(fx, &limits, "17 bytes of 0xc1", 413, true, S_ID);
     }
 }
 
@@ -1191,7 +1057,7 @@ test_proto_enforces_max_body(void **state)
 static void
 test_proto_enforces_default_max_body(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     size_t size = ZM_BODY_MAX_DEFAULT + 1;
     fx->data = calloc(1, size);
     assert_non_null(fx->data);
@@ -1201,8 +1067,8 @@ test_proto_enforces_default_max_body(void **state)
     for (size_t index = 0; index < COUNT(limits); index++) {
         s_decode_ok(fx, BYTES(GOOD_CALL), fx->data, ZM_BODY_MAX_DEFAULT, limits[index]);
         assert_int_equal(zframe_size(fx->self.body), ZM_BODY_MAX_DEFAULT);
-        fx->msg = s_message(BYTES(GOOD_CALL), fx->data, size);
-        s_refuse(fx, limits[index], "1 MiB + 1 body", 413, true, S_ID);
+        fx->msg = zt_proto_frames(BYTES(GOOD_CALL), fx->data, size);
+        zt_proto_refuse(fx, limits[index], "1 MiB + 1 body", 413, true, S_ID);
     }
 }
 
@@ -1225,7 +1091,7 @@ static const struct {
 
 //  Puts count nested arrays around 1 in fx->data; returns the size.
 static size_t
-s_deep_body(s_fixture_t *fx, size_t count)
+s_deep_body(zt_proto_fixture_t *fx, size_t count)
 {
     free(fx->data);
     fx->data = malloc(count + 1);
@@ -1238,33 +1104,33 @@ s_deep_body(s_fixture_t *fx, size_t count)
 static void
 test_proto_checks_body_when_asked(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     for (size_t h = 0; h < COUNT(s_body_headers); h++) {
         const char *header = s_body_headers[h];
         size_t header_size = s_body_header_sizes[h];
         for (size_t index = 0; index < COUNT(s_bad_bodies); index++) {
-            fx->msg = s_message(header, header_size, s_bad_bodies[index].data,
-                                s_bad_bodies[index].size);
-            s_refuse(fx, &s_checked, s_bad_bodies[index].name, 400, true, S_ID);
+            fx->msg = zt_proto_frames(header, header_size, s_bad_bodies[index].data,
+                                      s_bad_bodies[index].size);
+            zt_proto_refuse(fx, &zt_proto_checked, s_bad_bodies[index].name, 400, true, S_ID);
         }
         size_t size = s_deep_body(fx, 65);
-        fx->msg = s_message(header, header_size, fx->data, size);
-        s_refuse(fx, &s_checked, "65 levels", 400, true, S_ID);
-        s_decode_ok(fx, header, header_size, fx->data + 1, size - 1, &s_checked);   //  64
+        fx->msg = zt_proto_frames(header, header_size, fx->data, size);
+        zt_proto_refuse(fx, &zt_proto_checked, "65 levels", 400, true, S_ID);
+        s_decode_ok(fx, header, header_size, fx->data + 1, size - 1, &zt_proto_checked);   //  64
         assert_int_equal(zframe_size(fx->self.body), 65);
     }
     //  A tighter depth bound is honoured.
     zm_proto_limits_t shallow = {.check_body = true, .max_depth = 2};
     s_decode_ok(fx, BYTES(GOOD_CALL), BYTES("\x91\x91\x01"), &shallow);
-    fx->msg = s_message(BYTES(GOOD_CALL), BYTES("\x91\x91\x91\x01"));
-    s_refuse(fx, &shallow, "3 levels, max 2", 400, true, S_ID);
+    fx->msg = zt_proto_frames(BYTES(GOOD_CALL), BYTES("\x91\x91\x91\x01"));
+    zt_proto_refuse(fx, &shallow, "3 levels, max 2", 400, true, S_ID);
 }
 
 //  With check_body off the body is opaque: only its size is checked.
 static void
 test_proto_passes_unchecked_body_through(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     zm_proto_limits_t unchecked = {.max_body = 128, .check_body = false};
     for (size_t h = 0; h < COUNT(s_body_headers); h++) {
         for (size_t index = 0; index < COUNT(s_bad_bodies); index++) {
@@ -1286,7 +1152,7 @@ test_proto_passes_unchecked_body_through(void **state)
 
 //  Packs into fx->pack a CALL, READY or REQUEST header naming service (any bytes).
 static void
-s_pack_named(s_fixture_t *fx, zm_cmd_t cmd, uint64_t id, const char *name, size_t size)
+s_pack_named(zt_proto_fixture_t *fx, zm_cmd_t cmd, uint64_t id, const char *name, size_t size)
 {
     zmesh_pack_destroy(&fx->pack);
     fx->pack = zmesh_pack_new();
@@ -1309,7 +1175,7 @@ s_pack_named(s_fixture_t *fx, zm_cmd_t cmd, uint64_t id, const char *name, size_
 static void
 test_proto_checks_service_names(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     char long_name[ZM_NAME_MAX + 1];
     memset(long_name, 'n', sizeof long_name);
     char printable[0x7e - 0x21 + 1];
@@ -1338,15 +1204,15 @@ test_proto_checks_service_names(void **state)
             const void *header = zmesh_pack_data(fx->pack);
             size_t header_size = zmesh_pack_size(fx->pack);
             if (names[n].valid) {
-                s_decode_ok(fx, header, header_size, body ? "\xc0" : NULL, 1, &s_checked);
+                s_decode_ok(fx, header, header_size, body ? "\xc0" : NULL, 1, &zt_proto_checked);
                 assert_int_equal(strlen(fx->self.service), names[n].size);
                 assert_memory_equal(fx->self.service, names[n].name, names[n].size);
                 continue;
             }
             char label[64];
             snprintf(label, sizeof label, "%s, name #%zu", zm_proto_cmd_name(cmds[c]), n);
-            fx->msg = s_message(header, header_size, body ? "\xc0" : NULL, 1);
-            s_refuse(fx, &s_checked, label, 400, body, id);   //  READY has no id
+            fx->msg = zt_proto_frames(header, header_size, body ? "\xc0" : NULL, 1);
+            zt_proto_refuse(fx, &zt_proto_checked, label, 400, body, id);   //  READY has no id
         }
     }
     assert_false(zm_proto_valid_name(NULL, 0));
@@ -1358,29 +1224,29 @@ test_proto_checks_service_names(void **state)
 static void
 test_proto_reports_request_id_of_a_refused_call(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint64_t id = UINT64_MAX - 1;
     s_pack_named(fx, ZM_CMD_CALL, id, "bad name", 8);
-    fx->msg = s_message(zmesh_pack_data(fx->pack), zmesh_pack_size(fx->pack), BYTES("\xc0"));
-    zm_proto_error_t error = s_refuse(fx, &s_checked, "bad name", 400, true, id);
+    fx->msg = zt_proto_frames(zmesh_pack_data(fx->pack), zmesh_pack_size(fx->pack), BYTES("\xc0"));
+    zm_proto_error_t error = zt_proto_refuse(fx, &zt_proto_checked, "bad name", 400, true, id);
     assert_non_null(strstr(error.reason, "service"));
     //  A good header whose body is wrong, too big, or missing.
     s_pack_named(fx, ZM_CMD_CALL, id, "echo", 4);
     const void *header = zmesh_pack_data(fx->pack);
     size_t size = zmesh_pack_size(fx->pack);
     zm_proto_limits_t limits = {.max_body = 4, .check_body = true};
-    fx->msg = s_message(header, size, BYTES("\xc1"));
-    s_refuse(fx, &limits, "bad body", 400, true, id);
-    fx->msg = s_message(header, size, BYTES("\xa4" "abcd"));
-    s_refuse(fx, &limits, "big body", 413, true, id);
-    fx->msg = s_message(header, size, NULL, 0);
-    s_refuse(fx, &limits, "no body", 400, true, id);
+    fx->msg = zt_proto_frames(header, size, BYTES("\xc1"));
+    zt_proto_refuse(fx, &limits, "bad body", 400, true, id);
+    fx->msg = zt_proto_frames(header, size, BYTES("\xa4" "abcd"));
+    zt_proto_refuse(fx, &limits, "big body", 413, true, id);
+    fx->msg = zt_proto_frames(header, size, NULL, 0);
+    zt_proto_refuse(fx, &limits, "no body", 400, true, id);
 }
 
 static void
 test_proto_checks_disconnect_reason_length(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     char reason[ZM_REASON_MAX + 1];
     memset(reason, 'r', sizeof reason);
     for (size_t size = ZM_REASON_MAX - 1; size <= ZM_REASON_MAX + 1; size++) {
@@ -1394,12 +1260,12 @@ test_proto_checks_disconnect_reason_length(void **state)
         const void *header = zmesh_pack_data(fx->pack);
         size_t header_size = zmesh_pack_size(fx->pack);
         if (size <= ZM_REASON_MAX) {
-            s_decode_ok(fx, header, header_size, NULL, 0, &s_checked);
+            s_decode_ok(fx, header, header_size, NULL, 0, &zt_proto_checked);
             assert_int_equal(strlen(fx->self.reason), size);
             continue;
         }
-        fx->msg = s_message(header, header_size, NULL, 0);
-        s_refuse(fx, &s_checked, "256-byte reason", 400, false, 0);
+        fx->msg = zt_proto_frames(header, header_size, NULL, 0);
+        zt_proto_refuse(fx, &zt_proto_checked, "256-byte reason", 400, false, 0);
     }
 }
 
@@ -1488,48 +1354,46 @@ test_proto_names_commands_and_statuses(void **state)
         assert_string_equal(zm_proto_status_name(table[index].status), table[index].name);
 }
 
-#define S_TEST(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        S_TEST(test_proto_round_trips_call_with_timeout),
-        S_TEST(test_proto_round_trips_call_without_timeout),
-        S_TEST(test_proto_round_trips_reply),
-        S_TEST(test_proto_round_trips_ready),
-        S_TEST(test_proto_round_trips_request),
-        S_TEST(test_proto_round_trips_heartbeat),
-        S_TEST(test_proto_round_trips_disconnect),
-        S_TEST(test_proto_round_trips_call_with_flags),
-        S_TEST(test_proto_call_without_flags_has_flags_0),
-        S_TEST(test_proto_round_trips_ready_with_flags),
-        S_TEST(test_proto_round_trips_request_with_attempt),
-        S_TEST(test_proto_round_trips_progress),
-        S_TEST(test_proto_decode_replaces_the_previous_command),
-        S_TEST(test_proto_accepts_foreign_encodings),
-        S_TEST(test_proto_accepts_range_edges),
-        S_TEST(test_proto_rejects_malformed_head),
-        S_TEST(test_proto_rejects_malformed_call),
-        S_TEST(test_proto_rejects_malformed_reply),
-        S_TEST(test_proto_rejects_malformed_ready),
-        S_TEST(test_proto_rejects_malformed_request),
-        S_TEST(test_proto_rejects_malformed_heartbeat),
-        S_TEST(test_proto_rejects_malformed_disconnect),
-        S_TEST(test_proto_rejects_malformed_progress),
-        S_TEST(test_proto_rejects_bad_optional_fields),
-        S_TEST(test_proto_rejects_non_numeric_zmp_signature_as_malformed),
-        S_TEST(test_proto_rejects_bad_framing),
-        S_TEST(test_proto_names_the_command_of_a_refused_message),
-        S_TEST(test_proto_rejects_header_over_512_bytes),
-        S_TEST(test_proto_enforces_max_body),
-        S_TEST(test_proto_enforces_default_max_body),
-        S_TEST(test_proto_checks_body_when_asked),
-        S_TEST(test_proto_passes_unchecked_body_through),
-        S_TEST(test_proto_checks_service_names),
-        S_TEST(test_proto_reports_request_id_of_a_refused_call),
-        S_TEST(test_proto_checks_disconnect_reason_length),
-        S_TEST(test_proto_round_trips_stream_commands),
+        ZT_PROTO_TEST(test_proto_round_trips_call_with_timeout),
+        ZT_PROTO_TEST(test_proto_round_trips_call_without_timeout),
+        ZT_PROTO_TEST(test_proto_round_trips_reply),
+        ZT_PROTO_TEST(test_proto_round_trips_ready),
+        ZT_PROTO_TEST(test_proto_round_trips_request),
+        ZT_PROTO_TEST(test_proto_round_trips_heartbeat),
+        ZT_PROTO_TEST(test_proto_round_trips_disconnect),
+        ZT_PROTO_TEST(test_proto_round_trips_call_with_flags),
+        ZT_PROTO_TEST(test_proto_call_without_flags_has_flags_0),
+        ZT_PROTO_TEST(test_proto_round_trips_ready_with_flags),
+        ZT_PROTO_TEST(test_proto_round_trips_request_with_attempt),
+        ZT_PROTO_TEST(test_proto_round_trips_progress),
+        ZT_PROTO_TEST(test_proto_decode_replaces_the_previous_command),
+        ZT_PROTO_TEST(test_proto_accepts_foreign_encodings),
+        ZT_PROTO_TEST(test_proto_accepts_range_edges),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_head),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_call),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_reply),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_ready),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_request),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_heartbeat),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_disconnect),
+        ZT_PROTO_TEST(test_proto_rejects_malformed_progress),
+        ZT_PROTO_TEST(test_proto_rejects_bad_optional_fields),
+        ZT_PROTO_TEST(test_proto_rejects_non_numeric_zmp_signature_as_malformed),
+        ZT_PROTO_TEST(test_proto_rejects_bad_framing),
+        ZT_PROTO_TEST(test_proto_names_the_command_of_a_refused_message),
+        ZT_PROTO_TEST(test_proto_rejects_header_over_512_bytes),
+        ZT_PROTO_TEST(test_proto_enforces_max_body),
+        ZT_PROTO_TEST(test_proto_enforces_default_max_body),
+        ZT_PROTO_TEST(test_proto_checks_body_when_asked),
+        ZT_PROTO_TEST(test_proto_passes_unchecked_body_through),
+        ZT_PROTO_TEST(test_proto_checks_service_names),
+        ZT_PROTO_TEST(test_proto_reports_request_id_of_a_refused_call),
+        ZT_PROTO_TEST(test_proto_checks_disconnect_reason_length),
+        ZT_PROTO_TEST(test_proto_round_trips_stream_commands),
         cmocka_unit_test(test_proto_maps_status_to_error),
         cmocka_unit_test(test_proto_reason_frame_is_a_msgpack_str),
         cmocka_unit_test(test_proto_names_commands_and_statuses),

@@ -9,211 +9,53 @@
 //  After each refusal a good message still decodes into the same struct. No
 //  sockets, no sleeps; a fixture owns every allocation.
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "proto_fixture.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
-#include "zm_pack.h"
-#include "zm_proto.h"
-#include "zmesh.h"
-
-#define BYTES(literal) literal, sizeof(literal) - 1
-#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
-
-//  Typed variadic arguments for s_header: va_arg must read what was passed.
-#define U(value) ((uint64_t) (value))
-#define I(value) ((int64_t) (value))
-
-//  Limits as the broker sets them: checked bodies, default depth and size.
-static const zm_proto_limits_t s_checked = {.max_body = 0, .check_body = true, .max_depth = 0};
-
-typedef struct {
-    zm_proto_t in;          //  command to encode; owns its body
-    zm_proto_t self;        //  decoded command; owns its body
-    zmsg_t *msg;            //  owned: the message being decoded, if any
-    zmesh_pack_t *pack;     //  owned: the header being built, if any
-    uint8_t *data;          //  owned: a large body, if any
-    char name[ZM_NAME_MAX + 2];     //  a name of ZM_NAME_MAX + 1 bytes of 'p', NUL-terminated
-} s_fixture_t;
-
-static int
-s_setup(void **state)
-{
-    s_fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    zm_proto_init(&fx->in);
-    zm_proto_init(&fx->self);
-    memset(fx->name, 'p', ZM_NAME_MAX + 1);
-    *state = fx;
-    return 0;
-}
-
-static int
-s_teardown(void **state)
-{
-    s_fixture_t *fx = *state;
-    zm_proto_reset(&fx->in);
-    zm_proto_reset(&fx->self);
-    zmsg_destroy(&fx->msg);
-    zmesh_pack_destroy(&fx->pack);
-    free(fx->data);
-    free(fx);
-    return 0;
-}
-
-//  Builds the header ["ZMP1", command, items...] in fx->pack. spec has one
-//  letter per item: 'u' a uint64_t, 'i' an int64_t, 's' a NUL-terminated
-//  str, 'n' nil. Wrap numbers in U() or I().
-static void
-s_header(s_fixture_t *fx, const char *command, const char *spec, ...)
-{
-    zmesh_pack_destroy(&fx->pack);
-    fx->pack = zmesh_pack_new();
-    zmesh_pack_array(fx->pack, (uint32_t) (2 + strlen(spec)));
-    zmesh_pack_str(fx->pack, "ZMP1");
-    zmesh_pack_str(fx->pack, command);
-    va_list args;
-    va_start(args, spec);
-    for (const char *kind = spec; *kind; kind++) {
-        if (*kind == 'u')
-            zmesh_pack_uint(fx->pack, va_arg(args, uint64_t));
-        else if (*kind == 'i')
-            zmesh_pack_int(fx->pack, va_arg(args, int64_t));
-        else if (*kind == 's')
-            zmesh_pack_str(fx->pack, va_arg(args, const char *));
-        else
-            zmesh_pack_nil(fx->pack);
-    }
-    va_end(args);
-}
-
-//  Builds [empty][header in fx->pack] and then one frame per body given
-//  (0, 1 or 2 bodies; a NULL body means none), as fx->msg.
-static void
-s_message(s_fixture_t *fx, int bodies, const void *body, size_t body_size)
-{
-    zmsg_destroy(&fx->msg);
-    fx->msg = zmsg_new();
-    assert_non_null(fx->msg);
-    zmsg_addmem(fx->msg, "", 0);
-    zmsg_addmem(fx->msg, zmesh_pack_data(fx->pack), zmesh_pack_size(fx->pack));
-    for (int index = 0; index < bodies; index++)
-        zmsg_addmem(fx->msg, body, body_size);
-}
-
-//  Decodes fx->msg, which must be good, into fx->self.
-static void
-s_accept(s_fixture_t *fx, const char *label)
-{
-    zm_proto_error_t error;
-    if (!zm_proto_decode(&fx->self, fx->msg, &s_checked, &error))
-        fail_msg("%s: good message refused: %d %s", label, error.status, error.reason);
-    zmsg_destroy(&fx->msg);
-}
-
-//  Decodes fx->msg, which must be refused with status and have_id (and then
-//  id); checks that the refusal still names cmd and leaves msg whole.
-static void
-s_refuse(s_fixture_t *fx, const zm_proto_limits_t *limits, const char *label, zm_cmd_t cmd,
-         zm_status_t status, bool have_id, uint64_t id)
-{
-    size_t frames = zmsg_size(fx->msg);
-    zm_proto_error_t error;
-    memset(&error, 0, sizeof error);
-    error.have_id = !have_id;                   //  a stale value must not survive
-    bool decoded = zm_proto_decode(&fx->self, fx->msg, limits, &error);
-    if (decoded || error.status != status || !error.reason || !*error.reason
-        || error.have_id != have_id || (have_id && fx->self.id != id) || fx->self.cmd != cmd)
-        fail_msg("%s: decoded %d, status %d (want %d), have_id %d (want %d), id %llu, cmd %s",
-                 label, decoded, error.status, status, error.have_id, have_id,
-                 (unsigned long long) fx->self.id, zm_proto_cmd_name(fx->self.cmd));
-    assert_null(fx->self.body);
-    assert_int_equal(zmsg_size(fx->msg), frames);
-    zmsg_destroy(&fx->msg);
-}
-
 //  A good message of each command, with seq or message id 7.
 static void
-s_good(s_fixture_t *fx, zm_cmd_t cmd)
+s_good(zt_proto_fixture_t *fx, zm_cmd_t cmd)
 {
     int bodies = 0;
     switch (cmd) {
     case ZM_CMD_PUSH:
-        s_header(fx, "PUSH", "suu", "jobs", U(7), U(0));
+        zt_proto_header(fx, "PUSH", "suu", "jobs", U(7), U(0));
         bodies = 1;
         break;
     case ZM_CMD_ACCEPT:
-        s_header(fx, "ACCEPT", "su", "jobs", U(7));
+        zt_proto_header(fx, "ACCEPT", "su", "jobs", U(7));
         break;
     case ZM_CMD_REFUSE:
-        s_header(fx, "REFUSE", "suu", "jobs", U(7), U(503));
+        zt_proto_header(fx, "REFUSE", "suu", "jobs", U(7), U(503));
         bodies = 1;
         break;
     case ZM_CMD_RESUME:
-        s_header(fx, "RESUME", "su", "jobs", U(256));
+        zt_proto_header(fx, "RESUME", "su", "jobs", U(256));
         break;
     case ZM_CMD_DONE:
-        s_header(fx, "DONE", "suu", "jobs", U(7), U(200));
+        zt_proto_header(fx, "DONE", "suu", "jobs", U(7), U(200));
         break;
     case ZM_CMD_CONSUME:
-        s_header(fx, "CONSUME", "suuu", "jobs", U(10), U(1000), U(3));
+        zt_proto_header(fx, "CONSUME", "suuu", "jobs", U(10), U(1000), U(3));
         break;
     case ZM_CMD_DELIVER:
-        s_header(fx, "DELIVER", "suu", "jobs", U(7), U(1));
+        zt_proto_header(fx, "DELIVER", "suu", "jobs", U(7), U(1));
         bodies = 1;
         break;
     case ZM_CMD_RELEASE:
-        s_header(fx, "RELEASE", "u", U(7));
+        zt_proto_header(fx, "RELEASE", "u", U(7));
         break;
     default:
-        s_header(fx, "ACK", "u", U(7));
+        zt_proto_header(fx, "ACK", "u", U(7));
         break;
     }
-    s_message(fx, bodies, "\xc0", 1);
-    s_accept(fx, zm_proto_cmd_name(cmd));
+    zt_proto_message(fx, bodies, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, zm_proto_cmd_name(cmd));
     assert_int_equal(fx->self.cmd, cmd);
     assert_true(cmd == ZM_CMD_RESUME || cmd == ZM_CMD_CONSUME || fx->self.id == 7);
-}
-
-//  Encodes fx->in (taking its body), checks the envelope and decodes it back
-//  into fx->self. Returns the header frame's size.
-static size_t
-s_round_trip(s_fixture_t *fx, uint8_t *header)
-{
-    zm_cmd_t cmd = fx->in.cmd;
-    bool has_body = cmd == ZM_CMD_PUSH || cmd == ZM_CMD_REFUSE || cmd == ZM_CMD_DELIVER;
-    zmsg_destroy(&fx->msg);
-    fx->msg = zm_proto_encode(&fx->in);
-    assert_non_null(fx->msg);
-    assert_null(fx->in.body);
-    assert_int_equal(zmsg_size(fx->msg), has_body ? 3 : 2);
-    assert_int_equal(zframe_size(zmsg_first(fx->msg)), 0);
-    zframe_t *frame = zmsg_next(fx->msg);
-    size_t size = zframe_size(frame);
-    assert_true(size <= ZM_HEADER_MAX);
-    memcpy(header, zframe_data(frame), size);
-    zm_proto_error_t error;
-    if (!zm_proto_decode(&fx->self, fx->msg, &s_checked, &error))
-        fail_msg("%s did not decode: %s", zm_proto_cmd_name(cmd), error.reason);
-    assert_int_equal(zmsg_size(fx->msg), 2);
-    assert_true(has_body ? fx->self.body != NULL : fx->self.body == NULL);
-    assert_int_equal(fx->self.cmd, cmd);
-    zmsg_destroy(&fx->msg);
-    return size;
-}
-
-static void
-s_assert_bytes(const uint8_t *actual, size_t size, const char *expected, size_t expected_size)
-{
-    assert_int_equal(size, expected_size);
-    assert_memory_equal(actual, expected, size);
 }
 
 //  ---------------------------------------------------------------------
@@ -222,7 +64,7 @@ s_assert_bytes(const uint8_t *actual, size_t size, const char *expected, size_t 
 static void
 test_proto_pipe_round_trips_push(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint64_t seqs[] = {0, 1, UINT32_MAX, UINT64_MAX};
     const uint32_t flags[] = {ZM_PUSH_DONE, 0, UINT32_MAX, 2};
     for (size_t index = 0; index < COUNT(seqs); index++) {
@@ -232,7 +74,7 @@ test_proto_pipe_round_trips_push(void **state)
         fx->in.flags = flags[index];
         fx->in.body = zframe_new("\x92\x01\xa1" "a", 4);
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_true(fx->self.id == seqs[index]);
         assert_int_equal(fx->self.flags, flags[index]);
         assert_string_equal(fx->self.service, fx->in.service);
@@ -245,7 +87,7 @@ test_proto_pipe_round_trips_push(void **state)
     memcpy(fx->in.service, fx->name, ZM_NAME_MAX);
     fx->in.service[ZM_NAME_MAX] = '\0';
     uint8_t header[ZM_HEADER_MAX];
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(strlen(fx->self.service), ZM_NAME_MAX);
     assert_int_equal(zframe_size(fx->self.body), 1);
     assert_memory_equal(zframe_data(fx->self.body), "\xc0", 1);
@@ -254,26 +96,26 @@ test_proto_pipe_round_trips_push(void **state)
 static void
 test_proto_pipe_round_trips_producer_answers(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_ACCEPT;
     strcpy(fx->in.service, "jobs");
     fx->in.id = UINT64_MAX;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_true(fx->self.id == UINT64_MAX);
     assert_string_equal(fx->self.service, "jobs");
 
     fx->in.cmd = ZM_CMD_RESUME;
     strcpy(fx->in.service, "jobs.2");
     fx->in.id = UINT64_MAX;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_string_equal(fx->self.service, "jobs.2");
     assert_int_equal(fx->self.fields, 4);
     assert_true(fx->self.id == UINT64_MAX);
     fx->in.cmd = ZM_CMD_RESUME;
     strcpy(fx->in.service, "jobs.2");
     fx->in.id = 0;                              //  0: no limit
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_true(fx->self.id == 0);
 
     const uint32_t statuses[] = {200, 502, 100, 999};
@@ -282,7 +124,7 @@ test_proto_pipe_round_trips_producer_answers(void **state)
         strcpy(fx->in.service, "jobs");
         fx->in.id = index;
         fx->in.status = statuses[index];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.id, index);
         assert_int_equal(fx->self.status, statuses[index]);
     }
@@ -291,14 +133,14 @@ test_proto_pipe_round_trips_producer_answers(void **state)
 static void
 test_proto_pipe_round_trips_refuse(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_REFUSE;
     strcpy(fx->in.service, "jobs");
     fx->in.id = 12;
     fx->in.status = ZM_STATUS_BUSY;
     fx->in.body = zm_proto_reason_frame("pipeline is full");
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(fx->self.id, 12);
     assert_int_equal(fx->self.status, 503);
     assert_string_equal(fx->self.service, "jobs");
@@ -312,14 +154,14 @@ test_proto_pipe_round_trips_refuse(void **state)
     fx->in.id = 0;
     fx->in.status = ZM_STATUS_TOO_BIG;
     strcpy(fx->in.reason, "too big");
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(fx->self.status, 413);
     assert_int_equal(zframe_size(fx->self.body), 8);
     assert_memory_equal(zframe_data(fx->self.body), "\xa7" "too big", 8);
     fx->in.cmd = ZM_CMD_REFUSE;
     fx->in.status = ZM_STATUS_MALFORMED;
     fx->in.reason[0] = '\0';
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(zframe_size(fx->self.body), 1);
     assert_memory_equal(zframe_data(fx->self.body), "\xa0", 1);
 }
@@ -327,7 +169,7 @@ test_proto_pipe_round_trips_refuse(void **state)
 static void
 test_proto_pipe_round_trips_consume(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint32_t values[][3] = {{10, 1000, 3}, {1, 100, 2}, {1000, 60000, 100}};
     for (size_t index = 0; index < COUNT(values); index++) {
         fx->in.cmd = ZM_CMD_CONSUME;
@@ -336,7 +178,7 @@ test_proto_pipe_round_trips_consume(void **state)
         fx->in.heartbeat_ms = values[index][1];
         fx->in.liveness = values[index][2];
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_string_equal(fx->self.service, "numbers");
         assert_int_equal(fx->self.credit, values[index][0]);
         assert_int_equal(fx->self.heartbeat_ms, values[index][1]);
@@ -347,7 +189,7 @@ test_proto_pipe_round_trips_consume(void **state)
 static void
 test_proto_pipe_round_trips_deliver(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint64_t ids[] = {1, 1000, UINT64_MAX};
     const uint32_t attempts[] = {1, 2, UINT32_MAX};
     for (size_t index = 0; index < COUNT(ids); index++) {
@@ -357,7 +199,7 @@ test_proto_pipe_round_trips_deliver(void **state)
         fx->in.attempt = attempts[index];
         fx->in.body = zframe_new("\xcd\x01\x00", 3);
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_true(fx->self.id == ids[index]);
         assert_int_equal(fx->self.attempt, attempts[index]);
         assert_string_equal(fx->self.service, "numbers");
@@ -371,12 +213,12 @@ test_proto_pipe_round_trips_deliver(void **state)
 static void
 test_proto_pipe_round_trips_ack(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_ACK;
     fx->in.ack_count = 1;
     fx->in.acks[0] = 1;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(fx->self.ack_count, 1);
     assert_int_equal(fx->self.acks[0], 1);
     assert_int_equal(fx->self.id, 1);
@@ -386,7 +228,7 @@ test_proto_pipe_round_trips_ack(void **state)
     fx->in.ack_count = ZM_ACK_MAX;
     for (uint32_t index = 0; index < ZM_ACK_MAX; index++)
         fx->in.acks[index] = UINT64_MAX - index;
-    size_t size = s_round_trip(fx, header);
+    size_t size = zt_proto_round_trip(fx, header);
     assert_int_equal(size, 3 + 5 + 4 + ZM_ACK_MAX * 9);
     assert_true(size <= ZM_HEADER_MAX);
     assert_int_equal(fx->self.ack_count, ZM_ACK_MAX);
@@ -402,7 +244,7 @@ test_proto_pipe_round_trips_ack(void **state)
 static void
 test_proto_pipe_headers_match_the_spec(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     //  push-header = array(signature, str("PUSH"), pipeline, seq, push-flags)
     //  for pipeline "numbers", seq 1, flags 1 (send DONE):
@@ -418,7 +260,7 @@ test_proto_pipe_headers_match_the_spec(void **state)
     strcpy(fx->in.service, "numbers");
     fx->in.id = 1;
     fx->in.flags = ZM_PUSH_DONE;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(push));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(push));
 
     //  C-CONSUME: array(signature, str("CONSUME"), pipeline, credit,
     //  heartbeat-ms, liveness) for "numbers", 10, 1000 (uint 16), 3.
@@ -429,7 +271,7 @@ test_proto_pipe_headers_match_the_spec(void **state)
     fx->in.credit = 10;
     fx->in.heartbeat_ms = 1000;
     fx->in.liveness = 3;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(consume));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(consume));
 
     //  C-ACK: array(signature, str("ACK"), message-id *47(message-id)) for
     //  ids 5 and 300 (uint 16).
@@ -438,7 +280,7 @@ test_proto_pipe_headers_match_the_spec(void **state)
     fx->in.ack_count = 2;
     fx->in.acks[0] = 5;
     fx->in.acks[1] = 300;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(ack));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(ack));
 
     //  S-DELIVER for "numbers", message id 2^32 (uint 64), attempt 2.
     static const char deliver[] = "\x95\xa4" "ZMP1" "\xa7" "DELIVER" "\xa7" "numbers"
@@ -447,7 +289,7 @@ test_proto_pipe_headers_match_the_spec(void **state)
     strcpy(fx->in.service, "numbers");
     fx->in.id = (uint64_t) 1 << 32;
     fx->in.attempt = 2;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(deliver));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(deliver));
 }
 
 //  ---------------------------------------------------------------------
@@ -456,100 +298,100 @@ test_proto_pipe_headers_match_the_spec(void **state)
 static void
 test_proto_pipe_accepts_range_edges(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_header(fx, "PUSH", "suu", "p", U(0), U(UINT32_MAX));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, "seq 0");
+    zt_proto_fixture_t *fx = *state;
+    zt_proto_header(fx, "PUSH", "suu", "p", U(0), U(UINT32_MAX));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "seq 0");
     assert_int_equal(fx->self.id, 0);
-    s_header(fx, "PUSH", "suu", "p", U(UINT64_MAX), U(0));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, "seq max");
+    zt_proto_header(fx, "PUSH", "suu", "p", U(UINT64_MAX), U(0));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "seq max");
     assert_true(fx->self.id == UINT64_MAX);
-    s_header(fx, "ACCEPT", "su", "p", U(0));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, "accept seq 0");
-    s_header(fx, "DONE", "suu", "p", U(UINT64_MAX), U(100));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, "done status 100");
-    s_header(fx, "REFUSE", "suu", "p", U(0), U(999));
-    s_message(fx, 1, "\xa0", 1);
-    s_accept(fx, "refuse status 999");
+    zt_proto_header(fx, "ACCEPT", "su", "p", U(0));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "accept seq 0");
+    zt_proto_header(fx, "DONE", "suu", "p", U(UINT64_MAX), U(100));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "done status 100");
+    zt_proto_header(fx, "REFUSE", "suu", "p", U(0), U(999));
+    zt_proto_message(fx, 1, "\xa0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "refuse status 999");
     const uint64_t consume[][3] = {{1, 100, 2}, {1000, 60000, 100}, {1000, 100, 100}};
     for (size_t index = 0; index < COUNT(consume); index++) {
-        s_header(fx, "CONSUME", "suuu", "p", consume[index][0], consume[index][1],
-                 consume[index][2]);
-        s_message(fx, 0, NULL, 0);
-        s_accept(fx, "consume edges");
+        zt_proto_header(fx, "CONSUME", "suuu", "p", consume[index][0], consume[index][1],
+                        consume[index][2]);
+        zt_proto_message(fx, 0, NULL, 0);
+        zt_proto_accept(fx, &zt_proto_checked, "consume edges");
         assert_int_equal(fx->self.credit, consume[index][0]);
     }
-    s_header(fx, "DELIVER", "suu", "p", U(1), U(1));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, "deliver 1 1");
-    s_header(fx, "DELIVER", "suu", "p", U(UINT64_MAX), U(UINT32_MAX));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, "deliver max max");
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(1), U(1));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "deliver 1 1");
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(UINT64_MAX), U(UINT32_MAX));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "deliver max max");
     assert_int_equal(fx->self.attempt, UINT32_MAX);
-    s_header(fx, "ACK", "uu", U(1), U(UINT64_MAX));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, "ack 1 max");
+    zt_proto_header(fx, "ACK", "uu", U(1), U(UINT64_MAX));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "ack 1 max");
     assert_int_equal(fx->self.ack_count, 2);
 }
 
 //  fx->pack must be refused 400, with the id (7) when have_id; the good
 //  message of cmd decodes after.
 static void
-s_expect_400(s_fixture_t *fx, zm_cmd_t cmd, int bodies, const char *label, bool have_id)
+s_expect_400(zt_proto_fixture_t *fx, zm_cmd_t cmd, int bodies, const char *label, bool have_id)
 {
-    s_message(fx, bodies, "\xc0", 1);
-    s_refuse(fx, &s_checked, label, cmd, ZM_STATUS_MALFORMED, have_id, 7);
+    zt_proto_message(fx, bodies, "\xc0", 1);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, label, cmd, ZM_STATUS_MALFORMED, have_id, 7);
     s_good(fx, cmd);
 }
 
 static void
 test_proto_pipe_rejects_out_of_range_fields(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_header(fx, "CONSUME", "suuu", "p", U(0), U(1000), U(3));
+    zt_proto_fixture_t *fx = *state;
+    zt_proto_header(fx, "CONSUME", "suuu", "p", U(0), U(1000), U(3));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "credit 0", false);
-    s_header(fx, "CONSUME", "suuu", "p", U(ZM_CREDIT_MAX + 1), U(1000), U(3));
+    zt_proto_header(fx, "CONSUME", "suuu", "p", U(ZM_CREDIT_MAX + 1), U(1000), U(3));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "credit 1001", false);
-    s_header(fx, "CONSUME", "suuu", "p", U(10), U(99), U(3));
+    zt_proto_header(fx, "CONSUME", "suuu", "p", U(10), U(99), U(3));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "heartbeat 99", false);
-    s_header(fx, "CONSUME", "suuu", "p", U(10), U(60001), U(3));
+    zt_proto_header(fx, "CONSUME", "suuu", "p", U(10), U(60001), U(3));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "heartbeat 60001", false);
-    s_header(fx, "CONSUME", "suuu", "p", U(10), U(1000), U(1));
+    zt_proto_header(fx, "CONSUME", "suuu", "p", U(10), U(1000), U(1));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "liveness 1", false);
-    s_header(fx, "CONSUME", "suuu", "p", U(10), U(1000), U(101));
+    zt_proto_header(fx, "CONSUME", "suuu", "p", U(10), U(1000), U(101));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "liveness 101", false);
-    s_header(fx, "CONSUME", "suiu", "p", U(10), I(-1000), U(3));
+    zt_proto_header(fx, "CONSUME", "suiu", "p", U(10), I(-1000), U(3));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "negative heartbeat", false);
-    s_header(fx, "DELIVER", "suu", "p", U(0), U(1));
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(0), U(1));
     s_expect_400(fx, ZM_CMD_DELIVER, 1, "message id 0", false);
-    s_header(fx, "DELIVER", "suu", "p", U(7), U(0));
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(7), U(0));
     s_expect_400(fx, ZM_CMD_DELIVER, 1, "attempt 0", true);
-    s_header(fx, "DELIVER", "suu", "p", U(7), U((uint64_t) UINT32_MAX + 1));
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(7), U((uint64_t) UINT32_MAX + 1));
     s_expect_400(fx, ZM_CMD_DELIVER, 1, "attempt 2^32", true);
-    s_header(fx, "PUSH", "siu", "p", I(-1), U(0));
+    zt_proto_header(fx, "PUSH", "siu", "p", I(-1), U(0));
     s_expect_400(fx, ZM_CMD_PUSH, 1, "negative seq", false);
-    s_header(fx, "PUSH", "ssu", "p", "7", U(0));
+    zt_proto_header(fx, "PUSH", "ssu", "p", "7", U(0));
     s_expect_400(fx, ZM_CMD_PUSH, 1, "seq as a str", false);
-    s_header(fx, "PUSH", "sun", "p", U(7));
+    zt_proto_header(fx, "PUSH", "sun", "p", U(7));
     s_expect_400(fx, ZM_CMD_PUSH, 1, "flags nil", true);
-    s_header(fx, "PUSH", "suu", "p", U(7), U((uint64_t) UINT32_MAX + 1));
+    zt_proto_header(fx, "PUSH", "suu", "p", U(7), U((uint64_t) UINT32_MAX + 1));
     s_expect_400(fx, ZM_CMD_PUSH, 1, "flags 2^32", true);
-    s_header(fx, "REFUSE", "suu", "p", U(7), U(99));
+    zt_proto_header(fx, "REFUSE", "suu", "p", U(7), U(99));
     s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse status 99", true);
-    s_header(fx, "DONE", "suu", "p", U(7), U(1000));
+    zt_proto_header(fx, "DONE", "suu", "p", U(7), U(1000));
     s_expect_400(fx, ZM_CMD_DONE, 0, "done status 1000", true);
-    s_header(fx, "ACCEPT", "sn", "p");
+    zt_proto_header(fx, "ACCEPT", "sn", "p");
     s_expect_400(fx, ZM_CMD_ACCEPT, 0, "accept seq nil", false);
-    s_header(fx, "ACK", "u", U(0));
+    zt_proto_header(fx, "ACK", "u", U(0));
     s_expect_400(fx, ZM_CMD_ACK, 0, "ack id 0 alone", false);
-    s_header(fx, "ACK", "uuu", U(7), U(0), U(8));
+    zt_proto_header(fx, "ACK", "uuu", U(7), U(0), U(8));
     s_expect_400(fx, ZM_CMD_ACK, 0, "ack id 0 in the middle", true);
-    s_header(fx, "ACK", "uui", U(7), U(8), I(-8));
+    zt_proto_header(fx, "ACK", "uui", U(7), U(8), I(-8));
     s_expect_400(fx, ZM_CMD_ACK, 0, "ack negative id last", true);
-    s_header(fx, "ACK", "s", "7");
+    zt_proto_header(fx, "ACK", "s", "7");
     s_expect_400(fx, ZM_CMD_ACK, 0, "ack id as a str", false);
 }
 
@@ -557,35 +399,35 @@ test_proto_pipe_rejects_out_of_range_fields(void **state)
 static void
 test_proto_pipe_checks_pipeline_names(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const char *bad[] = {"", "a b", "caf\xc3\xa9", "tab\t", fx->name};
     for (size_t index = 0; index < COUNT(bad); index++) {
-        s_header(fx, "PUSH", "suu", bad[index], U(7), U(0));
+        zt_proto_header(fx, "PUSH", "suu", bad[index], U(7), U(0));
         s_expect_400(fx, ZM_CMD_PUSH, 1, "push name", false);
-        s_header(fx, "ACCEPT", "su", bad[index], U(7));
+        zt_proto_header(fx, "ACCEPT", "su", bad[index], U(7));
         s_expect_400(fx, ZM_CMD_ACCEPT, 0, "accept name", false);
-        s_header(fx, "REFUSE", "suu", bad[index], U(7), U(503));
+        zt_proto_header(fx, "REFUSE", "suu", bad[index], U(7), U(503));
         s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse name", false);
-        s_header(fx, "RESUME", "su", bad[index], U(1));
+        zt_proto_header(fx, "RESUME", "su", bad[index], U(1));
         s_expect_400(fx, ZM_CMD_RESUME, 0, "resume name", false);
-        s_header(fx, "DONE", "suu", bad[index], U(7), U(200));
+        zt_proto_header(fx, "DONE", "suu", bad[index], U(7), U(200));
         s_expect_400(fx, ZM_CMD_DONE, 0, "done name", false);
-        s_header(fx, "CONSUME", "suuu", bad[index], U(1), U(1000), U(3));
+        zt_proto_header(fx, "CONSUME", "suuu", bad[index], U(1), U(1000), U(3));
         s_expect_400(fx, ZM_CMD_CONSUME, 0, "consume name", false);
-        s_header(fx, "DELIVER", "suu", bad[index], U(7), U(1));
+        zt_proto_header(fx, "DELIVER", "suu", bad[index], U(7), U(1));
         s_expect_400(fx, ZM_CMD_DELIVER, 1, "deliver name", false);
     }
-    s_header(fx, "RESUME", "uu", U(7), U(1));
+    zt_proto_header(fx, "RESUME", "uu", U(7), U(1));
     s_expect_400(fx, ZM_CMD_RESUME, 0, "resume name as a uint", false);
     //  The longest valid name, and reserved names: policy is the broker's.
     fx->name[ZM_NAME_MAX] = '\0';
-    s_header(fx, "PUSH", "suu", fx->name, U(7), U(0));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, "255-byte name");
+    zt_proto_header(fx, "PUSH", "suu", fx->name, U(7), U(0));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "255-byte name");
     assert_int_equal(strlen(fx->self.service), ZM_NAME_MAX);
-    s_header(fx, "PUSH", "suu", "zmesh.status", U(7), U(0));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, "reserved name");
+    zt_proto_header(fx, "PUSH", "suu", "zmesh.status", U(7), U(0));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "reserved name");
 }
 
 //  ---------------------------------------------------------------------
@@ -594,36 +436,36 @@ test_proto_pipe_checks_pipeline_names(void **state)
 static void
 test_proto_pipe_rejects_wrong_field_counts(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_header(fx, "PUSH", "su", "p", U(7));
+    zt_proto_fixture_t *fx = *state;
+    zt_proto_header(fx, "PUSH", "su", "p", U(7));
     s_expect_400(fx, ZM_CMD_PUSH, 1, "push without flags", false);
-    s_header(fx, "PUSH", "suuu", "p", U(7), U(0), U(0));
+    zt_proto_header(fx, "PUSH", "suuu", "p", U(7), U(0), U(0));
     s_expect_400(fx, ZM_CMD_PUSH, 1, "push with 6 fields", false);
-    s_header(fx, "ACCEPT", "s", "p");
+    zt_proto_header(fx, "ACCEPT", "s", "p");
     s_expect_400(fx, ZM_CMD_ACCEPT, 0, "accept without seq", false);
-    s_header(fx, "ACCEPT", "suu", "p", U(7), U(200));
+    zt_proto_header(fx, "ACCEPT", "suu", "p", U(7), U(200));
     s_expect_400(fx, ZM_CMD_ACCEPT, 0, "accept with 5 fields", false);
-    s_header(fx, "REFUSE", "su", "p", U(7));
+    zt_proto_header(fx, "REFUSE", "su", "p", U(7));
     s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse without status", false);
-    s_header(fx, "REFUSE", "suuu", "p", U(7), U(503), U(0));
+    zt_proto_header(fx, "REFUSE", "suuu", "p", U(7), U(503), U(0));
     s_expect_400(fx, ZM_CMD_REFUSE, 1, "refuse with 6 fields", false);
-    s_header(fx, "RESUME", "s", "p");
+    zt_proto_header(fx, "RESUME", "s", "p");
     s_expect_400(fx, ZM_CMD_RESUME, 0, "resume without room", false);
-    s_header(fx, "RESUME", "suu", "p", U(7), U(0));
+    zt_proto_header(fx, "RESUME", "suu", "p", U(7), U(0));
     s_expect_400(fx, ZM_CMD_RESUME, 0, "resume with 5 fields", false);
-    s_header(fx, "DONE", "su", "p", U(7));
+    zt_proto_header(fx, "DONE", "su", "p", U(7));
     s_expect_400(fx, ZM_CMD_DONE, 0, "done without status", false);
-    s_header(fx, "DONE", "suuu", "p", U(7), U(200), U(0));
+    zt_proto_header(fx, "DONE", "suuu", "p", U(7), U(200), U(0));
     s_expect_400(fx, ZM_CMD_DONE, 0, "done with 6 fields", false);
-    s_header(fx, "CONSUME", "suu", "p", U(1), U(1000));
+    zt_proto_header(fx, "CONSUME", "suu", "p", U(1), U(1000));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "consume without liveness", false);
-    s_header(fx, "CONSUME", "suuuu", "p", U(1), U(1000), U(3), U(0));
+    zt_proto_header(fx, "CONSUME", "suuuu", "p", U(1), U(1000), U(3), U(0));
     s_expect_400(fx, ZM_CMD_CONSUME, 0, "consume with 7 fields", false);
-    s_header(fx, "DELIVER", "su", "p", U(7));
+    zt_proto_header(fx, "DELIVER", "su", "p", U(7));
     s_expect_400(fx, ZM_CMD_DELIVER, 1, "deliver without attempt", false);
-    s_header(fx, "DELIVER", "suuu", "p", U(7), U(1), U(0));
+    zt_proto_header(fx, "DELIVER", "suuu", "p", U(7), U(1), U(0));
     s_expect_400(fx, ZM_CMD_DELIVER, 1, "deliver with 6 fields", false);
-    s_header(fx, "ACK", "");
+    zt_proto_header(fx, "ACK", "");
     s_expect_400(fx, ZM_CMD_ACK, 0, "ack of no id", false);
 }
 
@@ -632,7 +474,7 @@ test_proto_pipe_rejects_wrong_field_counts(void **state)
 static void
 test_proto_pipe_rejects_ack_over_the_maximum(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     for (uint32_t count = ZM_ACK_MAX; count <= ZM_ACK_MAX + 1; count++) {
         zmesh_pack_destroy(&fx->pack);
         fx->pack = zmesh_pack_new();
@@ -642,12 +484,13 @@ test_proto_pipe_rejects_ack_over_the_maximum(void **state)
         for (uint32_t index = 0; index < count; index++)
             zmesh_pack_uint(fx->pack, 7 + index);
         assert_true(zmesh_pack_size(fx->pack) <= ZM_HEADER_MAX);
-        s_message(fx, 0, NULL, 0);
+        zt_proto_message(fx, 0, NULL, 0);
         if (count > ZM_ACK_MAX) {
-            s_refuse(fx, &s_checked, "ack of 49", ZM_CMD_ACK, ZM_STATUS_MALFORMED, false, 0);
+            zt_proto_refuse_cmd(fx, &zt_proto_checked, "ack of 49", ZM_CMD_ACK,
+                                ZM_STATUS_MALFORMED, false, 0);
             continue;
         }
-        s_accept(fx, "ack of 48");
+        zt_proto_accept(fx, &zt_proto_checked, "ack of 48");
         assert_int_equal(fx->self.ack_count, ZM_ACK_MAX);
         assert_int_equal(fx->self.acks[ZM_ACK_MAX - 1], 7 + ZM_ACK_MAX - 1);
     }
@@ -657,14 +500,15 @@ test_proto_pipe_rejects_ack_over_the_maximum(void **state)
 static void
 test_proto_pipe_rejects_wrong_frame_counts(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     //  Commands with a body, with none or two; the id was read before.
     const zm_cmd_t with_body[] = {ZM_CMD_PUSH, ZM_CMD_REFUSE, ZM_CMD_DELIVER};
     for (size_t index = 0; index < COUNT(with_body); index++) {
         for (int bodies = 0; bodies <= 2; bodies += 2) {
             s_good(fx, with_body[index]);       //  leaves the good header in fx->pack
-            s_message(fx, bodies, "\xc0", 1);
-            s_refuse(fx, &s_checked, "frames", with_body[index], ZM_STATUS_MALFORMED, true, 7);
+            zt_proto_message(fx, bodies, "\xc0", 1);
+            zt_proto_refuse_cmd(fx, &zt_proto_checked, "frames", with_body[index],
+                                ZM_STATUS_MALFORMED, true, 7);
         }
     }
     //  Commands without a body, with one.
@@ -672,9 +516,10 @@ test_proto_pipe_rejects_wrong_frame_counts(void **state)
                                 ZM_CMD_ACK};
     for (size_t index = 0; index < COUNT(without); index++) {
         s_good(fx, without[index]);
-        s_message(fx, 1, "\xc0", 1);
+        zt_proto_message(fx, 1, "\xc0", 1);
         bool have_id = without[index] != ZM_CMD_RESUME && without[index] != ZM_CMD_CONSUME;
-        s_refuse(fx, &s_checked, "body", without[index], ZM_STATUS_MALFORMED, have_id, 7);
+        zt_proto_refuse_cmd(fx, &zt_proto_checked, "body", without[index], ZM_STATUS_MALFORMED,
+                            have_id, 7);
         s_good(fx, without[index]);
     }
     //  No delimiter: the push endpoint's two frames are not a DEALER's message.
@@ -683,19 +528,19 @@ test_proto_pipe_rejects_wrong_frame_counts(void **state)
     fx->msg = zmsg_new();
     zmsg_addmem(fx->msg, zmesh_pack_data(fx->pack), zmesh_pack_size(fx->pack));
     zmsg_addmem(fx->msg, "\xc0", 1);
-    s_refuse(fx, &s_checked, "no delimiter", 0, ZM_STATUS_MALFORMED, false, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "no delimiter", 0, ZM_STATUS_MALFORMED, false, 0);
 }
 
 //  ---------------------------------------------------------------------
 //  Bodies, and what a refused PUSH still tells
 
 static void
-s_expect_refused_push(s_fixture_t *fx, const zm_proto_limits_t *limits, const char *label,
+s_expect_refused_push(zt_proto_fixture_t *fx, const zm_proto_limits_t *limits, const char *label,
                       zm_status_t status, const void *body, size_t size)
 {
-    s_header(fx, "PUSH", "suu", "jobs.in", U(UINT64_MAX - 1), U(ZM_PUSH_DONE));
-    s_message(fx, 1, body, size);
-    s_refuse(fx, limits, label, ZM_CMD_PUSH, status, true, UINT64_MAX - 1);
+    zt_proto_header(fx, "PUSH", "suu", "jobs.in", U(UINT64_MAX - 1), U(ZM_PUSH_DONE));
+    zt_proto_message(fx, 1, body, size);
+    zt_proto_refuse_cmd(fx, limits, label, ZM_CMD_PUSH, status, true, UINT64_MAX - 1);
     //  What the broker needs for REFUSE(seq) is there.
     assert_string_equal(fx->self.service, "jobs.in");
     assert_int_equal(fx->self.flags, ZM_PUSH_DONE);
@@ -704,7 +549,7 @@ s_expect_refused_push(s_fixture_t *fx, const zm_proto_limits_t *limits, const ch
 static void
 test_proto_pipe_refused_push_keeps_pipeline_and_seq(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const zm_proto_limits_t small = {.max_body = 4, .check_body = true, .max_depth = 2};
     s_expect_refused_push(fx, &small, "not msgpack", ZM_STATUS_MALFORMED, BYTES("\xc1"));
     s_expect_refused_push(fx, &small, "trailing bytes", ZM_STATUS_MALFORMED, BYTES("\x01\x02"));
@@ -719,17 +564,17 @@ test_proto_pipe_refused_push_keeps_pipeline_and_seq(void **state)
     s_expect_refused_push(fx, NULL, "over the default", ZM_STATUS_TOO_BIG, fx->data,
                           ZM_BODY_MAX_DEFAULT + 5);
     //  The same header refused for its frames: no body at all.
-    s_header(fx, "PUSH", "suu", "jobs.in", U(9), U(0));
-    s_message(fx, 0, NULL, 0);
-    s_refuse(fx, &small, "no body", ZM_CMD_PUSH, ZM_STATUS_MALFORMED, true, 9);
+    zt_proto_header(fx, "PUSH", "suu", "jobs.in", U(9), U(0));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_refuse_cmd(fx, &small, "no body", ZM_CMD_PUSH, ZM_STATUS_MALFORMED, true, 9);
     assert_string_equal(fx->self.service, "jobs.in");
     //  A body at the limit, and an unchecked one, pass.
-    s_header(fx, "PUSH", "suu", "jobs.in", U(9), U(0));
-    s_message(fx, 1, BYTES("\xa3" "abc"));
+    zt_proto_header(fx, "PUSH", "suu", "jobs.in", U(9), U(0));
+    zt_proto_message(fx, 1, BYTES("\xa3" "abc"));
     zm_proto_error_t error;
     assert_true(zm_proto_decode(&fx->self, fx->msg, &small, &error));
     assert_int_equal(zframe_size(fx->self.body), 4);
-    s_message(fx, 1, BYTES("\xc1\xc1"));
+    zt_proto_message(fx, 1, BYTES("\xc1\xc1"));
     assert_true(zm_proto_decode(&fx->self, fx->msg, NULL, &error));
     assert_int_equal(zframe_size(fx->self.body), 2);
     zmsg_destroy(&fx->msg);
@@ -739,20 +584,22 @@ test_proto_pipe_refused_push_keeps_pipeline_and_seq(void **state)
 static void
 test_proto_pipe_checks_refuse_and_deliver_bodies(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const zm_proto_limits_t small = {.max_body = 4, .check_body = true, .max_depth = 0};
-    s_header(fx, "REFUSE", "suu", "p", U(7), U(503));
-    s_message(fx, 1, BYTES("\xa4" "full"));
-    s_refuse(fx, &small, "refuse too big", ZM_CMD_REFUSE, ZM_STATUS_TOO_BIG, true, 7);
-    s_header(fx, "REFUSE", "suu", "p", U(7), U(503));
-    s_message(fx, 1, BYTES("\xa5" "ful"));
-    s_refuse(fx, &small, "refuse truncated", ZM_CMD_REFUSE, ZM_STATUS_MALFORMED, true, 7);
-    s_header(fx, "DELIVER", "suu", "p", U(7), U(1));
-    s_message(fx, 1, BYTES("\x94\x01\x02\x03\x04"));
-    s_refuse(fx, &small, "deliver too big", ZM_CMD_DELIVER, ZM_STATUS_TOO_BIG, true, 7);
-    s_header(fx, "DELIVER", "suu", "p", U(7), U(1));
-    s_message(fx, 1, BYTES("\xc1"));
-    s_refuse(fx, &small, "deliver not msgpack", ZM_CMD_DELIVER, ZM_STATUS_MALFORMED, true, 7);
+    zt_proto_header(fx, "REFUSE", "suu", "p", U(7), U(503));
+    zt_proto_message(fx, 1, BYTES("\xa4" "full"));
+    zt_proto_refuse_cmd(fx, &small, "refuse too big", ZM_CMD_REFUSE, ZM_STATUS_TOO_BIG, true, 7);
+    zt_proto_header(fx, "REFUSE", "suu", "p", U(7), U(503));
+    zt_proto_message(fx, 1, BYTES("\xa5" "ful"));
+    zt_proto_refuse_cmd(fx, &small, "refuse truncated", ZM_CMD_REFUSE,
+                        ZM_STATUS_MALFORMED, true, 7);
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(7), U(1));
+    zt_proto_message(fx, 1, BYTES("\x94\x01\x02\x03\x04"));
+    zt_proto_refuse_cmd(fx, &small, "deliver too big", ZM_CMD_DELIVER, ZM_STATUS_TOO_BIG, true, 7);
+    zt_proto_header(fx, "DELIVER", "suu", "p", U(7), U(1));
+    zt_proto_message(fx, 1, BYTES("\xc1"));
+    zt_proto_refuse_cmd(fx, &small, "deliver not msgpack", ZM_CMD_DELIVER, ZM_STATUS_MALFORMED,
+                        true, 7);
     s_good(fx, ZM_CMD_DELIVER);
 }
 
@@ -761,7 +608,7 @@ test_proto_pipe_checks_refuse_and_deliver_bodies(void **state)
 static void
 test_proto_pipe_rejects_long_header_and_other_version(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     zmesh_pack_destroy(&fx->pack);
     fx->pack = zmesh_pack_new();
     zmesh_pack_array(fx->pack, 2 + ZM_ACK_MAX);
@@ -770,8 +617,8 @@ test_proto_pipe_rejects_long_header_and_other_version(void **state)
     for (uint32_t index = 0; index < ZM_ACK_MAX; index++)
         zmesh_pack_strn(fx->pack, fx->name, 20);        //  not ids, and too long anyway
     assert_true(zmesh_pack_size(fx->pack) > ZM_HEADER_MAX);
-    s_message(fx, 0, NULL, 0);
-    s_refuse(fx, &s_checked, "long ack", ZM_CMD_ACK, ZM_STATUS_TOO_BIG, false, 0);
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "long ack", ZM_CMD_ACK, ZM_STATUS_TOO_BIG, false, 0);
 
     zmesh_pack_destroy(&fx->pack);
     fx->pack = zmesh_pack_new();
@@ -781,8 +628,9 @@ test_proto_pipe_rejects_long_header_and_other_version(void **state)
     zmesh_pack_str(fx->pack, "p");
     zmesh_pack_uint(fx->pack, 7);
     zmesh_pack_uint(fx->pack, 0);
-    s_message(fx, 1, "\xc0", 1);
-    s_refuse(fx, &s_checked, "ZMP2 push", ZM_CMD_PUSH, ZM_STATUS_BAD_VERSION, false, 0);
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "ZMP2 push", ZM_CMD_PUSH, ZM_STATUS_BAD_VERSION,
+                        false, 0);
     s_good(fx, ZM_CMD_PUSH);
 }
 
@@ -790,21 +638,21 @@ test_proto_pipe_rejects_long_header_and_other_version(void **state)
 static void
 test_proto_pipe_release(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     fx->in.cmd = ZM_CMD_RELEASE;
     fx->in.ack_count = ZM_ACK_MAX;
     for (uint32_t i = 0; i < ZM_ACK_MAX; i++)
         fx->in.acks[i] = UINT64_MAX - i;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(fx->self.cmd, ZM_CMD_RELEASE);
     assert_int_equal(fx->self.ack_count, ZM_ACK_MAX);
     assert_true(fx->self.acks[ZM_ACK_MAX - 1] == UINT64_MAX - (ZM_ACK_MAX - 1));
-    s_header(fx, "RELEASE", "uu", U(7), U(0));
+    zt_proto_header(fx, "RELEASE", "uu", U(7), U(0));
     s_expect_400(fx, ZM_CMD_RELEASE, 0, "release of id 0", true);
     fx->in.cmd = ZM_CMD_RELEASE;                //  no id: "I am leaving" alone
     fx->in.ack_count = 0;
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(fx->self.ack_count, 0);
     assert_int_equal(fx->self.fields, 2);
 }
@@ -829,29 +677,27 @@ test_proto_pipe_names_commands(void **state)
         assert_string_equal(zm_proto_cmd_name(table[index].cmd), table[index].name);
 }
 
-#define S_TEST(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        S_TEST(test_proto_pipe_round_trips_push),
-        S_TEST(test_proto_pipe_round_trips_producer_answers),
-        S_TEST(test_proto_pipe_round_trips_refuse),
-        S_TEST(test_proto_pipe_round_trips_consume),
-        S_TEST(test_proto_pipe_round_trips_deliver),
-        S_TEST(test_proto_pipe_round_trips_ack),
-        S_TEST(test_proto_pipe_headers_match_the_spec),
-        S_TEST(test_proto_pipe_accepts_range_edges),
-        S_TEST(test_proto_pipe_rejects_out_of_range_fields),
-        S_TEST(test_proto_pipe_checks_pipeline_names),
-        S_TEST(test_proto_pipe_rejects_wrong_field_counts),
-        S_TEST(test_proto_pipe_rejects_ack_over_the_maximum),
-        S_TEST(test_proto_pipe_rejects_wrong_frame_counts),
-        S_TEST(test_proto_pipe_refused_push_keeps_pipeline_and_seq),
-        S_TEST(test_proto_pipe_checks_refuse_and_deliver_bodies),
-        S_TEST(test_proto_pipe_rejects_long_header_and_other_version),
-        S_TEST(test_proto_pipe_release),
+        ZT_PROTO_TEST(test_proto_pipe_round_trips_push),
+        ZT_PROTO_TEST(test_proto_pipe_round_trips_producer_answers),
+        ZT_PROTO_TEST(test_proto_pipe_round_trips_refuse),
+        ZT_PROTO_TEST(test_proto_pipe_round_trips_consume),
+        ZT_PROTO_TEST(test_proto_pipe_round_trips_deliver),
+        ZT_PROTO_TEST(test_proto_pipe_round_trips_ack),
+        ZT_PROTO_TEST(test_proto_pipe_headers_match_the_spec),
+        ZT_PROTO_TEST(test_proto_pipe_accepts_range_edges),
+        ZT_PROTO_TEST(test_proto_pipe_rejects_out_of_range_fields),
+        ZT_PROTO_TEST(test_proto_pipe_checks_pipeline_names),
+        ZT_PROTO_TEST(test_proto_pipe_rejects_wrong_field_counts),
+        ZT_PROTO_TEST(test_proto_pipe_rejects_ack_over_the_maximum),
+        ZT_PROTO_TEST(test_proto_pipe_rejects_wrong_frame_counts),
+        ZT_PROTO_TEST(test_proto_pipe_refused_push_keeps_pipeline_and_seq),
+        ZT_PROTO_TEST(test_proto_pipe_checks_refuse_and_deliver_bodies),
+        ZT_PROTO_TEST(test_proto_pipe_rejects_long_header_and_other_version),
+        ZT_PROTO_TEST(test_proto_pipe_release),
         cmocka_unit_test(test_proto_pipe_names_commands),
     };
     return cmocka_run_group_tests_name("proto_pipe", tests, NULL, NULL);

@@ -11,225 +11,60 @@
 //  spec's grammar. After each refusal a good message still decodes into the
 //  same struct. No sockets, no sleeps; a fixture owns every allocation.
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "proto_fixture.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
-#include "zm_pack.h"
-#include "zm_proto.h"
-#include "zmesh.h"
-
-#define BYTES(literal) literal, sizeof(literal) - 1
-#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
-
-//  Typed variadic arguments for s_header: va_arg must read what was passed.
-#define U(value) ((uint64_t) (value))
-#define I(value) ((int64_t) (value))
-
 //  The largest SNAPSHOT body: a bin 32 head and ZM_SNAPSHOT_CHUNK bytes.
 #define S_CHUNK_BODY (ZM_SNAPSHOT_CHUNK + 5)
 
-//  Limits as the broker sets them: checked bodies, default depth and size.
-static const zm_proto_limits_t s_checked = {.max_body = 0, .check_body = true, .max_depth = 0};
-
-typedef struct {
-    zm_proto_t in;          //  command to encode; owns its body
-    zm_proto_t self;        //  decoded command; owns its body
-    zmsg_t *msg;            //  owned: the message being decoded, if any
-    zmesh_pack_t *pack;     //  owned: the header being built, if any
-    uint8_t *data;          //  owned: a large body, if any
-} s_fixture_t;
-
-static int
-s_setup(void **state)
-{
-    s_fixture_t *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    zm_proto_init(&fx->in);
-    zm_proto_init(&fx->self);
-    *state = fx;
-    return 0;
-}
-
-static int
-s_teardown(void **state)
-{
-    s_fixture_t *fx = *state;
-    zm_proto_reset(&fx->in);
-    zm_proto_reset(&fx->self);
-    zmsg_destroy(&fx->msg);
-    zmesh_pack_destroy(&fx->pack);
-    free(fx->data);
-    free(fx);
-    return 0;
-}
-
-//  Builds the header ["ZMP1", command, items...] in fx->pack. spec has one
-//  letter per item: 'u' a uint64_t, 'i' an int64_t, 's' a NUL-terminated
-//  str, 'n' nil, 'b' true. Wrap numbers in U() or I().
-static void
-s_header(s_fixture_t *fx, const char *command, const char *spec, ...)
-{
-    zmesh_pack_destroy(&fx->pack);
-    fx->pack = zmesh_pack_new();
-    zmesh_pack_array(fx->pack, (uint32_t) (2 + strlen(spec)));
-    zmesh_pack_str(fx->pack, "ZMP1");
-    zmesh_pack_str(fx->pack, command);
-    va_list args;
-    va_start(args, spec);
-    for (const char *kind = spec; *kind; kind++) {
-        if (*kind == 'u')
-            zmesh_pack_uint(fx->pack, va_arg(args, uint64_t));
-        else if (*kind == 'i')
-            zmesh_pack_int(fx->pack, va_arg(args, int64_t));
-        else if (*kind == 's')
-            zmesh_pack_str(fx->pack, va_arg(args, const char *));
-        else if (*kind == 'b')
-            zmesh_pack_bool(fx->pack, true);
-        else
-            zmesh_pack_nil(fx->pack);
-    }
-    va_end(args);
-}
-
-//  Builds [empty][header in fx->pack] and then `bodies` copies of body, as fx->msg.
-static void
-s_message(s_fixture_t *fx, int bodies, const void *body, size_t body_size)
-{
-    zmsg_destroy(&fx->msg);
-    fx->msg = zmsg_new();
-    assert_non_null(fx->msg);
-    zmsg_addmem(fx->msg, "", 0);
-    zmsg_addmem(fx->msg, zmesh_pack_data(fx->pack), zmesh_pack_size(fx->pack));
-    for (int index = 0; index < bodies; index++)
-        zmsg_addmem(fx->msg, body, body_size);
-}
-
-//  Decodes fx->msg, which must be good, into fx->self.
-static void
-s_accept(s_fixture_t *fx, const zm_proto_limits_t *limits, const char *label)
-{
-    zm_proto_error_t error;
-    if (!zm_proto_decode(&fx->self, fx->msg, limits, &error))
-        fail_msg("%s: good message refused: %d %s", label, error.status, error.reason);
-    assert_int_equal(zmsg_size(fx->msg), 2);   //  the body, if any, was moved out
-    zmsg_destroy(&fx->msg);
-}
-
-//  Decodes fx->msg, which must be refused with status and have_id (and then
-//  id); checks that the refusal still names cmd and leaves msg whole.
-static void
-s_refuse(s_fixture_t *fx, const zm_proto_limits_t *limits, const char *label, zm_cmd_t cmd,
-         zm_status_t status, bool have_id, uint64_t id)
-{
-    size_t frames = zmsg_size(fx->msg);
-    zm_proto_error_t error;
-    memset(&error, 0, sizeof error);
-    error.have_id = !have_id;                   //  a stale value must not survive
-    bool decoded = zm_proto_decode(&fx->self, fx->msg, limits, &error);
-    if (decoded || error.status != status || !error.reason || !*error.reason
-        || error.have_id != have_id || (have_id && fx->self.id != id) || fx->self.cmd != cmd)
-        fail_msg("%s: decoded %d, status %d (want %d), have_id %d (want %d), id %llu, cmd %s",
-                 label, decoded, error.status, status, error.have_id, have_id,
-                 (unsigned long long) fx->self.id, zm_proto_cmd_name(fx->self.cmd));
-    assert_null(fx->self.body);
-    assert_int_equal(zmsg_size(fx->msg), frames);
-    zmsg_destroy(&fx->msg);
-}
-
-static bool
-s_has_body(zm_cmd_t cmd)
-{
-    return cmd == ZM_CMD_WRITE || cmd == ZM_CMD_APPLIED || cmd == ZM_CMD_SNAPSHOT;
-}
-
 //  Builds the good header of cmd in fx->pack: write id and token 7.
 static void
-s_good_header(s_fixture_t *fx, zm_cmd_t cmd)
+s_good_header(zt_proto_fixture_t *fx, zm_cmd_t cmd)
 {
     switch (cmd) {
     case ZM_CMD_JOIN:
-        s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(3), U(0), U(5), U(9));
+        zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(3), U(0), U(5), U(9));
         break;
     case ZM_CMD_WRITE:
-        s_header(fx, "WRITE", "uuuu", U(5), U(10), U(7), U(0));
+        zt_proto_header(fx, "WRITE", "uuuu", U(5), U(10), U(7), U(0));
         break;
     case ZM_CMD_APPLIED:
-        s_header(fx, "APPLIED", "uuu", U(5), U(10), U(200));
+        zt_proto_header(fx, "APPLIED", "uuu", U(5), U(10), U(200));
         break;
     case ZM_CMD_MISSING:
-        s_header(fx, "MISSING", "uu", U(5), U(9));
+        zt_proto_header(fx, "MISSING", "uu", U(5), U(9));
         break;
     case ZM_CMD_SYNC:
-        s_header(fx, "SYNC", "u", U(7));
+        zt_proto_header(fx, "SYNC", "u", U(7));
         break;
     default:
-        s_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U(0), U(0));
+        zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U(0), U(0));
         break;
     }
 }
 
 //  A good message of cmd decodes.
 static void
-s_good(s_fixture_t *fx, zm_cmd_t cmd)
+s_good(zt_proto_fixture_t *fx, zm_cmd_t cmd)
 {
     s_good_header(fx, cmd);
-    s_message(fx, s_has_body(cmd) ? 1 : 0, "\xc4\x01" "x", 3);
-    s_accept(fx, &s_checked, zm_proto_cmd_name(cmd));
+    zt_proto_message(fx, zt_proto_has_body(cmd) ? 1 : 0, "\xc4\x01" "x", 3);
+    zt_proto_accept(fx, &zt_proto_checked, zm_proto_cmd_name(cmd));
     assert_int_equal(fx->self.cmd, cmd);
-    assert_true(s_has_body(cmd) ? fx->self.body != NULL : fx->self.body == NULL);
+    assert_true(zt_proto_has_body(cmd) ? fx->self.body != NULL : fx->self.body == NULL);
 }
 
 //  fx->pack with `bodies` nil bodies must be refused 400, with id 7 when
 //  have_id; the good message of cmd decodes after.
 static void
-s_expect_400(s_fixture_t *fx, zm_cmd_t cmd, int bodies, const char *label, bool have_id)
+s_expect_400(zt_proto_fixture_t *fx, zm_cmd_t cmd, int bodies, const char *label, bool have_id)
 {
-    s_message(fx, bodies, "\xc0", 1);
-    s_refuse(fx, &s_checked, label, cmd, ZM_STATUS_MALFORMED, have_id, 7);
+    zt_proto_message(fx, bodies, "\xc0", 1);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, label, cmd, ZM_STATUS_MALFORMED, have_id, 7);
     s_good(fx, cmd);
-}
-
-//  Encodes fx->in (taking its body), checks the envelope and decodes it back
-//  into fx->self. Copies the header to header (ZM_HEADER_MAX); returns its size.
-static size_t
-s_round_trip(s_fixture_t *fx, uint8_t *header)
-{
-    zm_cmd_t cmd = fx->in.cmd;
-    bool has_body = s_has_body(cmd);
-    zmsg_destroy(&fx->msg);
-    fx->msg = zm_proto_encode(&fx->in);
-    assert_non_null(fx->msg);
-    assert_null(fx->in.body);
-    assert_int_equal(zmsg_size(fx->msg), has_body ? 3 : 2);
-    assert_int_equal(zframe_size(zmsg_first(fx->msg)), 0);
-    zframe_t *frame = zmsg_next(fx->msg);
-    size_t size = zframe_size(frame);
-    assert_true(size <= ZM_HEADER_MAX);
-    memcpy(header, zframe_data(frame), size);
-    assert_int_equal(zm_pack_check(header, size, 0), ZMESH_OK);
-    zm_proto_error_t error;
-    if (!zm_proto_decode(&fx->self, fx->msg, &s_checked, &error))
-        fail_msg("%s did not decode: %s", zm_proto_cmd_name(cmd), error.reason);
-    assert_int_equal(zmsg_size(fx->msg), 2);
-    assert_true(has_body ? fx->self.body != NULL : fx->self.body == NULL);
-    assert_int_equal(fx->self.cmd, cmd);
-    zmsg_destroy(&fx->msg);
-    return size;
-}
-
-static void
-s_assert_bytes(const uint8_t *actual, size_t size, const char *expected, size_t expected_size)
-{
-    assert_int_equal(size, expected_size);
-    assert_memory_equal(actual, expected, size);
 }
 
 static void
@@ -246,7 +81,7 @@ s_assert_body(const zm_proto_t *self, const char *expected, size_t size)
 static void
 test_proto_repl_round_trips_join(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const struct {
         const char *service;
         uint32_t heartbeat_ms, liveness, replicas, quorum;
@@ -268,7 +103,7 @@ test_proto_repl_round_trips_join(void **state)
         fx->in.seq = cases[index].seq;
         fx->in.body = zframe_new("\xc0", 1);    //  stray body: encode drops and frees it
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.fields, 9);
         assert_string_equal(fx->self.service, cases[index].service);
         assert_int_equal(fx->self.heartbeat_ms, cases[index].heartbeat_ms);
@@ -289,7 +124,7 @@ test_proto_repl_round_trips_join(void **state)
     fx->in.epoch = UINT64_MAX;
     fx->in.seq = UINT64_MAX;
     uint8_t header[ZM_HEADER_MAX];
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(strlen(fx->self.service), ZM_NAME_MAX);
 }
 
@@ -299,7 +134,7 @@ test_proto_repl_round_trips_join(void **state)
 static void
 test_proto_repl_round_trips_write(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const struct {
         uint64_t epoch, seq, id;
         uint32_t kind;
@@ -316,7 +151,7 @@ test_proto_repl_round_trips_write(void **state)
         fx->in.kind = cases[index].kind;
         fx->in.body = zframe_new(BYTES(S_PUT));
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.fields, 6);
         assert_true(fx->self.epoch == cases[index].epoch);
         assert_true(fx->self.seq == cases[index].seq);
@@ -329,14 +164,14 @@ test_proto_repl_round_trips_write(void **state)
     fx->in.cmd = ZM_CMD_WRITE;
     fx->in.seq = 1;
     uint8_t header[ZM_HEADER_MAX];
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     s_assert_body(&fx->self, "\xc0", 1);
 }
 
 static void
 test_proto_repl_round_trips_applied(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint32_t statuses[] = {ZM_STATUS_OK, ZM_STATUS_HANDLER_ERROR, 100, 999};
     for (size_t index = 0; index < COUNT(statuses); index++) {
         fx->in.cmd = ZM_CMD_APPLIED;
@@ -345,7 +180,7 @@ test_proto_repl_round_trips_applied(void **state)
         fx->in.status = statuses[index];
         fx->in.body = zframe_new("\xa2" "ok", 3);
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.fields, 5);
         assert_int_equal(fx->self.epoch, index);
         assert_true(fx->self.seq == UINT64_MAX - index);
@@ -358,7 +193,7 @@ test_proto_repl_round_trips_applied(void **state)
     fx->in.seq = 1;
     fx->in.status = ZM_STATUS_HANDLER_ERROR;
     uint8_t header[ZM_HEADER_MAX];
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     s_assert_body(&fx->self, "\xc0", 1);
 }
 
@@ -367,14 +202,14 @@ test_proto_repl_round_trips_applied(void **state)
 static void
 test_proto_repl_round_trips_missing_and_sync(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const uint64_t values[][2] = {{0, 0}, {5, 9}, {UINT64_MAX, UINT64_MAX}};
     for (size_t index = 0; index < COUNT(values); index++) {
         fx->in.cmd = ZM_CMD_MISSING;
         fx->in.epoch = values[index][0];
         fx->in.seq = values[index][1];
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.fields, 4);
         assert_true(fx->self.epoch == values[index][0]);
         assert_true(fx->self.seq == values[index][1]);
@@ -384,7 +219,7 @@ test_proto_repl_round_trips_missing_and_sync(void **state)
         fx->in.cmd = ZM_CMD_SYNC;
         fx->in.id = tokens[index];
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.fields, 3);
         assert_true(fx->self.id == tokens[index]);
         assert_true(fx->self.epoch == 0 && fx->self.seq == 0);
@@ -394,7 +229,7 @@ test_proto_repl_round_trips_missing_and_sync(void **state)
 static void
 test_proto_repl_round_trips_snapshot(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const struct {
         uint64_t token, epoch, seq;
         uint32_t index;
@@ -414,7 +249,7 @@ test_proto_repl_round_trips_snapshot(void **state)
         fx->in.more = cases[index].more;
         fx->in.body = zframe_new("\xc4\x03" "abc", 5);
         uint8_t header[ZM_HEADER_MAX];
-        s_round_trip(fx, header);
+        zt_proto_round_trip(fx, header);
         assert_int_equal(fx->self.fields, 7);
         assert_true(fx->self.id == cases[index].token);
         assert_true(fx->self.epoch == cases[index].epoch);
@@ -432,7 +267,7 @@ test_proto_repl_round_trips_snapshot(void **state)
     fx->in.seq = 1;
     fx->in.body = zframe_new(fx->data, S_CHUNK_BODY);
     uint8_t header[ZM_HEADER_MAX];
-    s_round_trip(fx, header);
+    zt_proto_round_trip(fx, header);
     assert_int_equal(zframe_size(fx->self.body), S_CHUNK_BODY);
 }
 
@@ -442,7 +277,7 @@ test_proto_repl_round_trips_snapshot(void **state)
 static void
 test_proto_repl_headers_match_the_spec(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     uint8_t header[ZM_HEADER_MAX];
     //  join-header = array(signature, str("JOIN"), service, heartbeat-ms,
     //  liveness, replicas, quorum, epoch, seq) for "kv", 1000 (uint 16), 3,
@@ -457,7 +292,7 @@ test_proto_repl_headers_match_the_spec(void **state)
     fx->in.quorum = 2;
     fx->in.epoch = 1700000000000ull;
     fx->in.seq = 42;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(join));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(join));
 
     //  write-header = array(signature, str("WRITE"), epoch, seq, write-id,
     //  kind) for epoch 5, seq 300 (uint 16), write id 2^32 (uint 64), quorum read.
@@ -468,7 +303,7 @@ test_proto_repl_headers_match_the_spec(void **state)
     fx->in.seq = 300;
     fx->in.id = (uint64_t) 1 << 32;
     fx->in.kind = ZM_WRITE_KIND_QUORUM_READ;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(write));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(write));
 
     //  applied-header = array(signature, str("APPLIED"), epoch, seq, status)
     //  for epoch 5, seq 300, status 500 (uint 16).
@@ -478,20 +313,20 @@ test_proto_repl_headers_match_the_spec(void **state)
     fx->in.epoch = 5;
     fx->in.seq = 300;
     fx->in.status = 500;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(applied));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(applied));
 
     //  missing-header = array(signature, str("MISSING"), epoch, seq): 5, 0.
     static const char missing[] = "\x94\xa4" "ZMP1" "\xa7" "MISSING" "\x05\x00";
     fx->in.cmd = ZM_CMD_MISSING;
     fx->in.epoch = 5;
     fx->in.seq = 0;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(missing));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(missing));
 
     //  sync-header = array(signature, str("SYNC"), token): token 1.
     static const char sync[] = "\x93\xa4" "ZMP1" "\xa4" "SYNC" "\x01";
     fx->in.cmd = ZM_CMD_SYNC;
     fx->in.id = 1;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(sync));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(sync));
 
     //  snapshot-header = array(signature, str("SNAPSHOT"), token, epoch,
     //  seq, index, more) for token 1, epoch 5, seq 300, chunk 2, more 1.
@@ -503,14 +338,14 @@ test_proto_repl_headers_match_the_spec(void **state)
     fx->in.seq = 300;
     fx->in.index = 2;
     fx->in.more = true;
-    s_assert_bytes(header, s_round_trip(fx, header), BYTES(snapshot));
+    zt_proto_assert_bytes(header, zt_proto_round_trip(fx, header), BYTES(snapshot));
 }
 
 //  Other packers use wider encodings than needed; every one is accepted.
 static void
 test_proto_repl_accepts_foreign_encodings(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     // clang-format off
     static const char join[] = "\xdc\x00\x09" "\xd9\x04" "ZMP1" "\xd9\x04" "JOIN"
                                "\xda\x00\x02" "kv" "\xd2\x00\x00\x03\xe8" "\xd0\x03"
@@ -526,7 +361,7 @@ test_proto_repl_accepts_foreign_encodings(void **state)
     fx->msg = zmsg_new();
     zmsg_addmem(fx->msg, "", 0);
     zmsg_addmem(fx->msg, join, sizeof join - 1);
-    s_accept(fx, &s_checked, "wide join");
+    zt_proto_accept(fx, &zt_proto_checked, "wide join");
     assert_int_equal(fx->self.cmd, ZM_CMD_JOIN);
     assert_string_equal(fx->self.service, "kv");
     assert_int_equal(fx->self.heartbeat_ms, 1000);
@@ -540,7 +375,7 @@ test_proto_repl_accepts_foreign_encodings(void **state)
     zmsg_addmem(fx->msg, "", 0);
     zmsg_addmem(fx->msg, write, sizeof write - 1);
     zmsg_addmem(fx->msg, "\xc0", 1);
-    s_accept(fx, &s_checked, "write of ints");
+    zt_proto_accept(fx, &zt_proto_checked, "write of ints");
     assert_int_equal(fx->self.epoch, 5);
     assert_int_equal(fx->self.seq, 10);
     assert_int_equal(fx->self.id, 7);
@@ -549,7 +384,7 @@ test_proto_repl_accepts_foreign_encodings(void **state)
     zmsg_addmem(fx->msg, "", 0);
     zmsg_addmem(fx->msg, snapshot, sizeof snapshot - 1);
     zmsg_addmem(fx->msg, "\xc4\x00", 2);
-    s_accept(fx, &s_checked, "snapshot of ints");
+    zt_proto_accept(fx, &zt_proto_checked, "snapshot of ints");
     assert_int_equal(fx->self.id, 7);
     assert_int_equal(fx->self.seq, 9);
     assert_true(fx->self.more);
@@ -561,46 +396,48 @@ test_proto_repl_accepts_foreign_encodings(void **state)
 static void
 test_proto_repl_accepts_range_edges(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     //  quorum 0 (majority) to replicas, for every replicas 1..16.
     for (uint64_t replicas = 1; replicas <= ZM_REPLICAS_MAX; replicas++) {
         for (uint64_t quorum = 0; quorum <= replicas; quorum += replicas) {
-            s_header(fx, "JOIN", "suuuuuu", "kv", U(100), U(2), replicas, quorum, U(0), U(0));
-            s_message(fx, 0, NULL, 0);
-            s_accept(fx, &s_checked, "join edges");
+            zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(100), U(2),
+                            replicas, quorum, U(0), U(0));
+            zt_proto_message(fx, 0, NULL, 0);
+            zt_proto_accept(fx, &zt_proto_checked, "join edges");
             assert_int_equal(fx->self.replicas, replicas);
             assert_int_equal(fx->self.quorum, quorum);
         }
     }
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(60000), U(100), U(1), U(1), U(UINT64_MAX),
-             U(UINT64_MAX));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, &s_checked, "join max");
-    s_header(fx, "WRITE", "uuuu", U(0), U(1), U(0), U(0));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, &s_checked, "write seq 1 id 0");
-    s_header(fx, "APPLIED", "uuu", U(0), U(1), U(100));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, &s_checked, "applied status 100");
-    s_header(fx, "APPLIED", "uuu", U(0), U(1), U(999));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, &s_checked, "applied status 999");
-    s_header(fx, "MISSING", "uu", U(0), U(0));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, &s_checked, "missing 0 0");
-    s_header(fx, "SNAPSHOT", "uuuuu", U(1), U(0), U(1), U(UINT32_MAX), U(1));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, &s_checked, "snapshot max index");
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(60000), U(100), U(1), U(1), U(UINT64_MAX),
+                    U(UINT64_MAX));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "join max");
+    zt_proto_header(fx, "WRITE", "uuuu", U(0), U(1), U(0), U(0));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "write seq 1 id 0");
+    zt_proto_header(fx, "APPLIED", "uuu", U(0), U(1), U(100));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "applied status 100");
+    zt_proto_header(fx, "APPLIED", "uuu", U(0), U(1), U(999));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "applied status 999");
+    zt_proto_header(fx, "MISSING", "uu", U(0), U(0));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "missing 0 0");
+    zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(1), U(0), U(1), U(UINT32_MAX), U(1));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "snapshot max index");
     assert_int_equal(fx->self.index, UINT32_MAX);
     //  An empty replica's snapshot is at (0, 0).
-    s_header(fx, "SNAPSHOT", "uuuuu", U(1), U(0), U(0), U(0), U(0));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, &s_checked, "snapshot of an empty state");
+    zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(1), U(0), U(0), U(0), U(0));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "snapshot of an empty state");
     assert_true(fx->self.seq == 0 && fx->self.epoch == 0);
     //  JOIN's optional tenth field, the replica's id.
-    s_header(fx, "JOIN", "suuuuuuu", "kv", U(100), U(2), U(3), U(0), U(4), U(5), U(UINT64_MAX));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, &s_checked, "join with a replica id");
+    zt_proto_header(fx, "JOIN", "suuuuuuu", "kv", U(100), U(2), U(3), U(0), U(4), U(5),
+                    U(UINT64_MAX));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "join with a replica id");
     assert_true(fx->self.id == UINT64_MAX && fx->self.seq == 5);
     zm_proto_t join;
     zm_proto_init(&join);
@@ -629,92 +466,92 @@ test_proto_repl_accepts_range_edges(void **state)
 static void
 test_proto_repl_rejects_out_of_range_fields(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     //  JOIN: nothing before its ranges is an id.
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(0), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(0), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "replicas 0", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(17), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(17), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "replicas 17", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(3), U(4), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(3), U(4), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "quorum over replicas", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(1), U(2), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(1), U(2), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "quorum 2 of 1", false);
-    s_header(fx, "JOIN", "suuuiuu", "kv", U(1000), U(3), U(3), I(-1), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuiuu", "kv", U(1000), U(3), U(3), I(-1), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "quorum -1", false);
-    s_header(fx, "JOIN", "suuiuuu", "kv", U(1000), U(3), I(-3), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuiuuu", "kv", U(1000), U(3), I(-3), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "replicas -3", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(99), U(3), U(3), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(99), U(3), U(3), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "heartbeat 99", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(60001), U(3), U(3), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(60001), U(3), U(3), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "heartbeat 60001", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(1), U(3), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(1), U(3), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "liveness 1", false);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(101), U(3), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(101), U(3), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "liveness 101", false);
-    s_header(fx, "JOIN", "suuuuiu", "kv", U(1000), U(3), U(3), U(0), I(-1), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuiu", "kv", U(1000), U(3), U(3), U(0), I(-1), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "epoch -1", false);
-    s_header(fx, "JOIN", "suuuuun", "kv", U(1000), U(3), U(3), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuun", "kv", U(1000), U(3), U(3), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "seq nil", false);
-    s_header(fx, "JOIN", "suuuuus", "kv", U(1000), U(3), U(3), U(0), U(0), "9");
+    zt_proto_header(fx, "JOIN", "suuuuus", "kv", U(1000), U(3), U(3), U(0), U(0), "9");
     s_expect_400(fx, ZM_CMD_JOIN, 0, "seq a str", false);
     const char *names[] = {"", "k v", "caf\xc3\xa9"};
     for (size_t index = 0; index < COUNT(names); index++) {
-        s_header(fx, "JOIN", "suuuuuu", names[index], U(1000), U(3), U(3), U(0), U(0), U(0));
+        zt_proto_header(fx, "JOIN", "suuuuuu", names[index], U(1000), U(3), U(3), U(0), U(0), U(0));
         s_expect_400(fx, ZM_CMD_JOIN, 0, "join name", false);
     }
-    s_header(fx, "JOIN", "uuuuuuu", U(1), U(1000), U(3), U(3), U(0), U(0), U(0));
+    zt_proto_header(fx, "JOIN", "uuuuuuu", U(1), U(1000), U(3), U(3), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "join name a uint", false);
 
     //  WRITE: the write id comes after epoch and seq.
-    s_header(fx, "WRITE", "uuuu", U(5), U(0), U(7), U(0));
+    zt_proto_header(fx, "WRITE", "uuuu", U(5), U(0), U(7), U(0));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "write seq 0", false);
-    s_header(fx, "WRITE", "iuuu", I(-5), U(1), U(7), U(0));
+    zt_proto_header(fx, "WRITE", "iuuu", I(-5), U(1), U(7), U(0));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "write epoch -5", false);
-    s_header(fx, "WRITE", "uuiu", U(5), U(1), I(-7), U(0));
+    zt_proto_header(fx, "WRITE", "uuiu", U(5), U(1), I(-7), U(0));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "write id -7", false);
-    s_header(fx, "WRITE", "uunu", U(5), U(1), U(0));
+    zt_proto_header(fx, "WRITE", "uunu", U(5), U(1), U(0));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "write id nil", false);
-    s_header(fx, "WRITE", "uuuu", U(5), U(1), U(7), U(2));
+    zt_proto_header(fx, "WRITE", "uuuu", U(5), U(1), U(7), U(2));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "kind 2", true);
-    s_header(fx, "WRITE", "uuuu", U(5), U(1), U(7), U((uint64_t) UINT32_MAX + 1));
+    zt_proto_header(fx, "WRITE", "uuuu", U(5), U(1), U(7), U((uint64_t) UINT32_MAX + 1));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "kind 2^32", true);
-    s_header(fx, "WRITE", "uuub", U(5), U(1), U(7));
+    zt_proto_header(fx, "WRITE", "uuub", U(5), U(1), U(7));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "kind true", true);
 
     //  APPLIED.
-    s_header(fx, "APPLIED", "uuu", U(5), U(0), U(200));
+    zt_proto_header(fx, "APPLIED", "uuu", U(5), U(0), U(200));
     s_expect_400(fx, ZM_CMD_APPLIED, 1, "applied seq 0", false);
-    s_header(fx, "APPLIED", "uuu", U(5), U(1), U(99));
+    zt_proto_header(fx, "APPLIED", "uuu", U(5), U(1), U(99));
     s_expect_400(fx, ZM_CMD_APPLIED, 1, "applied status 99", false);
-    s_header(fx, "APPLIED", "uuu", U(5), U(1), U(1000));
+    zt_proto_header(fx, "APPLIED", "uuu", U(5), U(1), U(1000));
     s_expect_400(fx, ZM_CMD_APPLIED, 1, "applied status 1000", false);
-    s_header(fx, "APPLIED", "usu", U(5), "1", U(200));
+    zt_proto_header(fx, "APPLIED", "usu", U(5), "1", U(200));
     s_expect_400(fx, ZM_CMD_APPLIED, 1, "applied seq a str", false);
 
     //  MISSING: seq 0 is fine, a negative one is not.
-    s_header(fx, "MISSING", "ui", U(5), I(-1));
+    zt_proto_header(fx, "MISSING", "ui", U(5), I(-1));
     s_expect_400(fx, ZM_CMD_MISSING, 0, "missing seq -1", false);
-    s_header(fx, "MISSING", "nu", U(0));
+    zt_proto_header(fx, "MISSING", "nu", U(0));
     s_expect_400(fx, ZM_CMD_MISSING, 0, "missing epoch nil", false);
 
     //  SYNC and SNAPSHOT: the token, from 1, comes first.
-    s_header(fx, "SYNC", "u", U(0));
+    zt_proto_header(fx, "SYNC", "u", U(0));
     s_expect_400(fx, ZM_CMD_SYNC, 0, "sync token 0", false);
-    s_header(fx, "SYNC", "i", I(-1));
+    zt_proto_header(fx, "SYNC", "i", I(-1));
     s_expect_400(fx, ZM_CMD_SYNC, 0, "sync token -1", false);
-    s_header(fx, "SYNC", "s", "7");
+    zt_proto_header(fx, "SYNC", "s", "7");
     s_expect_400(fx, ZM_CMD_SYNC, 0, "sync token a str", false);
-    s_header(fx, "SNAPSHOT", "uuuuu", U(0), U(5), U(9), U(0), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(0), U(5), U(9), U(0), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "snapshot token 0", false);
-    s_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U((uint64_t) UINT32_MAX + 1), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U((uint64_t) UINT32_MAX + 1), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "snapshot index 2^32", true);
-    s_header(fx, "SNAPSHOT", "uuuiu", U(7), U(5), U(9), I(-1), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuiu", U(7), U(5), U(9), I(-1), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "snapshot index -1", true);
-    s_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U(0), U(2));
+    zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U(0), U(2));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "more 2", true);
-    s_header(fx, "SNAPSHOT", "uuuub", U(7), U(5), U(9), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuub", U(7), U(5), U(9), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "more true", true);
-    s_header(fx, "SNAPSHOT", "uuuun", U(7), U(5), U(9), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuun", U(7), U(5), U(9), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "more nil", true);
 }
 
@@ -724,32 +561,33 @@ test_proto_repl_rejects_out_of_range_fields(void **state)
 static void
 test_proto_repl_rejects_wrong_field_counts(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_header(fx, "JOIN", "suuuuu", "kv", U(1000), U(3), U(3), U(0), U(0));
+    zt_proto_fixture_t *fx = *state;
+    zt_proto_header(fx, "JOIN", "suuuuu", "kv", U(1000), U(3), U(3), U(0), U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "join without seq", false);
-    s_header(fx, "JOIN", "suuuuuuuu", "kv", U(1000), U(3), U(3), U(0), U(0), U(0), U(9), U(0));
+    zt_proto_header(fx, "JOIN", "suuuuuuuu", "kv", U(1000), U(3), U(3), U(0), U(0), U(0), U(9),
+                    U(0));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "join with 11 fields", false);
-    s_header(fx, "JOIN", "suuu", "kv", U(1000), U(3), U(1));
+    zt_proto_header(fx, "JOIN", "suuu", "kv", U(1000), U(3), U(1));
     s_expect_400(fx, ZM_CMD_JOIN, 0, "join as READY", false);
-    s_header(fx, "WRITE", "uuu", U(5), U(1), U(7));
+    zt_proto_header(fx, "WRITE", "uuu", U(5), U(1), U(7));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "write without kind", false);
-    s_header(fx, "WRITE", "uuuuu", U(5), U(1), U(7), U(0), U(0));
+    zt_proto_header(fx, "WRITE", "uuuuu", U(5), U(1), U(7), U(0), U(0));
     s_expect_400(fx, ZM_CMD_WRITE, 1, "write with 7 fields", false);
-    s_header(fx, "APPLIED", "uu", U(5), U(1));
+    zt_proto_header(fx, "APPLIED", "uu", U(5), U(1));
     s_expect_400(fx, ZM_CMD_APPLIED, 1, "applied without status", false);
-    s_header(fx, "APPLIED", "uuuu", U(5), U(1), U(200), U(0));
+    zt_proto_header(fx, "APPLIED", "uuuu", U(5), U(1), U(200), U(0));
     s_expect_400(fx, ZM_CMD_APPLIED, 1, "applied with 6 fields", false);
-    s_header(fx, "MISSING", "u", U(5));
+    zt_proto_header(fx, "MISSING", "u", U(5));
     s_expect_400(fx, ZM_CMD_MISSING, 0, "missing without seq", false);
-    s_header(fx, "MISSING", "uuu", U(5), U(1), U(1));
+    zt_proto_header(fx, "MISSING", "uuu", U(5), U(1), U(1));
     s_expect_400(fx, ZM_CMD_MISSING, 0, "missing with 5 fields", false);
-    s_header(fx, "SYNC", "");
+    zt_proto_header(fx, "SYNC", "");
     s_expect_400(fx, ZM_CMD_SYNC, 0, "sync without token", false);
-    s_header(fx, "SYNC", "uu", U(7), U(5));
+    zt_proto_header(fx, "SYNC", "uu", U(7), U(5));
     s_expect_400(fx, ZM_CMD_SYNC, 0, "sync with 4 fields", false);
-    s_header(fx, "SNAPSHOT", "uuuu", U(7), U(5), U(9), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuu", U(7), U(5), U(9), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "snapshot without more", false);
-    s_header(fx, "SNAPSHOT", "uuuuuu", U(7), U(5), U(9), U(0), U(0), U(0));
+    zt_proto_header(fx, "SNAPSHOT", "uuuuuu", U(7), U(5), U(9), U(0), U(0), U(0));
     s_expect_400(fx, ZM_CMD_SNAPSHOT, 1, "snapshot with 8 fields", false);
     //  An array that claims more items than it holds.
     s_good_header(fx, ZM_CMD_MISSING);
@@ -761,30 +599,32 @@ test_proto_repl_rejects_wrong_field_counts(void **state)
     fx->msg = zmsg_new();
     zmsg_addmem(fx->msg, "", 0);
     zmsg_addmem(fx->msg, header, size);
-    s_refuse(fx, &s_checked, "missing cut short", ZM_CMD_MISSING, ZM_STATUS_MALFORMED, false, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "missing cut short", ZM_CMD_MISSING,
+                        ZM_STATUS_MALFORMED, false, 0);
     //  And a byte after the array.
     header[0] = 0x94;
     header[size] = 0x00;
     fx->msg = zmsg_new();
     zmsg_addmem(fx->msg, "", 0);
     zmsg_addmem(fx->msg, header, size + 1);
-    s_refuse(fx, &s_checked, "missing and a byte", ZM_CMD_MISSING, ZM_STATUS_MALFORMED, false, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "missing and a byte", ZM_CMD_MISSING,
+                        ZM_STATUS_MALFORMED, false, 0);
     s_good(fx, ZM_CMD_MISSING);
 }
 
 static void
 test_proto_repl_rejects_wrong_frame_counts(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     //  With a body, but none or two: the id (write id, token) was read.
     const zm_cmd_t with_body[] = {ZM_CMD_WRITE, ZM_CMD_APPLIED, ZM_CMD_SNAPSHOT};
     for (size_t index = 0; index < COUNT(with_body); index++) {
         for (int bodies = 0; bodies <= 2; bodies += 2) {
             s_good_header(fx, with_body[index]);
-            s_message(fx, bodies, "\xc0", 1);
+            zt_proto_message(fx, bodies, "\xc0", 1);
             bool have_id = with_body[index] != ZM_CMD_APPLIED;
-            s_refuse(fx, &s_checked, "frames", with_body[index], ZM_STATUS_MALFORMED, have_id,
-                     7);
+            zt_proto_refuse_cmd(fx, &zt_proto_checked, "frames", with_body[index],
+                                ZM_STATUS_MALFORMED, have_id, 7);
             s_good(fx, with_body[index]);
         }
     }
@@ -792,9 +632,9 @@ test_proto_repl_rejects_wrong_frame_counts(void **state)
     const zm_cmd_t without[] = {ZM_CMD_JOIN, ZM_CMD_MISSING, ZM_CMD_SYNC};
     for (size_t index = 0; index < COUNT(without); index++) {
         s_good_header(fx, without[index]);
-        s_message(fx, 1, "\xc0", 1);
-        s_refuse(fx, &s_checked, "body", without[index], ZM_STATUS_MALFORMED,
-                 without[index] == ZM_CMD_SYNC, 7);
+        zt_proto_message(fx, 1, "\xc0", 1);
+        zt_proto_refuse_cmd(fx, &zt_proto_checked, "body", without[index], ZM_STATUS_MALFORMED,
+                            without[index] == ZM_CMD_SYNC, 7);
         s_good(fx, without[index]);
     }
     //  No delimiter in front.
@@ -802,7 +642,8 @@ test_proto_repl_rejects_wrong_frame_counts(void **state)
     zmsg_destroy(&fx->msg);
     fx->msg = zmsg_new();
     zmsg_addmem(fx->msg, zmesh_pack_data(fx->pack), zmesh_pack_size(fx->pack));
-    s_refuse(fx, &s_checked, "join without delimiter", 0, ZM_STATUS_MALFORMED, false, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "join without delimiter", 0, ZM_STATUS_MALFORMED,
+                        false, 0);
 }
 
 //  ---------------------------------------------------------------------
@@ -813,34 +654,36 @@ test_proto_repl_rejects_wrong_frame_counts(void **state)
 static void
 test_proto_repl_checks_write_and_applied_bodies(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     const zm_proto_limits_t small = {.max_body = 4, .check_body = true, .max_depth = 2};
     s_good_header(fx, ZM_CMD_WRITE);
-    s_message(fx, 1, BYTES("\xa4" "abcd"));
-    s_refuse(fx, &small, "write too big", ZM_CMD_WRITE, ZM_STATUS_TOO_BIG, true, 7);
+    zt_proto_message(fx, 1, BYTES("\xa4" "abcd"));
+    zt_proto_refuse_cmd(fx, &small, "write too big", ZM_CMD_WRITE, ZM_STATUS_TOO_BIG, true, 7);
     s_good_header(fx, ZM_CMD_WRITE);
-    s_message(fx, 1, BYTES("\x91\x91\x91\x01"));
-    s_refuse(fx, &small, "write too deep", ZM_CMD_WRITE, ZM_STATUS_MALFORMED, true, 7);
+    zt_proto_message(fx, 1, BYTES("\x91\x91\x91\x01"));
+    zt_proto_refuse_cmd(fx, &small, "write too deep", ZM_CMD_WRITE, ZM_STATUS_MALFORMED, true, 7);
     s_good_header(fx, ZM_CMD_WRITE);
-    s_message(fx, 1, BYTES("\x01\x02"));
-    s_refuse(fx, &small, "write trailing bytes", ZM_CMD_WRITE, ZM_STATUS_MALFORMED, true, 7);
+    zt_proto_message(fx, 1, BYTES("\x01\x02"));
+    zt_proto_refuse_cmd(fx, &small, "write trailing bytes", ZM_CMD_WRITE, ZM_STATUS_MALFORMED,
+                        true, 7);
     s_good_header(fx, ZM_CMD_APPLIED);
-    s_message(fx, 1, BYTES("\x94\x01\x02\x03\x04"));
-    s_refuse(fx, &small, "applied too big", ZM_CMD_APPLIED, ZM_STATUS_TOO_BIG, false, 0);
+    zt_proto_message(fx, 1, BYTES("\x94\x01\x02\x03\x04"));
+    zt_proto_refuse_cmd(fx, &small, "applied too big", ZM_CMD_APPLIED, ZM_STATUS_TOO_BIG, false, 0);
     s_good_header(fx, ZM_CMD_APPLIED);
-    s_message(fx, 1, BYTES("\xc1"));
-    s_refuse(fx, &small, "applied not msgpack", ZM_CMD_APPLIED, ZM_STATUS_MALFORMED, false, 0);
+    zt_proto_message(fx, 1, BYTES("\xc1"));
+    zt_proto_refuse_cmd(fx, &small, "applied not msgpack", ZM_CMD_APPLIED, ZM_STATUS_MALFORMED,
+                        false, 0);
     s_good_header(fx, ZM_CMD_APPLIED);
-    s_message(fx, 1, "", 0);
-    s_refuse(fx, &small, "applied empty", ZM_CMD_APPLIED, ZM_STATUS_MALFORMED, false, 0);
+    zt_proto_message(fx, 1, "", 0);
+    zt_proto_refuse_cmd(fx, &small, "applied empty", ZM_CMD_APPLIED, ZM_STATUS_MALFORMED, false, 0);
     //  At the limit, and unchecked, they pass.
     s_good_header(fx, ZM_CMD_WRITE);
-    s_message(fx, 1, BYTES("\xa3" "abc"));
-    s_accept(fx, &small, "write at the limit");
+    zt_proto_message(fx, 1, BYTES("\xa3" "abc"));
+    zt_proto_accept(fx, &small, "write at the limit");
     assert_int_equal(zframe_size(fx->self.body), 4);
     s_good_header(fx, ZM_CMD_APPLIED);
-    s_message(fx, 1, BYTES("\xc1\xc1"));
-    s_accept(fx, NULL, "applied unchecked");
+    zt_proto_message(fx, 1, BYTES("\xc1\xc1"));
+    zt_proto_accept(fx, NULL, "applied unchecked");
     assert_int_equal(zframe_size(fx->self.body), 2);
 }
 
@@ -850,38 +693,40 @@ test_proto_repl_checks_write_and_applied_bodies(void **state)
 static void
 test_proto_repl_bounds_snapshot_chunks(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     fx->data = calloc(1, S_CHUNK_BODY + 1);
     assert_non_null(fx->data);
     const zm_proto_limits_t small = {.max_body = 16, .check_body = true, .max_depth = 2};
     const zm_proto_limits_t unchecked = {.max_body = 16, .check_body = false};
     const zm_proto_limits_t large = {.max_body = 4 * S_CHUNK_BODY, .check_body = true};
-    const zm_proto_limits_t *limits[] = {&small, &unchecked, &large, &s_checked, NULL};
+    const zm_proto_limits_t *limits[] = {&small, &unchecked, &large, &zt_proto_checked, NULL};
     for (size_t index = 0; index < COUNT(limits); index++) {
         memcpy(fx->data, "\xc6\x00\x01\x00\x00", 5);            //  bin 32 of 64 KiB
         s_good_header(fx, ZM_CMD_SNAPSHOT);
-        s_message(fx, 1, fx->data, S_CHUNK_BODY);
-        s_accept(fx, limits[index], "whole chunk");
+        zt_proto_message(fx, 1, fx->data, S_CHUNK_BODY);
+        zt_proto_accept(fx, limits[index], "whole chunk");
         assert_int_equal(zframe_size(fx->self.body), S_CHUNK_BODY);
         memcpy(fx->data, "\xc6\x00\x01\x00\x01", 5);            //  bin 32 of 64 KiB + 1
         s_good_header(fx, ZM_CMD_SNAPSHOT);
-        s_message(fx, 1, fx->data, S_CHUNK_BODY + 1);
-        s_refuse(fx, limits[index], "chunk + 1", ZM_CMD_SNAPSHOT, ZM_STATUS_TOO_BIG, true, 7);
+        zt_proto_message(fx, 1, fx->data, S_CHUNK_BODY + 1);
+        zt_proto_refuse_cmd(fx, limits[index], "chunk + 1", ZM_CMD_SNAPSHOT, ZM_STATUS_TOO_BIG,
+                            true, 7);
     }
     //  A chunk within the bound is still checked as MessagePack when asked.
     memcpy(fx->data, "\xc6\x00\x01\x00\x01", 5);                //  claims one byte more
     s_good_header(fx, ZM_CMD_SNAPSHOT);
-    s_message(fx, 1, fx->data, S_CHUNK_BODY);
-    s_refuse(fx, &small, "chunk cut short", ZM_CMD_SNAPSHOT, ZM_STATUS_MALFORMED, true, 7);
+    zt_proto_message(fx, 1, fx->data, S_CHUNK_BODY);
+    zt_proto_refuse_cmd(fx, &small, "chunk cut short", ZM_CMD_SNAPSHOT,
+                        ZM_STATUS_MALFORMED, true, 7);
     s_good_header(fx, ZM_CMD_SNAPSHOT);
-    s_message(fx, 1, fx->data, S_CHUNK_BODY);
-    s_accept(fx, &unchecked, "chunk unchecked");
+    zt_proto_message(fx, 1, fx->data, S_CHUNK_BODY);
+    zt_proto_accept(fx, &unchecked, "chunk unchecked");
     //  The bound is the SNAPSHOT's alone: a WRITE of the same size is 413
     //  under a 16-byte limit.
     memcpy(fx->data, "\xc6\x00\x01\x00\x00", 5);
     s_good_header(fx, ZM_CMD_WRITE);
-    s_message(fx, 1, fx->data, S_CHUNK_BODY);
-    s_refuse(fx, &small, "write of a chunk", ZM_CMD_WRITE, ZM_STATUS_TOO_BIG, true, 7);
+    zt_proto_message(fx, 1, fx->data, S_CHUNK_BODY);
+    zt_proto_refuse_cmd(fx, &small, "write of a chunk", ZM_CMD_WRITE, ZM_STATUS_TOO_BIG, true, 7);
     s_good(fx, ZM_CMD_SNAPSHOT);
 }
 
@@ -891,7 +736,7 @@ test_proto_repl_bounds_snapshot_chunks(void **state)
 static void
 test_proto_repl_rejects_other_version_and_long_header(void **state)
 {
-    s_fixture_t *fx = *state;
+    zt_proto_fixture_t *fx = *state;
     //  ZMP2 JOIN: 505 and still a JOIN, so the broker answers DISCONNECT.
     zmesh_pack_destroy(&fx->pack);
     fx->pack = zmesh_pack_new();
@@ -905,8 +750,9 @@ test_proto_repl_rejects_other_version_and_long_header(void **state)
     zmesh_pack_uint(fx->pack, 0);
     zmesh_pack_uint(fx->pack, 0);
     zmesh_pack_uint(fx->pack, 0);
-    s_message(fx, 0, NULL, 0);
-    s_refuse(fx, &s_checked, "ZMP2 join", ZM_CMD_JOIN, ZM_STATUS_BAD_VERSION, false, 0);
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "ZMP2 join", ZM_CMD_JOIN, ZM_STATUS_BAD_VERSION,
+                        false, 0);
     //  A JOIN header over 512 bytes: 413, still a JOIN.
     char name[ZM_NAME_MAX + 1];
     memset(name, 'k', ZM_NAME_MAX);
@@ -921,8 +767,9 @@ test_proto_repl_rejects_other_version_and_long_header(void **state)
     for (int index = 0; index < 5; index++)
         zmesh_pack_uint(fx->pack, 0);
     assert_true(zmesh_pack_size(fx->pack) > ZM_HEADER_MAX);
-    s_message(fx, 0, NULL, 0);
-    s_refuse(fx, &s_checked, "long join", ZM_CMD_JOIN, ZM_STATUS_TOO_BIG, false, 0);
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_refuse_cmd(fx, &zt_proto_checked, "long join", ZM_CMD_JOIN,
+                        ZM_STATUS_TOO_BIG, false, 0);
     s_good(fx, ZM_CMD_JOIN);
 }
 
@@ -930,14 +777,14 @@ test_proto_repl_rejects_other_version_and_long_header(void **state)
 static void
 test_proto_repl_decode_clears_the_previous_fields(void **state)
 {
-    s_fixture_t *fx = *state;
-    s_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U(3), U(1));
-    s_message(fx, 1, "\xc0", 1);
-    s_accept(fx, &s_checked, "snapshot");
+    zt_proto_fixture_t *fx = *state;
+    zt_proto_header(fx, "SNAPSHOT", "uuuuu", U(7), U(5), U(9), U(3), U(1));
+    zt_proto_message(fx, 1, "\xc0", 1);
+    zt_proto_accept(fx, &zt_proto_checked, "snapshot");
     assert_true(fx->self.more);
-    s_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(3), U(2), U(0), U(0));
-    s_message(fx, 0, NULL, 0);
-    s_accept(fx, &s_checked, "join");
+    zt_proto_header(fx, "JOIN", "suuuuuu", "kv", U(1000), U(3), U(3), U(2), U(0), U(0));
+    zt_proto_message(fx, 0, NULL, 0);
+    zt_proto_accept(fx, &zt_proto_checked, "join");
     s_good(fx, ZM_CMD_SYNC);
     assert_int_equal(fx->self.id, 7);
     assert_true(fx->self.epoch == 0 && fx->self.seq == 0);
@@ -948,27 +795,25 @@ test_proto_repl_decode_clears_the_previous_fields(void **state)
     assert_string_equal(fx->self.service, "");
 }
 
-#define S_TEST(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        S_TEST(test_proto_repl_round_trips_join),
-        S_TEST(test_proto_repl_round_trips_write),
-        S_TEST(test_proto_repl_round_trips_applied),
-        S_TEST(test_proto_repl_round_trips_missing_and_sync),
-        S_TEST(test_proto_repl_round_trips_snapshot),
-        S_TEST(test_proto_repl_headers_match_the_spec),
-        S_TEST(test_proto_repl_accepts_foreign_encodings),
-        S_TEST(test_proto_repl_accepts_range_edges),
-        S_TEST(test_proto_repl_rejects_out_of_range_fields),
-        S_TEST(test_proto_repl_rejects_wrong_field_counts),
-        S_TEST(test_proto_repl_rejects_wrong_frame_counts),
-        S_TEST(test_proto_repl_checks_write_and_applied_bodies),
-        S_TEST(test_proto_repl_bounds_snapshot_chunks),
-        S_TEST(test_proto_repl_rejects_other_version_and_long_header),
-        S_TEST(test_proto_repl_decode_clears_the_previous_fields),
+        ZT_PROTO_TEST(test_proto_repl_round_trips_join),
+        ZT_PROTO_TEST(test_proto_repl_round_trips_write),
+        ZT_PROTO_TEST(test_proto_repl_round_trips_applied),
+        ZT_PROTO_TEST(test_proto_repl_round_trips_missing_and_sync),
+        ZT_PROTO_TEST(test_proto_repl_round_trips_snapshot),
+        ZT_PROTO_TEST(test_proto_repl_headers_match_the_spec),
+        ZT_PROTO_TEST(test_proto_repl_accepts_foreign_encodings),
+        ZT_PROTO_TEST(test_proto_repl_accepts_range_edges),
+        ZT_PROTO_TEST(test_proto_repl_rejects_out_of_range_fields),
+        ZT_PROTO_TEST(test_proto_repl_rejects_wrong_field_counts),
+        ZT_PROTO_TEST(test_proto_repl_rejects_wrong_frame_counts),
+        ZT_PROTO_TEST(test_proto_repl_checks_write_and_applied_bodies),
+        ZT_PROTO_TEST(test_proto_repl_bounds_snapshot_chunks),
+        ZT_PROTO_TEST(test_proto_repl_rejects_other_version_and_long_header),
+        ZT_PROTO_TEST(test_proto_repl_decode_clears_the_previous_fields),
     };
     return cmocka_run_group_tests_name("proto_repl", tests, NULL, NULL);
 }
