@@ -4,9 +4,9 @@
 //  numbered writes through zm_replica and acknowledges them only once they
 //  are durable, answers reads, and sends or installs snapshots for catch-up.
 //  Its connection to the broker (heartbeats, reconnects and their backoff)
-//  is zm_link's, as the worker's is. Ordering,
-//  exactly-once and the disk are zm_replica's: this file only moves
-//  messages, batches writes and decides when to ask for what it misses.
+//  is zm_link's, as the worker's is. Ordering, exactly-once and the disk are
+//  zm_replica's: this file only moves messages, batches writes and decides
+//  when to ask for what it misses.
 #include "zm_alloc.h"
 #include "zm_dealer.h"
 #include "zm_link.h"
@@ -704,14 +704,6 @@ s_pump(s_engine_t *self)
     }
 }
 
-//  Sends heartbeats, notices a silent broker, reconnects when it is time.
-static void
-s_on_clock(s_engine_t *self, int64_t now)
-{
-    if (self->rc == ZMESH_OK && zm_link_tick(&self->link, now))
-        s_connect(self);
-}
-
 //  The event loop; returns when stopped, refused or failed.
 static void
 s_serve(s_engine_t *self)
@@ -743,7 +735,9 @@ s_serve(s_engine_t *self)
         if (s_commit(self))
             s_flush(self);
         s_pump(self);
-        s_on_clock(self, zclock_mono());
+        //  Heartbeats, a silent broker, a reconnection due.
+        if (self->rc == ZMESH_OK && zm_link_tick(&self->link, zclock_mono()))
+            s_connect(self);
     }
 }
 

@@ -545,15 +545,6 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
     zm_link_send(&self->link, &reply);
 }
 
-//  Sends heartbeats, notices a silent broker, reconnects when it is time.
-static void
-s_on_clock(s_engine_t *self, int64_t now)
-{
-    //  Refused for good (DISCONNECT 403, 413, 505): no new READY.
-    if (self->rc == ZMESH_OK && zm_link_tick(&self->link, now))
-        s_connect(self);
-}
-
 //  The event loop; returns when stopped or refused.
 static void
 s_serve(s_engine_t *self)
@@ -583,7 +574,10 @@ s_serve(s_engine_t *self)
             zmsg_destroy(&msg);
         }
         zm_link_drain(&self->link, 256, s_on_broker, self);
-        s_on_clock(self, zclock_mono());
+        //  Heartbeats, a silent broker, a reconnection due; none once refused for
+        //  good (DISCONNECT 403, 413, 505): no new READY.
+        if (self->rc == ZMESH_OK && zm_link_tick(&self->link, zclock_mono()))
+            s_connect(self);
     }
 }
 
