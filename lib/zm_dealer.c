@@ -1,12 +1,9 @@
-//  zm_dealer - the DEALER connection pieces that the pipeline producer and
-//  consumer share.
+//  zm_dealer - the DEALER connection pieces that the peers of libzmesh share.
 #include "zm_dealer.h"
 
 #include "zm_log.h"
 #include "zm_secure.h"
 #include "zmesh.h"
-
-#define S_RECONNECT_IVL_MAX 2000    //  ms, cap of libzmq's reconnect backoff
 
 zm_endpoints_t *
 zm_dealer_check(const char *endpoint, const char *pipeline, const zmesh_curve_t *curve,
@@ -16,7 +13,8 @@ zm_dealer_check(const char *endpoint, const char *pipeline, const zmesh_curve_t 
     bool valid = endpoints && pipeline && zm_proto_valid_name(pipeline, strlen(pipeline))
                  && strncmp(pipeline, "zmesh.", 6) != 0;
     for (size_t i = 0; valid && i < zm_endpoints_size(endpoints); i++) {
-        zsock_t *probe = zm_dealer_open(zm_endpoints_next(endpoints), false, 0, curve);
+        zsock_t *probe = zm_dealer_open(zm_endpoints_next(endpoints), false, 0,
+                                       ZM_DEALER_RECONNECT_MAX, curve);
         valid = probe != NULL;                  //  libzmq judges each endpoint once
         zsock_destroy(&probe);
     }
@@ -28,16 +26,15 @@ zm_dealer_check(const char *endpoint, const char *pipeline, const zmesh_curve_t 
 }
 
 zsock_t *
-zm_dealer_open(const char *endpoint, bool immediate, int linger_ms, const zmesh_curve_t *curve)
+zm_dealer_open(const char *endpoint, bool immediate, int linger_ms, int reconnect_max_ms,
+               const zmesh_curve_t *curve)
 {
     assert(endpoint);
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     assert(sock);
     zsock_set_sndtimeo(sock, 0);
     zsock_set_linger(sock, linger_ms);
-    //  libzmq reconnects with exponential backoff and jitter up to the cap,
-    //  resolving the host name again each time (containers move).
-    zsock_set_reconnect_ivl_max(sock, S_RECONNECT_IVL_MAX);
+    zsock_set_reconnect_ivl_max(sock, reconnect_max_ms);
     zsock_set_immediate(sock, immediate ? 1 : 0);
     zm_secure_apply(curve, sock);               //  before connecting: the handshake uses it
     if (zsock_connect(sock, "%s", endpoint) != 0)

@@ -1,8 +1,9 @@
-//  zm_dealer - what a pipeline producer and a consumer share about their
-//  DEALER connection to a broker: checking the broker list and the pipeline
-//  name given to _new, opening a socket to one broker, and sending and
-//  reading one ZMP command without blocking. No policy: when to reconnect
-//  or fail over is the caller's.
+//  zm_dealer - what the peers of libzmesh that hold a DEALER to a broker
+//  (producer, consumer, worker, replica) share about it: checking the broker
+//  list and the pipeline or service name given to _new, opening a socket to
+//  one broker, and sending and reading one ZMP command without blocking. No
+//  policy: when to reconnect or fail over is the caller's (zm_link for the
+//  peers that register).
 #ifndef ZM_DEALER_H_INCLUDED
 #define ZM_DEALER_H_INCLUDED
 
@@ -13,11 +14,15 @@
 #include <czmq.h>
 #include <stdbool.h>
 
-//  Largest body a producer or consumer accepts from a broker; the broker
-//  enforces its own, smaller limit on what it takes.
+//  Largest body a peer accepts from a broker; the broker enforces its own,
+//  smaller limit on what it takes.
 #define ZM_DEALER_BODY_MAX ((size_t) 256 << 20)
 
-//  Checks a pipeline name (valid, not reserved) and a broker list whose
+//  The cap of libzmq's reconnect backoff for a producer's or consumer's
+//  socket (zm_dealer_open's reconnect_max_ms).
+#define ZM_DEALER_RECONNECT_MAX 2000
+
+//  Checks a pipeline or service name (valid, not reserved) and a broker list whose
 //  every endpoint libzmq can connect to (probed with curve's keys, if not
 //  NULL, as the real connections will be). Returns the parsed list, or NULL
 //  with *err_p (may be NULL) set to ZMESH_EINVAL.
@@ -28,9 +33,11 @@ zm_endpoints_t *zm_dealer_check(const char *endpoint, const char *pipeline,
 //  endpoint. Sends never block (SNDTIMEO 0). With immediate, libzmq queues
 //  messages only on a connection that is up, so a send to a broker that is
 //  not there fails at once instead of waiting in a queue. linger_ms is how
-//  long a close may still try to deliver what is queued. With curve (may
-//  be NULL) the socket is a CURVE client of the broker.
-zsock_t *zm_dealer_open(const char *endpoint, bool immediate, int linger_ms,
+//  long a close may still try to deliver what is queued. libzmq reconnects
+//  by itself with exponential backoff and jitter up to reconnect_max_ms,
+//  resolving the host name again each time (containers move). With curve
+//  (may be NULL) the socket is a CURVE client of the broker.
+zsock_t *zm_dealer_open(const char *endpoint, bool immediate, int linger_ms, int reconnect_max_ms,
                         const zmesh_curve_t *curve);
 
 //  Closes *sock_p at once, dropping whatever it still queues: a connection

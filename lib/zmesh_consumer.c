@@ -11,8 +11,8 @@
 //  Application to engine: [A id:u64], an ack; [R id:u64], a delivery it
 //  never handed to the user; [L], leave: RELEASE now; "$TERM" (zactor_destroy).
 #include "zm_alloc.h"
-#include "zm_beat.h"
 #include "zm_dealer.h"
+#include "zm_link.h"
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_secure.h"
@@ -21,10 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 
-#define S_BACKOFF_MIN 100       //  ms, first wait before registering again
-#define S_BACKOFF_MAX 5000      //  ms, cap of the exponential backoff
 #define S_DRAIN_BATCH 1024      //  messages read from one side per wake-up
-#define S_LINGER_MS 500         //  lets DISCONNECT out when the consumer closes
 #define S_TAG_DELIVER 'D'
 #define S_TAG_REFUSED 'E'
 #define S_TAG_ACK 'A'
@@ -47,14 +44,8 @@ struct zmesh_consumer {
 //  The engine thread's state.
 typedef struct {
     const zmesh_consumer_t *consumer;   //  borrowed: settings, read only
-    zm_endpoints_t *endpoints;  //  borrowed from the consumer, walked on reconnects
     zsock_t *pipe;              //  borrowed: the actor's end of the pipe
-    zsock_t *sock;              //  owned DEALER to the broker, NULL between sessions
-    uint32_t session;           //  counts the sockets opened
-    int64_t last_heard;         //  ms: anything from the broker
-    int64_t last_sent;          //  ms: anything to the broker
-    int64_t reconnect_at;       //  ms: when sock is NULL, when to register again
-    int backoff;                //  ms: next wait after a broker turned us away
+    zm_link_t link;             //  the connection to the broker (one socket a session)
     bool refused;               //  the broker refused us for good: wait for $TERM
     bool stopping;              //  $TERM came
     bool left;                  //  sent RELEASE: never registers again
@@ -116,16 +107,6 @@ zmesh_consumer_error(const zmesh_consumer_t *self)
     return self->error;
 }
 
-static void
-s_send(s_engine_t *self, zm_proto_t *command)
-{
-    //  SNDTIMEO is 0: if libzmq's queue to a dead broker is full the command
-    //  is dropped here, and the silence check registers us again.
-    if (zm_dealer_send(self->sock, command, NULL) != ZMESH_OK)
-        zm_log_debug("consumer: send failed cmd=%s", zm_proto_cmd_name(command->cmd));
-    self->last_sent = zclock_mono();
-}
-
 //  Sends the acks collected so far, up to ZM_ACK_MAX per ACK. Acks of a
 //  session already gone go to the new one: the broker ignores them there.
 static void
@@ -133,13 +114,13 @@ s_flush_acks(s_engine_t *self)
 {
     if (self->ack_count == 0)
         return;
-    if (self->sock) {
+    if (self->link.sock) {
         zm_proto_t ack;
         zm_proto_init(&ack);
         ack.cmd = ZM_CMD_ACK;
         memcpy(ack.acks, self->acks, sizeof ack.acks[0] * self->ack_count);
         ack.ack_count = self->ack_count;
-        s_send(self, &ack);
+        zm_link_send(&self->link, &ack);
     }
     self->ack_count = 0;
 }
@@ -174,7 +155,7 @@ s_release_unseen(s_engine_t *self)
     }
     size_t end = self->release_count;
     bool first = true;                          //  one RELEASE even with no id
-    while ((end > 0 || first) && self->sock) {
+    while ((end > 0 || first) && self->link.sock) {
         first = false;
         size_t start = end > ZM_ACK_MAX ? end - ZM_ACK_MAX : 0;
         zm_proto_t release;
@@ -183,7 +164,7 @@ s_release_unseen(s_engine_t *self)
         release.ack_count = (uint32_t) (end - start);
         if (end > start)
             memcpy(release.acks, self->releases + start, sizeof release.acks[0] * (end - start));
-        s_send(self, &release);
+        zm_link_send(&self->link, &release);
         end = start;
     }
     self->release_count = 0;
@@ -195,15 +176,9 @@ static void
 s_connect(s_engine_t *self)
 {
     const zmesh_consumer_t *consumer = self->consumer;
-    zm_dealer_abandon(&self->sock);
-    const char *endpoint = self->session == 0 ? zm_endpoints_current(self->endpoints)
-                                              : zm_endpoints_next(self->endpoints);
-    self->session++;
-    self->last_heard = zclock_mono();
-    self->sock = zm_dealer_open(endpoint, false, S_LINGER_MS, consumer->curve);
-    if (!self->sock) {
-        zm_log_warning("consumer: cannot connect broker=%s", endpoint);
-        self->reconnect_at = zclock_mono() + S_BACKOFF_MAX;
+    if (zm_link_connect(&self->link) != ZMESH_OK) {
+        zm_log_warning("consumer: cannot connect broker=%s", zm_link_endpoint(&self->link));
+        self->link.reconnect_at = zclock_mono() + ZM_LINK_BACKOFF_MAX;
         return;
     }
     zm_proto_t consume;
@@ -213,9 +188,10 @@ s_connect(s_engine_t *self)
     consume.credit = (uint32_t) consumer->credit;
     consume.heartbeat_ms = (uint32_t) consumer->heartbeat_ms;
     consume.liveness = (uint32_t) consumer->liveness;
-    s_send(self, &consume);
+    zm_link_send(&self->link, &consume);
     zm_log_debug("consumer: CONSUME pipeline=%s credit=%d session=%u broker=%s",
-                 consumer->pipeline, consumer->credit, self->session, endpoint);
+                 consumer->pipeline, consumer->credit, self->link.session,
+                 zm_link_endpoint(&self->link));
 }
 
 //  Hands a message to the application, keeping the order when its pipe is full.
@@ -262,21 +238,15 @@ s_deliver(s_engine_t *self, zm_proto_t *deliver)
 static void
 s_on_disconnect(s_engine_t *self, zm_proto_t *command)
 {
-    zm_dealer_abandon(&self->sock);
-    if (self->left)
+    if (self->left) {
+        zm_link_drop(&self->link);
         return;                                 //  leaving: nothing to register again for
+    }
     bool again = (command->status == ZM_STATUS_MALFORMED
                   && strcmp(command->reason, "not registered") == 0)
                  || command->status == ZM_STATUS_BUSY || command->status == ZM_STATUS_OK;
-    if (again) {
-        zm_log_notice("consumer: broker disconnected us reason=\"%s\" retry_ms=%d",
-                      command->reason, self->backoff);
-        self->reconnect_at = zclock_mono() + self->backoff + (int) (random() % 100);
-        self->backoff = self->backoff * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX : self->backoff * 2;
+    if (zm_link_disconnected(&self->link, command, !again) == ZMESH_OK)
         return;
-    }
-    zm_log_error("consumer: broker refused us status=%u reason=\"%s\"", command->status,
-                 command->reason);
     self->refused = true;
     uint8_t tag[5];
     tag[0] = S_TAG_REFUSED;
@@ -287,17 +257,17 @@ s_on_disconnect(s_engine_t *self, zm_proto_t *command)
     s_to_app(self, &msg);
 }
 
-static void
-s_on_broker(s_engine_t *self, zm_proto_t *command)
+static bool
+s_on_broker(void *engine, zm_proto_t *command)
 {
-    self->last_heard = zclock_mono();
+    s_engine_t *self = engine;
     switch (command->cmd) {
     case ZM_CMD_DELIVER:
-        self->backoff = S_BACKOFF_MIN;          //  we are registered
+        zm_link_registered(&self->link);
         s_deliver(self, command);
         break;
     case ZM_CMD_HEARTBEAT:
-        self->backoff = S_BACKOFF_MIN;
+        zm_link_registered(&self->link);
         break;
     case ZM_CMD_DISCONNECT:
         s_on_disconnect(self, command);
@@ -306,6 +276,7 @@ s_on_broker(s_engine_t *self, zm_proto_t *command)
         zm_log_warning("consumer: unexpected %s from broker", zm_proto_cmd_name(command->cmd));
         break;
     }
+    return true;
 }
 
 //  Reads what the application sent: acks, or $TERM.
@@ -341,63 +312,23 @@ s_drain_pipe(s_engine_t *self)
     zmq_msg_close(&msg);
 }
 
-static void
-s_drain_broker(s_engine_t *self)
-{
-    zm_proto_t command;
-    zm_proto_init(&command);
-    for (int i = 0; i < S_DRAIN_BATCH && self->sock; i++) {
-        if (zm_dealer_recv(self->sock, &command, "consumer"))
-            s_on_broker(self, &command);
-        else if (!(zsock_events(self->sock) & ZMQ_POLLIN))
-            break;
-        else
-            self->last_heard = zclock_mono();   //  malformed, but the broker is there
-    }
-    zm_proto_reset(&command);
-}
-
 //  Heartbeats, notices a silent broker, registers again when it is time.
 static void
 s_on_clock(s_engine_t *self, int64_t now)
 {
-    const zmesh_consumer_t *consumer = self->consumer;
     if (self->refused)
         return;
-    if (self->left && (!self->sock || now - self->last_heard
-                                          >= (int64_t) consumer->heartbeat_ms * consumer->liveness))
+    if (self->left && (!self->link.sock || zm_link_silent(&self->link, now)))
         return;                                 //  leaving: no new session
-    if (!self->sock) {
-        if (now >= self->reconnect_at)
-            s_connect(self);
-        return;
-    }
-    if (now - self->last_heard >= (int64_t) consumer->heartbeat_ms * consumer->liveness) {
-        const char *hint = zm_secure_hint(consumer->curve);
-        zm_log_notice("consumer: broker silent ms=%" PRId64 ", registering again%s%s",
-                      now - self->last_heard, hint[0] ? "; " : "", hint);
+    if (zm_link_tick(&self->link, now))
         s_connect(self);
-    }
-    else if (now - self->last_sent >= consumer->heartbeat_ms) {
-        zm_proto_t heartbeat;
-        zm_proto_init(&heartbeat);
-        heartbeat.cmd = ZM_CMD_HEARTBEAT;
-        s_send(self, &heartbeat);
-    }
 }
 
 //  Milliseconds until s_on_clock has something to do; -1: nothing.
 static long
 s_wait_ms(const s_engine_t *self, int64_t now)
 {
-    const zmesh_consumer_t *consumer = self->consumer;
-    if (self->refused)
-        return -1;
-    int64_t next = self->reconnect_at;
-    if (self->sock)
-        next = zm_beat_next(self->last_sent, self->last_heard, consumer->heartbeat_ms,
-                            consumer->liveness);
-    return next > now ? (long) (next - now) : 0;
+    return self->refused ? -1 : zm_link_wait_ms(&self->link, now);
 }
 
 static void
@@ -416,40 +347,42 @@ s_engine_main(zsock_t *pipe, void *args)
     sigfillset(&signals);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     zmesh_consumer_t *consumer = args;
-    s_engine_t self = {.consumer = consumer, .endpoints = consumer->endpoints, .pipe = pipe,
-                       .backoff = S_BACKOFF_MIN};
+    s_engine_t self = {.consumer = consumer, .pipe = pipe};
+    zm_link_init(&self.link, "consumer", consumer->endpoints, consumer->curve,
+                 consumer->heartbeat_ms, consumer->liveness);
+    self.link.reconnect_max_ms = ZM_DEALER_RECONNECT_MAX;      //  as the producer's sockets
     self.backlog = zlistx_new();
     zlistx_set_destructor(self.backlog, s_msg_free);
     zsock_signal(pipe, 0);
     s_connect(&self);
     while (!self.stopping) {
         bool backlog = zlistx_size(self.backlog) > 0;
+        zsock_t *sock = self.link.sock;
         zmq_pollitem_t items[2] = {
             {zsock_resolve(pipe), 0, (short) (ZMQ_POLLIN | (backlog ? ZMQ_POLLOUT : 0)), 0},
-            {self.sock ? zsock_resolve(self.sock) : NULL, 0, ZMQ_POLLIN, 0},
+            {sock ? zsock_resolve(sock) : NULL, 0, ZMQ_POLLIN, 0},
         };
         //  Signals end nothing here: the application decides when to stop.
-        if (zmq_poll(items, self.sock ? 2 : 1, s_wait_ms(&self, zclock_mono())) < 0
+        if (zmq_poll(items, sock ? 2 : 1, s_wait_ms(&self, zclock_mono())) < 0
             && errno == ETERM)
             break;
         s_drain_pipe(&self);
-        if (self.sock)
-            s_drain_broker(&self);
+        zm_link_drain(&self.link, S_DRAIN_BATCH, s_on_broker, &self);
         s_flush_backlog(&self);
         s_flush_acks(&self);
         s_on_clock(&self, zclock_mono());
     }
     s_release_unseen(&self);                    //  first: our last acks free no credit
     s_flush_acks(&self);
-    if (self.sock) {
+    if (self.link.sock) {
         zm_proto_t leave;
         zm_proto_init(&leave);
         leave.cmd = ZM_CMD_DISCONNECT;
         leave.status = ZM_STATUS_OK;
         snprintf(leave.reason, sizeof leave.reason, "consumer leaving");
-        s_send(&self, &leave);
+        zm_link_send(&self.link, &leave);
     }
-    zsock_destroy(&self.sock);                  //  lingers so that DISCONNECT goes out
+    zsock_destroy(&self.link.sock);             //  lingers so that DISCONNECT goes out
     zlistx_destroy(&self.backlog);
     free(self.releases);
 }

@@ -147,7 +147,7 @@ s_open(zmesh_producer_t *self, int64_t now)
     const char *endpoint = self->connection == 0 ? zm_endpoints_current(self->endpoints)
                                                  : zm_endpoints_next(self->endpoints);
     self->connection++;
-    self->sock = zm_dealer_open(endpoint, true, 0, self->curve);
+    self->sock = zm_dealer_open(endpoint, true, 0, ZM_DEALER_RECONNECT_MAX, self->curve);
     char name[96];
     snprintf(name, sizeof name, "inproc://zmesh-producer-%p-%u", (void *) self,
              self->connection);

@@ -3,29 +3,28 @@
 //  the broker, joins with the last write it holds, applies the broker's
 //  numbered writes through zm_replica and acknowledges them only once they
 //  are durable, answers reads, and sends or installs snapshots for catch-up.
-//  It reconnects and joins again as zmesh_worker does. Ordering,
-//  exactly-once and the disk are zm_replica's: this file only moves
-//  messages, batches writes and decides when to ask for what it misses.
+//  Its connection to the broker (heartbeats, reconnects and their backoff)
+//  is zm_link's, as the worker's is. Ordering, exactly-once and the disk are
+//  zm_replica's: this file only moves messages, batches writes and decides
+//  when to ask for what it misses.
 #include "zm_alloc.h"
-#include "zm_beat.h"
-#include "zm_endpoints.h"
+#include "zm_dealer.h"
+#include "zm_link.h"
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_proto.h"
 #include "zm_random.h"
 #include "zm_replica.h"
 #include "zm_secure.h"
+#include "zm_wake.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_RECONNECT_MIN 100     //  ms, first wait after the broker refused us
-#define S_RECONNECT_MAX 5000    //  ms, cap of the exponential backoff
 #define S_BATCH_MAX 256         //  messages read before one group commit
 #define S_LOCK_NAME "lock"      //  the file in the data directory that one replica locks
 
@@ -40,8 +39,7 @@ struct zmesh_replica {
     zm_replica_t *replica;      //  owned: the state, its order and its log
     int heartbeat_ms;
     int liveness;
-    int wake[2];                //  self-pipe: zmesh_replica_stop writes a byte
-    volatile sig_atomic_t stop_requested;
+    zm_wake_t wake;             //  owned: zmesh_replica_stop's request to the loop
     bool failed;                //  a disk error: memory is ahead of disk, never serve again
     uint64_t id;                //  JOIN: this replica's id, random per process, so that the
                                 //  broker takes a new connection of it for the same replica
@@ -75,12 +73,7 @@ typedef struct {
 typedef struct {
     zmesh_replica_t *owner;     //  borrowed
     zm_replica_t *replica;      //  borrowed from owner
-    zsock_t *sock;              //  owned DEALER to the broker, NULL between connections
-    uint32_t session;           //  counts connections
-    int64_t last_heard;         //  ms: anything from the broker
-    int64_t last_sent;          //  ms: anything to the broker
-    int64_t reconnect_at;       //  ms: when sock is NULL, when to connect again
-    int backoff;                //  ms: next wait after a refusal
+    zm_link_t link;             //  the connection to the broker, its session and timing
     int rc;                     //  what run returns
     bool dirty;                 //  writes applied since the last zm_replica_sync
     zlistx_t *outbox;           //  owned zmsg_t: answers held until the writes are durable,
@@ -166,19 +159,12 @@ zmesh_replica_new_secure(const char *endpoint, const char *service, const zmesh_
 {
     assert(state && state->handle && state->snapshot && state->restore);
     int err = ZMESH_OK;
-    zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
-    if (!endpoints || !service || !zm_proto_valid_name(service, strlen(service))
-        || strncmp(service, "zmesh.", 6) == 0 || replicas < 1 || replicas > ZM_REPLICAS_MAX
-        || quorum < 0 || quorum > replicas || (data_dir && !data_dir[0]))
+    zm_endpoints_t *endpoints = NULL;
+    if (replicas < 1 || replicas > ZM_REPLICAS_MAX || quorum < 0 || quorum > replicas
+        || (data_dir && !data_dir[0]))
         err = ZMESH_EINVAL;
-    for (size_t i = 0; !err && i < zm_endpoints_size(endpoints); i++) {
-        zsock_t *probe = zsock_new(ZMQ_DEALER);     //  libzmq judges each endpoint once
-        assert(probe);
-        zm_secure_apply(curve, probe);
-        if (zsock_connect(probe, "%s", zm_endpoints_next(endpoints)) != 0)
-            err = ZMESH_EINVAL;
-        zsock_destroy(&probe);
-    }
+    else
+        endpoints = zm_dealer_check(endpoint, service, curve, &err);
     char error[512] = "";
     int lock_fd = -1;
     if (!err && data_dir && (lock_fd = s_lock_dir(data_dir, error, sizeof error)) < 0)
@@ -190,8 +176,8 @@ zmesh_replica_new_secure(const char *endpoint, const char *service, const zmesh_
         if (!replica)
             err = ZMESH_ESYS;
     }
-    int wake[2] = {-1, -1};
-    if (!err && pipe(wake) != 0) {
+    zm_wake_t wake = {.fd = {-1, -1}};
+    if (!err && zm_wake_open(&wake) != ZMESH_OK) {
         snprintf(error, sizeof error, "pipe: %s", strerror(errno));
         err = ZMESH_ESYS;
     }
@@ -207,8 +193,6 @@ zmesh_replica_new_secure(const char *endpoint, const char *service, const zmesh_
         zm_endpoints_destroy(&endpoints);
         return NULL;
     }
-    for (int i = 0; i < 2; i++)
-        fcntl(wake[i], F_SETFL, fcntl(wake[i], F_GETFL) | O_NONBLOCK);
     zmesh_replica_t *self = zm_alloc(sizeof *self);
     self->endpoints = endpoints;
     self->service = zm_strdup(service);
@@ -221,8 +205,7 @@ zmesh_replica_new_secure(const char *endpoint, const char *service, const zmesh_
     self->replica = replica;
     self->heartbeat_ms = 1000;
     self->liveness = 3;
-    self->wake[0] = wake[0];
-    self->wake[1] = wake[1];
+    self->wake = wake;
     s_log_open(self, &report);
     return self;
 }
@@ -237,8 +220,7 @@ zmesh_replica_destroy(zmesh_replica_t **self_p)
     zm_replica_destroy(&self->replica);
     if (self->lock_fd >= 0)
         close(self->lock_fd);           //  after the log is closed: then the next may open it
-    close(self->wake[0]);
-    close(self->wake[1]);
+    zm_wake_close(&self->wake);
     zm_endpoints_destroy(&self->endpoints);
     zmesh_curve_destroy(&self->curve);
     free(self->data_dir);
@@ -260,10 +242,7 @@ zmesh_replica_set_heartbeat(zmesh_replica_t *self, int interval_ms, int liveness
 void
 zmesh_replica_stop(zmesh_replica_t *self)
 {
-    //  Async-signal-safe: a flag and a write(2), nothing else.
-    self->stop_requested = 1;
-    ssize_t rc = write(self->wake[1], "x", 1);
-    (void) rc;                          //  a full pipe already wakes the loop
+    zm_wake_request(&self->wake);       //  async-signal-safe
 }
 
 const char *
@@ -307,19 +286,11 @@ static bool
 s_send_msg(s_engine_t *self, zmsg_t **msg_p)
 {
     //  SNDTIMEO is 0: a full queue to a dead or stuck broker refuses at once.
-    int rc = zmsg_send(msg_p, self->sock);
+    int rc = zmsg_send(msg_p, self->link.sock);
     zmsg_destroy(msg_p);
     if (rc == 0)
-        self->last_sent = zclock_mono();
+        self->link.last_sent = zclock_mono();
     return rc == 0;
-}
-
-static void
-s_send(s_engine_t *self, zm_proto_t *command)
-{
-    zmsg_t *msg = zm_proto_encode(command);
-    if (!s_send_msg(self, &msg))
-        zm_log_debug("replica: send failed cmd=%s", zm_proto_cmd_name(command->cmd));
 }
 
 //  Queues command to go once the writes before it are durable.
@@ -338,12 +309,12 @@ static void
 s_flush(s_engine_t *self)
 {
     zmsg_t *msg;
-    while (self->sock && (msg = zlistx_detach(self->outbox, NULL))) {
-        if (zmsg_send(&msg, self->sock) != 0) {
+    while (self->link.sock && (msg = zlistx_detach(self->outbox, NULL))) {
+        if (zmsg_send(&msg, self->link.sock) != 0) {
             zlistx_add_start(self->outbox, msg);
             break;
         }
-        self->last_sent = zclock_mono();
+        self->link.last_sent = zclock_mono();
     }
 }
 
@@ -357,35 +328,26 @@ s_drop_transfers(s_engine_t *self)
     memset(&self->incoming, 0, sizeof self->incoming);
 }
 
-//  Opens a new connection and joins with the last write held. What the old
-//  connection still had to send belongs to a session the broker ends.
+//  Opens a new connection, to the next broker of the list, and joins with
+//  the last write held. What the old connection still had to send belongs
+//  to a session the broker ends (no ghost JOIN or APPLIED after a
+//  partition).
 static void
 s_connect(s_engine_t *self)
 {
     zmesh_replica_t *owner = self->owner;
     if (!s_commit(self))
         return;
-    if (self->sock)
-        zsock_set_linger(self->sock, 0);    //  no ghost JOIN or APPLIED after a partition
-    zsock_destroy(&self->sock);
     zlistx_purge(self->outbox);
     s_drop_transfers(self);
     self->missing_sent = false;
     self->lost_snapshot = false;        //  the JOIN says where it stands
-    self->sock = zsock_new(ZMQ_DEALER);
-    assert(self->sock);
-    zsock_set_sndtimeo(self->sock, 0);
-    zsock_set_linger(self->sock, 500);      //  let DISCONNECT out on close
-    zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
-    zm_secure_apply(owner->curve, self->sock);
-    const char *endpoint = self->session == 0 ? zm_endpoints_current(owner->endpoints)
-                                              : zm_endpoints_next(owner->endpoints);
-    if (zsock_connect(self->sock, "%s", endpoint) != 0) {
-        snprintf(owner->error, sizeof owner->error, "cannot connect to %s", endpoint);
+    if (zm_link_connect(&self->link) != ZMESH_OK) {
+        snprintf(owner->error, sizeof owner->error, "cannot connect to %s",
+                 zm_link_endpoint(&self->link));
         self->rc = ZMESH_EINVAL;
         return;
     }
-    self->session++;
     zm_proto_t join;
     zm_proto_init(&join);
     join.cmd = ZM_CMD_JOIN;
@@ -397,11 +359,10 @@ s_connect(s_engine_t *self)
     join.epoch = zm_replica_epoch(self->replica);
     join.seq = zm_replica_seq(self->replica);
     join.id = owner->id;
-    s_send(self, &join);
-    self->last_heard = zclock_mono();
+    zm_link_send(&self->link, &join);
     zm_log_info("replica: JOIN service=%s replicas=%d quorum=%d epoch=%" PRIu64 " seq=%" PRIu64
                 " session=%u broker=%s", owner->service, owner->replicas, owner->quorum,
-                join.epoch, join.seq, self->session, endpoint);
+                join.epoch, join.seq, self->link.session, zm_link_endpoint(&self->link));
 }
 
 //  Asks the broker for what this replica misses, once per state: a broker
@@ -660,71 +621,46 @@ s_on_disconnect(s_engine_t *self, zm_proto_t *command)
 {
     zmesh_replica_t *owner = self->owner;
     snprintf(owner->error, sizeof owner->error, "%s", command->reason);
-    zsock_set_linger(self->sock, 0);        //  what it still holds is for a dead session
-    zsock_destroy(&self->sock);
     zlistx_purge(self->outbox);
     s_drop_transfers(self);
-    bool final = command->status == ZM_STATUS_DENIED || command->status == ZM_STATUS_TOO_BIG
-                 || command->status == ZM_STATUS_BAD_VERSION;
-    if (final) {
-        zm_log_error("replica: broker refused us status=%u reason=\"%s\"", command->status,
-                     command->reason);
-        self->rc = command->status == ZM_STATUS_DENIED ? ZMESH_EDENIED : ZMESH_EPROTO;
-        return;
-    }
-    //  A broker restart ("not registered"), or a kick: join again, backing off
-    //  so that a refused JOIN is not repeated in a tight loop.
-    zm_log_notice("replica: broker disconnected us status=%u reason=\"%s\" retry_ms=%d",
-                  command->status, command->reason, self->backoff);
-    self->reconnect_at = zclock_mono() + self->backoff + (int) (random() % 100);
-    self->backoff = self->backoff * 2 > S_RECONNECT_MAX ? S_RECONNECT_MAX : self->backoff * 2;
+    //  Not final (a broker restart, "not registered", or a kick): join again.
+    int rc = zm_link_disconnected(&self->link, command, zm_link_final(command->status));
+    if (rc != ZMESH_OK)
+        self->rc = rc;
 }
 
-//  Reacts to one message from the broker.
-static void
-s_on_broker(s_engine_t *self, zmsg_t *msg)
+//  Reacts to one command from the broker; false after a refusal or a disk
+//  error.
+static bool
+s_on_broker(void *engine, zm_proto_t *command)
 {
-    zm_proto_t command;
-    zm_proto_init(&command);
-    zm_proto_error_t error;
-    zm_proto_limits_t limits = {.max_body = (size_t) 256 << 20, .check_body = false};
-    self->last_heard = zclock_mono();
-    if (!zm_proto_decode(&command, msg, &limits, &error)) {
-        zmsg_first(msg);
-        zframe_t *header = zmsg_next(msg);      //  after the empty delimiter
-        char hex[65] = "";
-        if (header)
-            zm_log_hex(hex, zframe_data(header), zframe_size(header));
-        zm_log_warning("replica: bad message from broker dropped reason=\"%s\" header=%s",
-                       error.reason, hex);
-        return;
-    }
-    if (command.cmd != ZM_CMD_DISCONNECT)
-        self->backoff = S_RECONNECT_MIN;    //  the broker talks to us: we are joined
-    switch (command.cmd) {
+    s_engine_t *self = engine;
+    if (command->cmd != ZM_CMD_DISCONNECT)
+        zm_link_registered(&self->link);    //  the broker talks to us: we are joined
+    switch (command->cmd) {
     case ZM_CMD_WRITE:
-        s_on_write(self, &command);
+        s_on_write(self, command);
         break;
     case ZM_CMD_REQUEST:
-        s_on_request(self, &command);
+        s_on_request(self, command);
         break;
     case ZM_CMD_SYNC:
-        s_on_sync(self, &command);
+        s_on_sync(self, command);
         break;
     case ZM_CMD_SNAPSHOT:
-        s_on_snapshot(self, &command);
+        s_on_snapshot(self, command);
         break;
     case ZM_CMD_HEARTBEAT:
         break;
     case ZM_CMD_DISCONNECT:
-        s_on_disconnect(self, &command);
+        s_on_disconnect(self, command);
         break;
     default:
         zm_log_warning("replica: unexpected %s from broker, dropped",
-                       zm_proto_cmd_name(command.cmd));
+                       zm_proto_cmd_name(command->cmd));
         break;
     }
-    zm_proto_reset(&command);
+    return self->rc == ZMESH_OK;
 }
 
 //  Sends the snapshot being sent, chunk by chunk, while the socket takes them
@@ -733,8 +669,8 @@ static void
 s_pump(s_engine_t *self)
 {
     s_outgoing_t *out = &self->outgoing;
-    while (out->active && self->sock && zlistx_size(self->outbox) == 0
-           && (zsock_events(self->sock) & ZMQ_POLLOUT)) {
+    while (out->active && self->link.sock && zlistx_size(self->outbox) == 0
+           && (zsock_events(self->link.sock) & ZMQ_POLLOUT)) {
         size_t size = out->size - out->offset;
         if (size > ZM_SNAPSHOT_CHUNK)
             size = ZM_SNAPSHOT_CHUNK;
@@ -768,91 +704,40 @@ s_pump(s_engine_t *self)
     }
 }
 
-//  Sends heartbeats, notices a silent broker, reconnects when it is time.
-static void
-s_on_clock(s_engine_t *self, int64_t now)
-{
-    zmesh_replica_t *owner = self->owner;
-    if (self->rc != ZMESH_OK)
-        return;
-    if (!self->sock) {
-        if (now >= self->reconnect_at)
-            s_connect(self);
-        return;
-    }
-    if (now - self->last_heard >= (int64_t) owner->heartbeat_ms * owner->liveness) {
-        const char *hint = zm_secure_hint(owner->curve);
-        zm_log_notice("replica: broker silent ms=%" PRId64 ", reconnecting%s%s",
-                      now - self->last_heard, hint[0] ? "; " : "", hint);
-        s_connect(self);
-    }
-    else if (now - self->last_sent >= owner->heartbeat_ms) {
-        zm_proto_t beat;
-        zm_proto_init(&beat);
-        beat.cmd = ZM_CMD_HEARTBEAT;
-        s_send(self, &beat);
-    }
-}
-
-//  Milliseconds until s_on_clock has something to do.
-static long
-s_wait_ms(const s_engine_t *self, int64_t now)
-{
-    const zmesh_replica_t *owner = self->owner;
-    int64_t next;
-    if (!self->sock)
-        next = self->reconnect_at;
-    else
-        next = zm_beat_next(self->last_sent, self->last_heard, owner->heartbeat_ms,
-                            owner->liveness);
-    return next > now ? (long) (next - now) : 0;
-}
-
-static void
-s_drain_wake(zmesh_replica_t *owner)
-{
-    char buffer[64];
-    while (read(owner->wake[0], buffer, sizeof buffer) > 0)
-        ;
-}
-
 //  The event loop; returns when stopped, refused or failed.
 static void
 s_serve(s_engine_t *self)
 {
     zmesh_replica_t *owner = self->owner;
     s_connect(self);
-    while (self->rc == ZMESH_OK && !owner->stop_requested && !zsys_interrupted) {
+    while (self->rc == ZMESH_OK && !owner->wake.requested && !zsys_interrupted) {
         //  Answers waiting for room: no more input until they went.
         bool backlog = zlistx_size(self->outbox) > 0;
         short events = (short) ((backlog ? 0 : ZMQ_POLLIN)
                                 | (backlog || self->outgoing.active ? ZMQ_POLLOUT : 0));
+        zsock_t *sock = self->link.sock;
         zmq_pollitem_t items[2] = {
-            {NULL, owner->wake[0], ZMQ_POLLIN, 0},
-            {self->sock ? zsock_resolve(self->sock) : NULL, 0, events, 0},
+            {NULL, zm_wake_fd(&owner->wake), ZMQ_POLLIN, 0},
+            {sock ? zsock_resolve(sock) : NULL, 0, events, 0},
         };
-        if (zmq_poll(items, self->sock ? 2 : 1, s_wait_ms(self, zclock_mono())) < 0
+        if (zmq_poll(items, sock ? 2 : 1, zm_link_wait_ms(&self->link, zclock_mono())) < 0
             && errno != EINTR) {
             snprintf(owner->error, sizeof owner->error, "poll: %s", zmq_strerror(errno));
             self->rc = ZMESH_ESYS;
             break;
         }
         if (items[0].revents & ZMQ_POLLIN)
-            s_drain_wake(owner);
+            zm_wake_drain(&owner->wake);
         //  Group commit: what is waiting is applied, made durable with one
         //  sync, and only then acknowledged.
-        for (int i = 0; i < S_BATCH_MAX && self->rc == ZMESH_OK && self->sock && !backlog
-                        && (zsock_events(self->sock) & ZMQ_POLLIN);
-             i++) {
-            zmsg_t *msg = zmsg_recv(self->sock);
-            if (msg)
-                s_on_broker(self, msg);
-            zmsg_destroy(&msg);
-        }
+        if (!backlog)
+            zm_link_drain(&self->link, S_BATCH_MAX, s_on_broker, self);
         if (s_commit(self))
             s_flush(self);
         s_pump(self);
-        s_on_clock(self, zclock_mono());
+        //  Heartbeats, a silent broker, a reconnection due.
+        if (self->rc == ZMESH_OK && zm_link_tick(&self->link, zclock_mono()))
+            s_connect(self);
     }
 }
 
@@ -860,32 +745,34 @@ int
 zmesh_replica_run(zmesh_replica_t *self)
 {
     assert(self);
-    s_drain_wake(self);
+    zm_wake_drain(&self->wake);
     if (self->failed)
         return ZMESH_ESYS;              //  error still says why
     self->error[0] = '\0';
-    if (self->stop_requested) {
-        self->stop_requested = 0;
+    if (self->wake.requested) {
+        self->wake.requested = 0;
         return ZMESH_OK;
     }
-    s_engine_t engine = {.owner = self, .replica = self->replica, .backoff = S_RECONNECT_MIN};
+    s_engine_t engine = {.owner = self, .replica = self->replica};
+    zm_link_init(&engine.link, "replica", self->endpoints, self->curve, self->heartbeat_ms,
+                 self->liveness);
     engine.outbox = zlistx_new();
     zlistx_set_destructor(engine.outbox, s_msg_destroy);
     s_serve(&engine);
     if (engine.rc == ZMESH_OK && s_commit(&engine))
         s_flush(&engine);               //  what was applied and made durable, acknowledged
-    if (engine.sock) {
+    if (engine.link.sock) {
         zm_proto_t bye;
         zm_proto_init(&bye);
         bye.cmd = ZM_CMD_DISCONNECT;
         bye.status = engine.rc == ZMESH_OK ? ZM_STATUS_OK : ZM_STATUS_HANDLER_ERROR;
         snprintf(bye.reason, sizeof bye.reason, "%s",
                  engine.rc == ZMESH_OK ? "replica stopping" : "replica failed");
-        s_send(&engine, &bye);
+        zm_link_send(&engine.link, &bye);
     }
-    zsock_destroy(&engine.sock);
+    zsock_destroy(&engine.link.sock);   //  lingers so that DISCONNECT goes out
     s_drop_transfers(&engine);
     zlistx_destroy(&engine.outbox);
-    self->stop_requested = 0;
+    self->wake.requested = 0;
     return engine.rc;
 }

@@ -10,23 +10,18 @@
 //  the engine thread; it may send only while it has credit, which the engine
 //  passes on from the broker's CREDIT, and learns of a CANCEL the same way.
 #include "zm_alloc.h"
-#include "zm_beat.h"
-#include "zm_endpoints.h"
+#include "zm_dealer.h"
 #include "zm_hash.h"
+#include "zm_link.h"
 #include "zm_log.h"
 #include "zm_msg.h"
 #include "zm_pack.h"
 #include "zm_proto.h"
 #include "zm_secure.h"
+#include "zm_wake.h"
 
 #include <czmq.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
-
-#define S_RECONNECT_MIN 100     //  ms, first wait after the broker refused us
-#define S_RECONNECT_MAX 5000    //  ms, cap of the exponential backoff
 
 struct zmesh_worker {
     char *endpoint;             //  owned: one endpoint, or a comma-separated list
@@ -38,8 +33,7 @@ struct zmesh_worker {
     int inline_slots;           //  > 0: handlers run in the engine thread; slots offered
     int heartbeat_ms;
     int liveness;
-    int wake[2];                //  self-pipe: zmesh_worker_stop writes a byte
-    volatile sig_atomic_t stop_requested;
+    zm_wake_t wake;             //  owned: zmesh_worker_stop's request to the loop
     char error[ZM_REASON_MAX + 1];
 };
 
@@ -83,15 +77,10 @@ static __thread s_handler_t *s_current;
 //  State of one zmesh_worker_run.
 typedef struct {
     zmesh_worker_t *worker;     //  borrowed
-    zsock_t *sock;              //  owned DEALER to the broker, NULL between connections
+    zm_link_t link;             //  the connection to the broker, its session and timing
     zsock_t *backend;           //  owned ROUTER to the handler threads
     zlistx_t *idle;             //  owned zframe_t: routing ids of idle threads
     zlistx_t *all;              //  owned zframe_t: routing ids of every thread
-    uint32_t session;           //  counts connections
-    int64_t last_heard;         //  ms: anything from the broker
-    int64_t last_sent;          //  ms: anything to the broker
-    int64_t reconnect_at;       //  ms: when sock is NULL, when to connect again
-    int backoff;                //  ms: next wait after a refusal
     int rc;                     //  what run returns
     zhashx_t *streams;          //  ticket -> owned zframe_t: the thread streaming its reply
     zmesh_handler_fn *handler;  //  the application's, run inline (inline_slots)
@@ -108,31 +97,17 @@ zmesh_worker_t *
 zmesh_worker_new_secure(const char *endpoint, const char *service, const zmesh_curve_t *curve,
                         int *err_p)
 {
-    int err = ZMESH_OK;
-    zm_endpoints_t *endpoints = zm_endpoints_new(endpoint);
-    if (!endpoints || !service || !zm_proto_valid_name(service, strlen(service))
-        || strncmp(service, "zmesh.", 6) == 0)
-        err = ZMESH_EINVAL;
-    for (size_t i = 0; !err && i < zm_endpoints_size(endpoints); i++) {
-        zsock_t *probe = zsock_new(ZMQ_DEALER);     //  libzmq judges each endpoint once
-        assert(probe);
-        zm_secure_apply(curve, probe);              //  as the real connections will be
-        if (zsock_connect(probe, "%s", zm_endpoints_next(endpoints)) != 0)
-            err = ZMESH_EINVAL;
-        zsock_destroy(&probe);
-    }
-    int wake[2] = {-1, -1};
-    if (!err && pipe(wake) != 0)
-        err = ZMESH_ESYS;
-    if (err_p)
-        *err_p = err;
-    if (err) {
+    zm_endpoints_t *endpoints = zm_dealer_check(endpoint, service, curve, err_p);
+    if (!endpoints)
+        return NULL;
+    zmesh_worker_t *self = zm_alloc(sizeof *self);
+    if (zm_wake_open(&self->wake) != ZMESH_OK) {
+        if (err_p)
+            *err_p = ZMESH_ESYS;
         zm_endpoints_destroy(&endpoints);
+        free(self);
         return NULL;
     }
-    for (int i = 0; i < 2; i++)
-        fcntl(wake[i], F_SETFL, fcntl(wake[i], F_GETFL) | O_NONBLOCK);
-    zmesh_worker_t *self = zm_alloc(sizeof *self);
     self->endpoint = zm_strdup(endpoint);
     self->endpoints = endpoints;
     self->service = zm_strdup(service);
@@ -140,8 +115,6 @@ zmesh_worker_new_secure(const char *endpoint, const char *service, const zmesh_c
     self->threads = 1;
     self->heartbeat_ms = 1000;
     self->liveness = 3;
-    self->wake[0] = wake[0];
-    self->wake[1] = wake[1];
     return self;
 }
 
@@ -152,8 +125,7 @@ zmesh_worker_destroy(zmesh_worker_t **self_p)
     zmesh_worker_t *self = *self_p;
     if (!self)
         return;
-    close(self->wake[0]);
-    close(self->wake[1]);
+    zm_wake_close(&self->wake);
     zm_endpoints_destroy(&self->endpoints);
     zmesh_curve_destroy(&self->curve);
     free(self->service);
@@ -290,10 +262,7 @@ zmesh_worker_send_part(const void *data, size_t size, int timeout_ms)
 void
 zmesh_worker_stop(zmesh_worker_t *self)
 {
-    //  Async-signal-safe: a flag and a write(2), nothing else.
-    self->stop_requested = 1;
-    ssize_t rc = write(self->wake[1], "x", 1);
-    (void) rc;                  //  a full pipe already wakes the loop
+    zm_wake_request(&self->wake);   //  async-signal-safe
 }
 
 const char *
@@ -364,18 +333,6 @@ s_handler_main(void *args)
 }
 
 static void
-s_send(s_engine_t *self, zm_proto_t *command)
-{
-    zmsg_t *msg = zm_proto_encode(command);
-    //  SNDTIMEO is 0: if libzmq's queue to a dead broker is full the message
-    //  is dropped here, and the silence check reconnects us.
-    if (zmsg_send(&msg, self->sock) != 0)
-        zm_log_debug("worker: send failed cmd=%s", zm_proto_cmd_name(command->cmd));
-    zmsg_destroy(&msg);
-    self->last_sent = zclock_mono();
-}
-
-static void
 s_send_simple(s_engine_t *self, zm_cmd_t cmd, uint32_t status, const char *reason)
 {
     zm_proto_t command;
@@ -383,7 +340,7 @@ s_send_simple(s_engine_t *self, zm_cmd_t cmd, uint32_t status, const char *reaso
     command.cmd = cmd;
     command.status = status;
     snprintf(command.reason, sizeof command.reason, "%s", reason ? reason : "");
-    s_send(self, &command);
+    zm_link_send(&self->link, &command);
 }
 
 //  Tells the thread streaming ticket's reply about credit (count > 0) or,
@@ -394,7 +351,7 @@ s_control(s_engine_t *self, uint64_t ticket, uint32_t count)
     zframe_t *thread = zm_hash_lookup(self->streams, ticket);
     if (!thread)
         return;                                 //  its reply already went
-    s_control_t control = {.ticket = ticket, .session = self->session, .credit = count};
+    s_control_t control = {.ticket = ticket, .session = self->link.session, .credit = count};
     zmsg_t *msg = zmsg_new();
     zframe_t *copy = zframe_dup(thread);
     zmsg_append(msg, &copy);
@@ -409,7 +366,7 @@ s_cancel_streams(s_engine_t *self)
     for (zframe_t *thread = zhashx_first(self->streams); thread;
          thread = zhashx_next(self->streams)) {
         s_control_t control = {.ticket = (uint64_t) (uintptr_t) zhashx_cursor(self->streams),
-                               .session = self->session};
+                               .session = self->link.session};
         zmsg_t *msg = zmsg_new();
         zframe_t *copy = zframe_dup(thread);
         zmsg_append(msg, &copy);
@@ -419,35 +376,22 @@ s_cancel_streams(s_engine_t *self)
     zhashx_purge(self->streams);
 }
 
-//  Opens a new connection and registers. Replies of handlers still busy
-//  with requests of the old connection will carry an old session and be
-//  dropped: the broker has already failed those calls.
+//  Opens a new connection, to the next broker of the list, and registers.
+//  Replies of handlers still busy with requests of the old connection will
+//  carry an old session and be dropped: the broker has already failed those
+//  calls. What the old connection still queued (READY, replies) is dropped:
+//  delivered after a partition heals, it would register a ghost.
 static void
 s_connect(s_engine_t *self)
 {
     zmesh_worker_t *worker = self->worker;
-    //  An abandoned connection must not deliver its queued READY or replies
-    //  later (after a partition heals) and register a ghost: drop them.
-    if (self->sock)
-        zsock_set_linger(self->sock, 0);
-    zsock_destroy(&self->sock);
-    self->sock = zsock_new(ZMQ_DEALER);
-    assert(self->sock);
-    zsock_set_sndtimeo(self->sock, 0);
-    zsock_set_linger(self->sock, 500);          //  let DISCONNECT out on close
-    zsock_set_reconnect_ivl_max(self->sock, S_RECONNECT_MAX);
-    zm_secure_apply(worker->curve, self->sock);
     s_cancel_streams(self);     //  the broker answered their calls when it lost us
-    //  Each new connection goes to the next broker of the list (a new
-    //  socket also resolves the host name again: containers move).
-    const char *endpoint = self->session == 0 ? zm_endpoints_current(worker->endpoints)
-                                              : zm_endpoints_next(worker->endpoints);
-    if (zsock_connect(self->sock, "%s", endpoint) != 0) {
-        snprintf(worker->error, sizeof worker->error, "cannot connect to %s", endpoint);
+    if (zm_link_connect(&self->link) != ZMESH_OK) {
+        snprintf(worker->error, sizeof worker->error, "cannot connect to %s",
+                 zm_link_endpoint(&self->link));
         self->rc = ZMESH_EINVAL;
         return;
     }
-    self->session++;
     zm_proto_t ready;
     zm_proto_init(&ready);
     ready.cmd = ZM_CMD_READY;
@@ -458,10 +402,9 @@ s_connect(s_engine_t *self)
     ready.flags = worker->idempotent ? ZM_READY_IDEMPOTENT : 0;
     if (!worker->inline_slots)
         ready.flags |= ZM_READY_STREAMS;        //  handler threads can send parts
-    s_send(self, &ready);
-    self->last_heard = zclock_mono();
+    zm_link_send(&self->link, &ready);
     zm_log_debug("worker: READY service=%s slots=%d session=%u broker=%s", worker->service,
-                 (int) ready.slots, self->session, endpoint);
+                 (int) ready.slots, self->link.session, zm_link_endpoint(&self->link));
 }
 
 //  Runs the handler on a REQUEST in this thread and sends its REPLY.
@@ -482,7 +425,7 @@ s_run_inline(s_engine_t *self, zm_proto_t *request)
         reply.body = zm_proto_reason_frame("the handler failed without a reason");
     if (!reply.body)
         reply.body = zframe_new("\xc0", 1);    //  nil
-    s_send(self, &reply);
+    zm_link_send(&self->link, &reply);
 }
 
 //  Hands a REQUEST to an idle handler thread, or runs it inline.
@@ -502,10 +445,10 @@ s_dispatch(s_engine_t *self, zm_proto_t *request)
         reply.id = request->id;
         reply.status = ZM_STATUS_HANDLER_ERROR;
         reply.body = zm_proto_reason_frame("worker has no free handler");
-        s_send(self, &reply);
+        zm_link_send(&self->link, &reply);
         return;
     }
-    s_tag_t tag = {.ticket = request->id, .session = self->session, .status = 0,
+    s_tag_t tag = {.ticket = request->id, .session = self->link.session, .status = 0,
                    .window = request->window};
     if (request->window && request->id)
         zhashx_update(self->streams, ZM_HASH_KEY(request->id), zframe_dup(thread));
@@ -517,48 +460,28 @@ s_dispatch(s_engine_t *self, zm_proto_t *request)
     zmsg_send(&msg, self->backend);
 }
 
-//  Reacts to one message from the broker.
-static void
-s_on_broker(s_engine_t *self, zmsg_t *msg)
+//  Reacts to one command from the broker.
+static bool
+s_on_broker(void *engine, zm_proto_t *command)
 {
-    zm_proto_t command;
-    zm_proto_init(&command);
-    zm_proto_error_t error;
-    zm_proto_limits_t limits = {.max_body = (size_t) 256 << 20, .check_body = false};
-    self->last_heard = zclock_mono();
-    if (!zm_proto_decode(&command, msg, &limits, &error))
-        zm_log_warning("worker: bad message from broker reason=\"%s\"", error.reason);
-    else if (command.cmd == ZM_CMD_REQUEST) {
-        self->backoff = S_RECONNECT_MIN;        //  we are registered
-        s_dispatch(self, &command);
+    s_engine_t *self = engine;
+    if (command->cmd == ZM_CMD_REQUEST) {
+        zm_link_registered(&self->link);
+        s_dispatch(self, command);
     }
-    else if (command.cmd == ZM_CMD_CREDIT)
-        s_control(self, command.id, command.window);
-    else if (command.cmd == ZM_CMD_CANCEL)
-        s_control(self, command.id, 0);
-    else if (command.cmd == ZM_CMD_DISCONNECT) {
+    else if (command->cmd == ZM_CMD_CREDIT)
+        s_control(self, command->id, command->window);
+    else if (command->cmd == ZM_CMD_CANCEL)
+        s_control(self, command->id, 0);
+    else if (command->cmd == ZM_CMD_DISCONNECT) {
         zmesh_worker_t *worker = self->worker;
-        snprintf(worker->error, sizeof worker->error, "%s", command.reason);
-        zsock_set_linger(self->sock, 0);        //  what it still holds is for a dead session
-        zsock_destroy(&self->sock);
-        bool final = command.status == ZM_STATUS_DENIED || command.status == ZM_STATUS_TOO_BIG
-                     || command.status == ZM_STATUS_BAD_VERSION;
-        if (!final) {
-            //  Usually "not registered" after a broker restart: register again,
-            //  backing off so a refused READY is not repeated in a tight loop.
-            zm_log_notice("worker: broker disconnected us reason=\"%s\" retry_ms=%d",
-                          command.reason, self->backoff);
-            self->reconnect_at = zclock_mono() + self->backoff + (int) (random() % 100);
-            self->backoff = self->backoff * 2 > S_RECONNECT_MAX ? S_RECONNECT_MAX
-                                                                : self->backoff * 2;
-        }
-        else {
-            zm_log_error("worker: broker refused us status=%u reason=\"%s\"", command.status,
-                         command.reason);
-            self->rc = command.status == ZM_STATUS_DENIED ? ZMESH_EDENIED : ZMESH_EPROTO;
-        }
+        snprintf(worker->error, sizeof worker->error, "%s", command->reason);
+        //  Not final: register again (DISCONNECT 403, 413, 505: no new READY).
+        int rc = zm_link_disconnected(&self->link, command, zm_link_final(command->status));
+        if (rc != ZMESH_OK)
+            self->rc = rc;
     }
-    zm_proto_reset(&command);
+    return true;
 }
 
 //  Reacts to one message from a handler thread: a greeting or a reply.
@@ -584,10 +507,10 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
         zlistx_add_end(self->idle, thread);
         //  Only this session's: tickets start again with a new broker, and a late reply
         //  of an old session must not take the place of a stream of this one.
-        if (tag.ticket && tag.session == self->session)
+        if (tag.ticket && tag.session == self->link.session)
             zhashx_delete(self->streams, ZM_HASH_KEY(tag.ticket));
     }
-    if (tag.session != self->session || !self->sock) {
+    if (tag.session != self->link.session || !self->link.sock) {
         //  The broker already answered that call (502, or another worker ran it).
         zm_log_notice("worker: dropped a reply of an old connection ticket=%" PRIu64, tag.ticket);
         return;
@@ -599,7 +522,7 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
         command.id = tag.ticket;
         command.seq = tag.seq;
         command.body = zmsg_pop(msg);
-        s_send(self, &command);
+        zm_link_send(&self->link, &command);
         return;
     }
     if (progress) {
@@ -610,7 +533,7 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
         report.id = tag.ticket;
         memcpy(&report.extend_ms, zframe_data(extend), sizeof report.extend_ms);
         zframe_destroy(&extend);
-        s_send(self, &report);
+        zm_link_send(&self->link, &report);
         return;
     }
     zm_proto_t reply;
@@ -619,51 +542,7 @@ s_on_backend(s_engine_t *self, zmsg_t *msg)
     reply.id = tag.ticket;
     reply.status = tag.status;
     reply.body = zmsg_pop(msg);
-    s_send(self, &reply);
-}
-
-//  Sends heartbeats, notices a silent broker, reconnects when it is time.
-static void
-s_on_clock(s_engine_t *self, int64_t now)
-{
-    zmesh_worker_t *worker = self->worker;
-    if (self->rc != ZMESH_OK)
-        return;                     //  refused for good (DISCONNECT 403, 413, 505): no new READY
-    if (!self->sock) {
-        if (now >= self->reconnect_at)
-            s_connect(self);
-        return;
-    }
-    if (now - self->last_heard >= (int64_t) worker->heartbeat_ms * worker->liveness) {
-        const char *hint = zm_secure_hint(worker->curve);
-        zm_log_notice("worker: broker silent ms=%" PRId64 ", reconnecting%s%s",
-                      now - self->last_heard, hint[0] ? "; " : "", hint);
-        s_connect(self);
-    }
-    else if (now - self->last_sent >= worker->heartbeat_ms)
-        s_send_simple(self, ZM_CMD_HEARTBEAT, 0, NULL);
-}
-
-//  Milliseconds until s_on_clock has something to do.
-static long
-s_wait_ms(const s_engine_t *self, int64_t now)
-{
-    const zmesh_worker_t *worker = self->worker;
-    int64_t next;
-    if (!self->sock)
-        next = self->reconnect_at;
-    else
-        next = zm_beat_next(self->last_sent, self->last_heard, worker->heartbeat_ms,
-                            worker->liveness);
-    return next > now ? (long) (next - now) : 0;
-}
-
-static void
-s_drain_wake(zmesh_worker_t *worker)
-{
-    char buffer[64];
-    while (read(worker->wake[0], buffer, sizeof buffer) > 0)
-        ;
+    zm_link_send(&self->link, &reply);
 }
 
 //  The event loop; returns when stopped or refused.
@@ -672,19 +551,21 @@ s_serve(s_engine_t *self)
 {
     zmesh_worker_t *worker = self->worker;
     s_connect(self);
-    while (self->rc == ZMESH_OK && !worker->stop_requested && !zsys_interrupted) {
+    while (self->rc == ZMESH_OK && !worker->wake.requested && !zsys_interrupted) {
+        zsock_t *sock = self->link.sock;
         zmq_pollitem_t items[3] = {
             {zsock_resolve(self->backend), 0, ZMQ_POLLIN, 0},
-            {NULL, worker->wake[0], ZMQ_POLLIN, 0},
-            {self->sock ? zsock_resolve(self->sock) : NULL, 0, ZMQ_POLLIN, 0},
+            {NULL, zm_wake_fd(&worker->wake), ZMQ_POLLIN, 0},
+            {sock ? zsock_resolve(sock) : NULL, 0, ZMQ_POLLIN, 0},
         };
-        int count = self->sock ? 3 : 2;
-        if (zmq_poll(items, count, s_wait_ms(self, zclock_mono())) < 0 && errno != EINTR) {
+        int count = sock ? 3 : 2;
+        long wait = zm_link_wait_ms(&self->link, zclock_mono());
+        if (zmq_poll(items, count, wait) < 0 && errno != EINTR) {
             self->rc = ZMESH_ESYS;
             break;
         }
         if (items[1].revents & ZMQ_POLLIN)
-            s_drain_wake(worker);
+            zm_wake_drain(&worker->wake);
         //  Drain what is waiting, but bounded, so neither side starves the other.
         for (int i = 0; i < 256 && (zsock_events(self->backend) & ZMQ_POLLIN); i++) {
             zmsg_t *msg = zmsg_recv(self->backend);
@@ -692,13 +573,11 @@ s_serve(s_engine_t *self)
                 s_on_backend(self, msg);
             zmsg_destroy(&msg);
         }
-        for (int i = 0; i < 256 && self->sock && (zsock_events(self->sock) & ZMQ_POLLIN); i++) {
-            zmsg_t *msg = zmsg_recv(self->sock);
-            if (msg)
-                s_on_broker(self, msg);
-            zmsg_destroy(&msg);
-        }
-        s_on_clock(self, zclock_mono());
+        zm_link_drain(&self->link, 256, s_on_broker, self);
+        //  Heartbeats, a silent broker, a reconnection due; none once refused for
+        //  good (DISCONNECT 403, 413, 505): no new READY.
+        if (self->rc == ZMESH_OK && zm_link_tick(&self->link, zclock_mono()))
+            s_connect(self);
     }
 }
 
@@ -754,12 +633,14 @@ zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg)
     assert(self);
     assert(handler);
     self->error[0] = '\0';
-    s_drain_wake(self);
-    if (self->stop_requested) {
-        self->stop_requested = 0;
+    zm_wake_drain(&self->wake);
+    if (self->wake.requested) {
+        self->wake.requested = 0;
         return ZMESH_OK;
     }
-    s_engine_t engine = {.worker = self, .backoff = S_RECONNECT_MIN};
+    s_engine_t engine = {.worker = self};
+    zm_link_init(&engine.link, "worker", self->endpoints, self->curve, self->heartbeat_ms,
+                 self->liveness);
     char backend[64];
     snprintf(backend, sizeof backend, "inproc://zmesh-worker-%p", (void *) self);
     engine.backend = zsock_new(ZMQ_ROUTER);
@@ -779,15 +660,15 @@ zmesh_worker_run(zmesh_worker_t *self, zmesh_handler_fn *handler, void *arg)
         self->inline_slots ? NULL : s_start_handlers(&engine, handler, arg, backend);
     s_serve(&engine);
     s_cancel_streams(&engine);      //  handlers waiting for credit must return
-    if (engine.sock)
+    if (engine.link.sock)
         s_send_simple(&engine, ZM_CMD_DISCONNECT, ZM_STATUS_OK, "worker stopping");
-    zsock_destroy(&engine.sock);
+    zsock_destroy(&engine.link.sock);       //  lingers so that DISCONNECT goes out
     if (handlers)
         s_stop_handlers(&engine, handlers);
     zlistx_destroy(&engine.all);
     zlistx_destroy(&engine.idle);
     zhashx_destroy(&engine.streams);
     zsock_destroy(&engine.backend);
-    self->stop_requested = 0;
+    self->wake.requested = 0;
     return engine.rc;
 }
