@@ -328,7 +328,12 @@ s_on_clock(s_engine_t *self, int64_t now)
 static long
 s_wait_ms(const s_engine_t *self, int64_t now)
 {
-    return self->refused ? -1 : zm_link_wait_ms(&self->link, now);
+    //  As s_on_clock: refused, or left with no session to keep, nothing is
+    //  ever due (a wait of 0 here would spin until the consumer is destroyed).
+    if (self->refused
+        || (self->left && (!self->link.sock || zm_link_silent(&self->link, now))))
+        return -1;
+    return zm_link_wait_ms(&self->link, now);
 }
 
 static void
