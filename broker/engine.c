@@ -70,6 +70,7 @@ zm_engine_config_defaults(zm_engine_config_t *config)
     config->max_links = 100000;
     config->link_idle_ms = 60000;
     config->epoch_base = 0;             //  the broker sets its start time
+    config->epoch_salt = 0;             //  and a random salt
 }
 
 zm_engine_t *

@@ -28,6 +28,8 @@ typedef struct {
     zm_proto_limits_t limits;   //  body size, payload check, depth
     uint64_t epoch_base;        //  wall-clock ms at the broker's start: replicated services'
                                 //  epochs are at least this, so no two starts share one
+    uint64_t epoch_salt;        //  random at the broker's start (0 in tests): each epoch is
+                                //  moved up by it modulo ZM_EPOCH_SALT_RANGE
 } zm_engine_config_t;
 
 typedef struct zm_engine {
@@ -61,6 +63,8 @@ typedef struct zm_engine {
     zm_key_t *sender;           //  borrowed: the key of the message being handled
     zm_counters_t counters;
 } zm_engine_t;
+
+#define ZM_EPOCH_SALT_RANGE (1u << 20)
 
 #define ZM_ENGINE_ID_MAX (2 * 255 + 1)  //  a routing id in hex, NUL included
 

@@ -35,17 +35,35 @@ s_send_write(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, zm_write
     command.kind = write->kind;
     command.body = zframe_dup(write->body);
     zm_engine_send(self, member->worker->routing, &command);
+    member->sent = write->seq;
 }
 
-//  Sends member the writes after seq up to the last (the buffer holds them).
+static void s_catch_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member);
+
+//  Sends a live member the writes it has not been sent, from the buffer, as
+//  far as its window allows: a replica far behind is fed as it applies, so
+//  neither its queue in the broker nor the buffer's hold on it grows. One
+//  the buffer no longer serves gets a snapshot.
+static void
+s_pump(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
+{
+    while (member->live && member->sent < set->last
+           && member->sent - member->applied < ZM_REPLSET_WINDOW) {
+        zm_write_t *write = zm_replset_write(set, member->sent + 1);
+        if (!write) {
+            s_catch_up(self, set, member);
+            return;
+        }
+        s_send_write(self, set, member, write);
+    }
+}
+
+//  Member holds the state at seq: it is sent what follows, through its window.
 static void
 s_send_after(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, uint64_t seq)
 {
-    for (uint64_t next = seq + 1; next <= set->last; next++) {
-        zm_write_t *write = zm_replset_write(set, next);
-        assert(write);
-        s_send_write(self, set, member, write);
-    }
+    member->applied = member->sent = seq;
+    s_pump(self, set, member);
 }
 
 //  True if the writes after seq are all in the buffer (or there are none).
@@ -115,6 +133,25 @@ s_find_donors(zm_engine_t *self, zm_replset_t *set)
 
 static void s_answer(zm_engine_t *self, zm_replset_t *set, zm_write_t *write);
 
+//  A quorum holds write, but no replica's answer to it reached the broker
+//  (they all joined again since): the client is told to resend it with the
+//  same request id, which the replicas answer with their first answer.
+static void
+s_answer_unknown(zm_engine_t *self, zm_replset_t *set, zm_write_t *write)
+{
+    zm_call_t *call = write->call;
+    write->call = NULL;
+    set->unanswered--;
+    if (write->seq > set->committed)
+        set->committed = write->seq;
+    zm_engine_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
+                          "a quorum of replicas applied the write but its answer was lost; "
+                          "resend it with the same request id for the answer");
+    self->counters.worker_lost++;
+    zm_engine_settle(self, call);
+    zm_call_destroy(&call);
+}
+
 //  Counts member's acknowledgement of the writes still waiting up to its
 //  holds mark: it holds them though it never applied them in this session
 //  (its snapshot or its stored state has them), and may count for them.
@@ -130,8 +167,12 @@ s_credit_held(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
         if (!write->call)
             continue;
         write->acked_by |= 1ull << member->slot;
-        if (write->replied && zm_replset_acks(write) >= zm_replset_quorum(set))
+        if (zm_replset_acks(write) < zm_replset_quorum(set))
+            continue;
+        if (write->replied)
             s_answer(self, set, write);
+        else
+            s_answer_unknown(self, set, write);
     }
 }
 
@@ -195,10 +236,14 @@ s_ask_snapshot(zm_engine_t *self, zm_replset_t *set, zm_member_t *member)
          other = zlistx_next(set->members)) {
         if (other == member || other->state != ZM_MEMBER_CURRENT)
             continue;
+        //  The most recent state first (a snapshot behind the joiner's own would take
+        //  it back), then the one with the fewest reads in hand.
         if (other == member->donor)
             before = other;
-        else if (!donor
-                 || zlistx_size(other->worker->inflight) < zlistx_size(donor->worker->inflight))
+        else if (!donor || other->applied > donor->applied
+                 || (other->applied == donor->applied
+                     && zlistx_size(other->worker->inflight)
+                            < zlistx_size(donor->worker->inflight)))
             donor = other;
     }
     if (!donor)
@@ -251,6 +296,8 @@ s_bring_up(zm_engine_t *self, zm_replset_t *set, zm_member_t *member, uint64_t e
         s_credit_held(self, set, member);
     }
     s_send_after(self, set, member, seq);
+    if (!member->live)
+        return;                                 //  the buffer could not serve it after all
     if (seq == set->last)
         s_make_current(self, set, member, now);
     else {
@@ -281,6 +328,9 @@ s_activate(zm_engine_t *self, zm_service_t *service, zm_replset_t *set, int64_t 
         epoch = self->config.epoch_base;
     if (epoch <= self->last_epoch)
         epoch = self->last_epoch + 1;
+    //  A random step on top: two starts that see the same reference (the
+    //  clock went back, say) still pick different epochs.
+    epoch += self->config.epoch_salt % ZM_EPOCH_SALT_RANGE;
     set->epoch = self->last_epoch = epoch;
     set->last = set->committed = set->ref_seq;
     set->first = set->last + 1;
@@ -347,7 +397,9 @@ zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
                       id, old->worker->id, service->name);
         self->counters.sessions_replaced++;
         zm_worker_on_event(old->worker, ZM_WORKER_DISCONNECT, now);
+        set->replacing = true;                  //  not a reason to stop: it is back below
         zm_engine_retire_worker(self, old->worker, "replaced by its new session", now);
+        set->replacing = false;
     }
     //  A replica is a worker session for reads: heartbeats, slots, REQUEST
     //  and REPLY, and its reads may run again elsewhere if it dies.
@@ -381,8 +433,13 @@ zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
     zm_service_attach(service, worker);
     zm_log_info("broker: replica joined id=%s service=%s epoch=%" PRIu64 " seq=%" PRIu64, id,
                 service->name, command->epoch, command->seq);
-    if (set->epoch)
+    if (set->epoch) {
         s_bring_up(self, set, member, command->epoch, command->seq, now);
+        if (!s_can_go_on(set)) {                //  it replaced the last current one, and
+            s_deactivate(self, service, set, now);  //  needs a snapshot nobody can give
+            return;
+        }
+    }
     else if (zlistx_size(set->members) >= zm_replset_start_count(set))
         s_activate(self, service, set, now);
     zm_engine_dispatch(self, service, now);
@@ -422,7 +479,7 @@ s_on_applied(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
         self->counters.stray_applied++;
         return;
     }
-    if (command->seq != member->applied + 1 || command->seq > set->last) {
+    if (command->seq != member->applied + 1 || command->seq > member->sent) {
         zm_engine_kick_worker(self, worker, "APPLIED out of sequence", now);
         return;
     }
@@ -458,6 +515,7 @@ s_on_applied(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
     }
     if (member->state == ZM_MEMBER_CATCHING && member->applied >= member->current_at)
         s_make_current(self, set, member, now);
+    s_pump(self, set, member);                  //  its window moved
 }
 
 //  The replica's state does not follow on what it was sent: it says where
@@ -476,6 +534,8 @@ s_on_missing(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64_
                   " seq=%" PRIu64 " last=%" PRIu64,
                   worker->id, worker->service->name, command->epoch, command->seq, set->last);
     self->counters.catchup_resends++;
+    member->joined_epoch = command->epoch;
+    member->joined_seq = command->seq;
     s_bring_up(self, set, member, command->epoch, command->seq, now);
     //  It was the last current replica and needs a snapshot nobody can give:
     //  the set starts again from what its replicas hold.
@@ -499,6 +559,13 @@ s_on_snapshot(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64
         self->counters.stray_applied++;         //  its joiner left, or started over
         return;
     }
+    if (joiner->joined_epoch == set->epoch && command->seq < joiner->joined_seq) {
+        //  Behind what the joiner holds: installing it would take back writes
+        //  it acknowledged. Asked again (the donor has moved on since).
+        self->counters.stray_applied++;
+        s_ask_snapshot(self, set, joiner);
+        return;
+    }
     joiner->relaying = true;
     joiner->waiting_since = 0;
     zm_proto_t chunk;
@@ -514,18 +581,17 @@ s_on_snapshot(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, int64
     zm_engine_send(self, joiner->worker->routing, &chunk);
     if (command->more)
         return;
-    if (!s_resend_fits(set, command->seq)) {
-        s_ask_snapshot(self, set, joiner);      //  the buffer moved on meanwhile, or too far
+    if (!s_buffer_has_after(set, command->seq)) {
+        s_ask_snapshot(self, set, joiner);      //  the buffer moved on meanwhile
         return;
     }
-    joiner->applied = command->seq;
     joiner->holds = command->seq;               //  counted once it proves the install
     joiner->live = true;
     joiner->relaying = false;
     joiner->token = 0;
     joiner->donor = NULL;
     joiner->current_at = set->last;
-    s_send_after(self, set, joiner, command->seq);
+    s_send_after(self, set, joiner, command->seq);   //  sets applied
     if (joiner->applied >= joiner->current_at)
         s_make_current(self, set, joiner, now);
 }
@@ -598,7 +664,7 @@ zm_engine_repl_forget(zm_engine_t *self, zm_worker_t *worker, int64_t now)
     zm_replset_t *set = service->replset;
     worker->member = NULL;
     zm_replset_remove(set, member);             //  frees member
-    if (!set->epoch)
+    if (!set->epoch || set->replacing)
         return;
     if (!s_can_go_on(set)) {
         s_deactivate(self, service, set, now);
@@ -622,8 +688,9 @@ s_sequence(zm_engine_t *self, zm_replset_t *set, zm_call_t *call)
     zm_write_t *write = zm_replset_append(set, call, kind);
     for (zm_member_t *member = zlistx_first(set->members); member;
          member = zlistx_next(set->members))
-        if (member->live)
-            s_send_write(self, set, member, write);
+        if (member->live && member->sent + 1 == write->seq
+            && member->sent - member->applied < ZM_REPLSET_WINDOW)
+            s_send_write(self, set, member, write);     //  the others get it by s_pump
 }
 
 void
@@ -654,6 +721,17 @@ zm_engine_repl_dispatch(zm_engine_t *self, zm_service_t *service, int64_t now)
     }
 }
 
+//  True if a current member other than member's donor could give it a snapshot.
+static bool
+s_other_donor(zm_replset_t *set, zm_member_t *member)
+{
+    for (zm_member_t *other = zlistx_first(set->members); other;
+         other = zlistx_next(set->members))
+        if (other != member && other != member->donor && other->state == ZM_MEMBER_CURRENT)
+            return true;
+    return false;
+}
+
 //  Members that wait for a snapshot: a donor silent for ZM_REPLSET_SYNC_MS
 //  (stopped, or too slow) is replaced by another, if there is one.
 static void
@@ -667,6 +745,9 @@ s_tick_catch_ups(zm_engine_t *self, zm_replset_t *set, int64_t now)
             continue;
         if (!member->waiting_since)
             member->waiting_since = now;
+        else if (now - member->waiting_since >= ZM_REPLSET_SYNC_MS && !s_other_donor(set, member))
+            member->waiting_since = now;        //  no other to ask: its donor may be busy
+                                                //  with another joiner's snapshot; wait on
         else if (now - member->waiting_since >= ZM_REPLSET_SYNC_MS) {
             zm_log_notice("broker: snapshot late, asking again id=%s service=%s donor=%s",
                           member->worker->id, member->worker->service->name,

@@ -4,6 +4,7 @@
 #include "broker.h"
 
 #include "zm_log.h"
+#include "zm_random.h"
 #include "zmesh.h"
 
 #include <getopt.h>
@@ -187,6 +188,7 @@ main(int argc, char *argv[])
     }
     config.engine.grace_ms = grace;
     config.engine.epoch_base = (uint64_t) zclock_time();
+    config.engine.epoch_salt = zm_random_id(&config);
     config.engine.max_queue = (size_t) queue;
     config.engine.limits.max_body = (size_t) body;
     config.engine.limits.max_depth = (int) depth;

@@ -18,6 +18,7 @@
 #define ZM_REPLSET_READ_SLOTS 32            //  reads one replica holds at once
 #define ZM_REPLSET_RESEND_MAX 4096          //  a replica further behind gets a snapshot
 #define ZM_REPLSET_SYNC_MS 10000            //  a donor silent this long is asked no more
+#define ZM_REPLSET_WINDOW 1024              //  writes sent to a replica and not yet applied
 
 struct zm_worker;
 
@@ -32,10 +33,11 @@ typedef struct zm_member {
     zm_member_state_t state;
     uint32_t slot;              //  its bit in each write's acked_by
     uint64_t replica_id;        //  the id its JOIN gave (0: none): one replica, one member
-    uint64_t joined_epoch;      //  the (epoch, seq) its JOIN reported
+    uint64_t joined_epoch;      //  the (epoch, seq) it reported last (JOIN, then MISSING)
     uint64_t joined_seq;
     bool live;                  //  it is sent every new write
     uint64_t applied;           //  the last seq it applied (of this set's history)
+    uint64_t sent;              //  live: the last seq sent to it (at most a window past applied)
     uint64_t current_at;        //  CATCHING and live: CURRENT once applied reaches it
     uint64_t token;             //  CATCHING: the snapshot it waits for (0: none asked)
     struct zm_member *donor;    //  borrowed: who makes that snapshot
@@ -79,6 +81,8 @@ typedef struct zm_replset {
     uint64_t next_token;        //  last SYNC token given
     uint64_t writes;            //  writes and quorum reads sequenced
     uint64_t catchups;          //  snapshot catch-ups started
+    bool replacing;             //  a member's old session is ending for its new one: the set
+                                //  goes on meanwhile
 } zm_replset_t;
 
 zm_replset_t *zm_replset_new(uint32_t replicas, uint32_t quorum);

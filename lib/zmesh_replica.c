@@ -26,7 +26,8 @@
 #include <unistd.h>
 
 #define S_BATCH_MAX 256         //  messages read before one group commit
-#define S_LOCK_NAME "lock"      //  the file in the data directory that one replica locks
+#define S_LOCK_NAME "lock"      //  the file in the data directory that one replica locks; it
+                                //  holds the replica's id too
 
 struct zmesh_replica {
     zm_endpoints_t *endpoints;  //  owned: the brokers, tried in turn on reconnects
@@ -92,6 +93,28 @@ static void
 s_msg_destroy(void **item_p)
 {
     zmsg_destroy((zmsg_t **) item_p);
+}
+
+//  The replica's id, kept in the locked file of its data directory (drawn
+//  and synced the first time): a replica that restarts from its directory
+//  is the same replica to the broker, which then ends its old session
+//  rather than count it twice. Without a directory, or if the file cannot
+//  hold it, the id is drawn per process.
+static uint64_t
+s_stored_id(int fd, const void *salt)
+{
+    char text[32] = "";
+    ssize_t size = pread(fd, text, sizeof text - 1, 0);
+    char *end = NULL;
+    unsigned long long value = size > 0 ? strtoull(text, &end, 16) : 0;
+    if (size == 17 && end == text + 16 && *end == '\n' && value > 0)
+        return (uint64_t) value;
+    uint64_t id = zm_random_id(salt);
+    int length = snprintf(text, sizeof text, "%016" PRIx64 "\n", id);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t) length, 0) != length
+        || fsync(fd) != 0)
+        zm_log_warning("replica: cannot keep its id in the data directory: %s", strerror(errno));
+    return id;
 }
 
 //  Takes the data directory's lock: two replicas writing one log would
@@ -199,7 +222,7 @@ zmesh_replica_new_secure(const char *endpoint, const char *service, const zmesh_
     self->curve = zm_secure_dup(curve);
     self->replicas = replicas;
     self->quorum = quorum;
-    self->id = zm_random_id(self);
+    self->id = lock_fd >= 0 ? s_stored_id(lock_fd, self) : zm_random_id(self);
     self->data_dir = data_dir ? zm_strdup(data_dir) : NULL;
     self->lock_fd = lock_fd;
     self->replica = replica;

@@ -1041,7 +1041,7 @@ s_step_begin(s_run_t *run)
 }
 
 //  After a step and its drain: each live replica was sent every write up to
-//  its set's last, and each set kept its epoch while it sequenced; a set
+//  its set's last or the end of its window, and each set kept its epoch while it sequenced; a set
 //  that starts sequencing takes an epoch its service never had.
 static void
 s_step_end(s_run_t *run)
@@ -1053,8 +1053,11 @@ s_step_end(s_run_t *run)
         if (!member || !member->live)
             continue;
         if (!replica->live_before && !replica->wrote)
-            replica->sent = set->last;  //  brought up where the set stood: nothing to send
-        ZM_FUZZ_CHECK(replica->sent == set->last);
+            replica->sent = member->sent;   //  brought up where the set stood: nothing to send
+        //  Sent what the broker says, and everything up to the last or its window's end.
+        ZM_FUZZ_CHECK(replica->sent == member->sent && member->sent <= set->last);
+        ZM_FUZZ_CHECK(member->sent == set->last
+                      || member->sent - member->applied == ZM_REPLSET_WINDOW);
     }
     bool seen[S_SETS] = {false};
     for (zm_service_t *service = zhashx_first(run->engine->services); service;

@@ -261,6 +261,8 @@ s_check_read(s_fake_t *fake, zframe_t *routing, uint64_t ticket, const char *jso
 }
 
 //  Expects a JOIN and checks its (epoch, seq); returns its sender.
+static uint64_t s_last_join_id;     //  the replica id of the last JOIN expected
+
 static zframe_t *
 s_expect_join(s_fake_t *fake, uint64_t epoch, uint64_t seq)
 {
@@ -269,6 +271,8 @@ s_expect_join(s_fake_t *fake, uint64_t epoch, uint64_t seq)
     if (join.epoch != epoch || join.seq != seq)
         fail_msg("JOIN with epoch %" PRIu64 " seq %" PRIu64 ", expected %" PRIu64 " %" PRIu64,
                  join.epoch, join.seq, epoch, seq);
+    assert_true(join.fields == 10 && join.id > 0 && join.id < (1ull << 63));
+    s_last_join_id = join.id;
     zm_proto_reset(&join);
     return routing;
 }
@@ -781,6 +785,7 @@ test_replica_restart_from_disk(void **state)
     s_fake_t *fake = *state;
     s_node_t *node = s_node_start(fake, "a", 1000);
     zframe_t *routing = s_expect_join(fake, 0, 0);
+    uint64_t first_id = s_last_join_id;
     s_put_range(fake, routing, 6, 1, 4);
     zframe_destroy(&routing);
     zmesh_state_t state_b = {s_handle, s_snapshot, s_restore, node};
@@ -793,6 +798,8 @@ test_replica_restart_from_disk(void **state)
 
     node = s_node_start(fake, "a", 1000);
     routing = s_expect_join(fake, 6, 4);
+    //  The same replica to the broker: its id is kept in the data directory.
+    assert_true(s_last_join_id == first_id);
     s_check_read(fake, routing, 1, "{\"op\":\"get\",\"key\":\"k2\"}",
                  "{\"found\":true,\"value\":2}");
     s_put_range(fake, routing, 6, 5, 5);

@@ -540,6 +540,78 @@ test_repl_same_replica_rejoins(void **state)
     assert_int_equal(engine->counters.sessions_replaced, 1);
 }
 
+//  A quorum holds a write whose every APPLIED was lost (its replicas joined
+//  again before they went): the client is answered 502, resend with the same
+//  id, instead of waiting for an answer that never comes.
+static void
+test_repl_held_without_reply(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_join_id(engine, "R1", 3, 2, 0, 0, 11, ZT_T0);
+    s_join_id(engine, "R2", 3, 2, 0, 0, 12, ZT_T0);
+    s_write(engine, "C1", 5, ZM_CALL_WRITE, 0, ZT_T0 + 1);
+    s_expect_write(engine, "R1", 1, 1, 5, 0);
+    s_expect_write(engine, "R2", 1, 1, 5, 0);
+    s_join_id(engine, "R1b", 3, 2, 1, 1, 11, ZT_T0 + 2);
+    zt_expect_empty(engine);
+    s_join_id(engine, "R2b", 3, 2, 1, 1, 12, ZT_T0 + 2);
+    zt_expect_error(engine, "C1", 5, ZM_STATUS_WORKER_LOST, "same request id");
+    zt_expect_empty(engine);
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    assert_int_equal(service->replset->unanswered, 0);
+    assert_int_equal(engine->counters.sessions_replaced, 2);
+}
+
+//  The only current replica on a new connection: the set goes on (its new
+//  session gets the write it had not applied), nobody is sent away.
+static void
+test_repl_rejoin_keeps_set(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_join_id(engine, "R1", 3, 2, 0, 0, 1, ZT_T0);
+    s_join_id(engine, "R2", 3, 2, 4, 9, 2, ZT_T0);     //  reference; R1 catching
+    s_expect_sync(engine, "R2");
+    s_write(engine, "C1", 5, ZM_CALL_WRITE, 0, ZT_T0 + 1);
+    s_expect_write(engine, "R2", 5, 10, 5, 0);
+    s_join_id(engine, "R2b", 3, 2, 4, 9, 2, ZT_T0 + 2);
+    s_expect_write(engine, "R2b", 5, 10, 5, 0);
+    zt_expect_empty(engine);
+    s_applied(engine, "R2b", 5, 10, ZM_STATUS_OK, S_OK, ZT_T0 + 3);
+    s_expect_sync(engine, "R2b");                       //  current again: R1's donor
+    zt_expect_empty(engine);
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    assert_true(service->replset->epoch == 5);
+}
+
+//  A replica far behind is sent at most ZM_REPLSET_WINDOW writes it has not
+//  applied; the rest follow as it applies.
+static void
+test_repl_window(void **state)
+{
+    zm_engine_t *engine = *state;
+    s_start_two(engine);
+    for (uint64_t id = 1; id <= ZM_REPLSET_WINDOW + 10; id++)
+        s_write(engine, "C1", id, ZM_CALL_WRITE, 0, ZT_T0 + 1);
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    zm_member_t *first = zlistx_first(service->replset->members);
+    assert_true(first->sent == ZM_REPLSET_WINDOW && first->applied == 0);
+    s_drain(engine);
+    s_applied(engine, "R1", 1, 1, ZM_STATUS_OK, S_OK, ZT_T0 + 2);
+    s_expect_write(engine, "R1", 1, ZM_REPLSET_WINDOW + 1, ZM_REPLSET_WINDOW + 1, 0);
+    zt_expect_empty(engine);
+}
+
+//  Each broker start moves its epochs up by a random salt.
+static void
+test_repl_epoch_salt(void **state)
+{
+    zm_engine_t *engine = *state;
+    engine->config.epoch_salt = ZM_EPOCH_SALT_RANGE + 7;
+    s_start_two(engine);
+    zm_service_t *service = zhashx_lookup(engine->services, S_KV);
+    assert_true(service->replset->epoch == 1 + 7);
+}
+
 //  The engine is destroyed with writes waiting and a snapshot in flight:
 //  everything is freed (the sanitizer build checks).
 static void
@@ -576,6 +648,10 @@ main(void)
         S_TEST(test_repl_at_most_n),
         S_TEST(test_repl_missing_keeps_set),
         S_TEST(test_repl_same_replica_rejoins),
+        S_TEST(test_repl_held_without_reply),
+        S_TEST(test_repl_rejoin_keeps_set),
+        S_TEST(test_repl_window),
+        S_TEST(test_repl_epoch_salt),
         S_TEST(test_repl_teardown_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
