@@ -299,6 +299,25 @@ zm_engine_settle(zm_engine_t *self, zm_call_t *call)
     s_settle(self, call);
 }
 
+void
+zm_engine_answer(zm_engine_t *self, zm_call_t *call, uint32_t status, zframe_t **body_p)
+{
+    if (status == ZM_STATUS_OK)
+        self->counters.replies++;
+    else
+        self->counters.handler_errors++;
+    //  The hot path: header rewritten, body and routing frame moved, nothing copied.
+    zm_proto_t reply;
+    zm_proto_init(&reply);
+    reply.cmd = ZM_CMD_REPLY;
+    reply.id = call->request_id;
+    reply.status = status;
+    reply.body = *body_p;
+    *body_p = NULL;
+    zm_engine_emit(self, &call->client, &reply);
+    s_settle(self, call);
+}
+
 //  Ends the session of a worker that broke the protocol.
 static void
 s_kick(zm_engine_t *self, zm_worker_t *worker, const char *reason, int64_t now)
@@ -531,22 +550,8 @@ s_on_worker_reply(zm_engine_t *self, zm_worker_t *worker, zm_proto_t *command, i
         if (!call->cancelled)
             self->counters.dropped_late_reply++;
     }
-    else {
-        if (command->status == ZM_STATUS_OK)
-            self->counters.replies++;
-        else
-            self->counters.handler_errors++;
-        //  The hot path: header rewritten, body and routing frame moved, nothing copied.
-        zm_proto_t reply;
-        zm_proto_init(&reply);
-        reply.cmd = ZM_CMD_REPLY;
-        reply.id = call->request_id;
-        reply.status = command->status;
-        reply.body = command->body;
-        command->body = NULL;
-        zm_engine_emit(self, &call->client, &reply);
-        s_settle(self, call);
-    }
+    else
+        zm_engine_answer(self, call, command->status, &command->body);
     zhashx_delete(self->calls, ZM_HASH_KEY(call->ticket));
     zm_call_destroy(&call);
     s_dispatch(self, worker->service, now);

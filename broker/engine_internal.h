@@ -81,6 +81,10 @@ void zm_engine_kick_worker(zm_engine_t *self, zm_worker_t *worker, const char *r
 //  The call has its answer or is dropped: a retry of it is a new call now.
 void zm_engine_settle(zm_engine_t *self, zm_call_t *call);
 
+//  Answers call with status (200 or 500) and *body_p (taken; NULL: nil),
+//  counts it, and settles the call. Its routing frame goes with the REPLY.
+void zm_engine_answer(zm_engine_t *self, zm_call_t *call, uint32_t status, zframe_t **body_p);
+
 //  The service name, made known if it is not (NULL: the table is full).
 zm_service_t *zm_engine_service_require(zm_engine_t *self, const char *name, int64_t now);
 

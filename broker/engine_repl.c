@@ -133,17 +133,25 @@ s_find_donors(zm_engine_t *self, zm_replset_t *set)
 
 static void s_answer(zm_engine_t *self, zm_replset_t *set, zm_write_t *write);
 
-//  A quorum holds write, but no replica's answer to it reached the broker
-//  (they all joined again since): the client is told to resend it with the
-//  same request id, which the replicas answer with their first answer.
-static void
-s_answer_unknown(zm_engine_t *self, zm_replset_t *set, zm_write_t *write)
+//  Takes the call of write, which a quorum now holds: it is committed.
+static zm_call_t *
+s_take_call(zm_replset_t *set, zm_write_t *write)
 {
     zm_call_t *call = write->call;
     write->call = NULL;
     set->unanswered--;
     if (write->seq > set->committed)
         set->committed = write->seq;
+    return call;
+}
+
+//  A quorum holds write, but no replica's answer to it reached the broker
+//  (they all joined again since): the client is told to resend it with the
+//  same request id, which the replicas answer with their first answer.
+static void
+s_answer_unknown(zm_engine_t *self, zm_replset_t *set, zm_write_t *write)
+{
+    zm_call_t *call = s_take_call(set, write);
     zm_engine_reply_error(self, call->client, call->request_id, ZM_STATUS_WORKER_LOST,
                           "a quorum of replicas applied the write but its answer was lost; "
                           "resend it with the same request id for the answer");
@@ -449,23 +457,9 @@ zm_engine_repl_on_join(zm_engine_t *self, zframe_t **routing_p, const char *id,
 static void
 s_answer(zm_engine_t *self, zm_replset_t *set, zm_write_t *write)
 {
-    zm_call_t *call = write->call;
-    write->call = NULL;
-    set->unanswered--;
-    if (write->seq > set->committed)
-        set->committed = write->seq;
-    if (write->status == ZM_STATUS_OK)
-        self->counters.replies++;
-    else
-        self->counters.handler_errors++;
-    zm_proto_t reply;
-    zm_proto_init(&reply);
-    reply.cmd = ZM_CMD_REPLY;
-    reply.id = call->request_id;
-    reply.status = write->status;
-    reply.body = write->reply ? zframe_dup(write->reply) : NULL;
-    zm_engine_emit(self, &call->client, &reply);
-    zm_engine_settle(self, call);
+    zm_call_t *call = s_take_call(set, write);
+    zframe_t *body = write->reply ? zframe_dup(write->reply) : NULL;
+    zm_engine_answer(self, call, write->status, &body);
     zm_call_destroy(&call);
 }
 

@@ -40,17 +40,7 @@ static void
 s_join(zm_engine_t *engine, const char *replica, uint32_t replicas, uint32_t quorum,
        uint64_t epoch, uint64_t seq, int64_t now)
 {
-    zm_proto_t command;
-    zm_proto_init(&command);
-    command.cmd = ZM_CMD_JOIN;
-    snprintf(command.service, sizeof command.service, S_KV);
-    command.heartbeat_ms = ZT_HEARTBEAT_MS;
-    command.liveness = ZT_LIVENESS;
-    command.replicas = replicas;
-    command.quorum = quorum;
-    command.epoch = epoch;
-    command.seq = seq;
-    zt_feed(engine, replica, &command, now);
+    s_join_id(engine, replica, replicas, quorum, epoch, seq, 0, now);
 }
 
 static void
