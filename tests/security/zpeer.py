@@ -307,6 +307,12 @@ def cmd_theft(args):
                 got.append(head)
         return got
 
+    # The victim's session first: a thief whose handshake finished before the
+    # victim's would hold the routing id, and the victim's READY would be lost.
+    # A HEARTBEAT from the broker proves the victim is registered.
+    if victim.next(5000, "HEARTBEAT")[0] is None:
+        fail("the victim worker was not registered: no HEARTBEAT from the broker")
+
     # Phase 1: both connected. The call goes to the victim.
     thief = thief_socket()
     request_id = client.send("echo", {"n": 1})
