@@ -115,12 +115,15 @@ s_check_repl_fields(const zm_proto_t *command)
     if (cmd != ZM_CMD_JOIN && cmd != ZM_CMD_WRITE && cmd != ZM_CMD_APPLIED
         && cmd != ZM_CMD_MISSING && cmd != ZM_CMD_SNAPSHOT)
         ZM_FUZZ_CHECK(command->epoch == 0);
-    //  A write's seq starts at 1; JOIN and MISSING name the last one applied.
-    if (cmd == ZM_CMD_PART || cmd == ZM_CMD_WRITE || cmd == ZM_CMD_APPLIED
-        || cmd == ZM_CMD_SNAPSHOT)
+    //  A write's seq starts at 1; JOIN, MISSING and SNAPSHOT name the last one
+    //  applied (0: none).
+    if (cmd == ZM_CMD_PART || cmd == ZM_CMD_WRITE || cmd == ZM_CMD_APPLIED)
         ZM_FUZZ_CHECK(command->seq >= 1);
-    else if (cmd != ZM_CMD_JOIN && cmd != ZM_CMD_MISSING)
+    else if (cmd != ZM_CMD_JOIN && cmd != ZM_CMD_MISSING && cmd != ZM_CMD_SNAPSHOT)
         ZM_FUZZ_CHECK(command->seq == 0);
+    //  JOIN's replica id is its optional tenth field.
+    if (cmd == ZM_CMD_JOIN && command->fields == 9)
+        ZM_FUZZ_CHECK(command->id == 0);
     ZM_FUZZ_CHECK(command->kind <= (cmd == ZM_CMD_WRITE ? ZM_WRITE_KIND_QUORUM_READ : 0u));
     if (cmd != ZM_CMD_SNAPSHOT)
         ZM_FUZZ_CHECK(command->index == 0 && !command->more);
@@ -189,7 +192,7 @@ s_check_fields(const zm_proto_t *command)
     s_check_session(command);
     s_check_pipe_fields(command);
     s_check_repl_fields(command);
-    if (!s_has_id(command->cmd))
+    if (!s_has_id(command->cmd) && command->cmd != ZM_CMD_JOIN)
         ZM_FUZZ_CHECK(command->id == 0);
     if (command->cmd != ZM_CMD_CALL && command->cmd != ZM_CMD_READY
         && command->cmd != ZM_CMD_PUSH)
