@@ -452,19 +452,12 @@ main(int argc, char *argv[])
 {
     if (argc < 2)
         s_usage();
-    s_options_t options = {.size = 64, .seconds = 1.0};
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
-            options.size = (size_t) atol(argv[++i]);
-        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-            options.seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--curve") == 0)
-            options.curve = true;
-        else
+    bench_options_t common = BENCH_OPTIONS_DEFAULT;
+    for (int i = 2; i < argc; i++)
+        if (!bench_option(&common, argc, argv, &i, true))
             s_usage();
-    }
-    if (options.size < 3 || options.size > 65000)
-        bench_fail("--size must be 3..65000");
+    bench_options_check(&common);
+    s_options_t options = {.size = common.size, .seconds = common.seconds, .curve = common.curve};
     if (options.curve)
         bench_curve_init(&options.keys);
     const char *mode = argv[1];

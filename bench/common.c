@@ -303,3 +303,28 @@ bench_keys_remove(bench_keys_t *self)
     if (system(command) != 0)
         fprintf(stderr, "bench: could not remove %s\n", self->dir);
 }
+
+bool
+bench_option(bench_options_t *self, int argc, char *argv[], int *index, bool curve_ok)
+{
+    const char *name = argv[*index];
+    bool value = *index + 1 < argc;
+    if (strcmp(name, "--size") == 0 && value)
+        self->size = (size_t) atol(argv[++*index]);
+    else if (strcmp(name, "--seconds") == 0 && value)
+        self->seconds = atof(argv[++*index]);
+    else if (strcmp(name, "--curve") == 0 && curve_ok)
+        self->curve = true;
+    else
+        return false;
+    return true;
+}
+
+void
+bench_options_check(const bench_options_t *self)
+{
+    if (self->size < 3 || self->size > 65000)
+        bench_fail("--size must be 3..65000");
+    if (!(self->seconds > 0))
+        bench_fail("--seconds must be more than 0");
+}

@@ -24,6 +24,22 @@ double bench_percentile(int64_t *samples, size_t n, double p);
 //  these lines, everything else goes to stderr.
 void bench_result(const char *name, double value);
 
+//  The options every benchmark program takes after its mode.
+typedef struct {
+    size_t size;                        //  --size BYTES: payload, 3..65000 (default 64)
+    double seconds;                     //  --seconds S: measuring time (default 1)
+    bool curve;                         //  --curve, where the program offers it
+} bench_options_t;
+
+#define BENCH_OPTIONS_DEFAULT {.size = 64, .seconds = 1.0, .curve = false}
+
+//  Reads argv[*index] (and its value, moving *index past it) if it is
+//  --size, --seconds or, when curve_ok, --curve; false if it is none of them.
+bool bench_option(bench_options_t *self, int argc, char *argv[], int *index, bool curve_ok);
+
+//  Exits with a message unless the options are in range.
+void bench_options_check(const bench_options_t *self);
+
 //  Prints a message on stderr and exits with status 1.
 void bench_fail(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 

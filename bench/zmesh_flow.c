@@ -268,24 +268,22 @@ main(int argc, char *argv[])
 {
     if (argc < 2)
         s_usage();
-    s_bench_t self = {.size = 64, .seconds = 1.0, .threads = S_INFLIGHT / S_WORKERS};
-    bool curve = false;
+    s_bench_t self = {.threads = S_INFLIGHT / S_WORKERS};
+    bench_options_t options = BENCH_OPTIONS_DEFAULT;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
-            self.size = (size_t) atol(argv[++i]);
-        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-            self.seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+        if (bench_option(&options, argc, argv, &i, true))
+            continue;
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             self.threads = atoi(argv[++i]);
             self.handler_threads = true;
         }
-        else if (strcmp(argv[i], "--curve") == 0)
-            curve = true;
         else
             s_usage();
     }
-    if (self.size < 3 || self.size > 65000)
-        bench_fail("--size must be 3..65000");
+    bench_options_check(&options);
+    self.size = options.size;
+    self.seconds = options.seconds;
+    bool curve = options.curve;
     const char *mode = argv[1];
     bench_setup_start(&self.setup, curve, NULL);
     if (strcmp(mode, "pipe-queued") == 0)

@@ -186,17 +186,12 @@ main(int argc, char *argv[])
 {
     if (argc < 2)
         s_usage();
-    s_bench_t self = {.size = 64, .seconds = 1.0};
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
-            self.size = (size_t) atol(argv[++i]);
-        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-            self.seconds = atof(argv[++i]);
-        else
+    bench_options_t options = BENCH_OPTIONS_DEFAULT;
+    for (int i = 2; i < argc; i++)
+        if (!bench_option(&options, argc, argv, &i, false))
             s_usage();
-    }
-    if (self.size < 3 || self.size > 65000)
-        bench_fail("--size must be 3..65000");
+    bench_options_check(&options);
+    s_bench_t self = {.size = options.size, .seconds = options.seconds};
     int inflight = strcmp(argv[1], "async") == 0 ? S_INFLIGHT
                    : strcmp(argv[1], "sync") == 0 ? 1 : 0;
     if (!inflight)

@@ -10,6 +10,8 @@
 //  lines on stdout (common.h).
 #include "zmesh_setup.h"
 
+#include <czmq.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +64,9 @@ static int
 s_replica_main(void *arg)
 {
     s_bench_t *self = arg;
-    if (!getenv("BENCH_VERBOSE") && !freopen("/dev/null", "w", stderr))
-        return 1;                               //  the replicas' join lines are noise here
+    //  The replicas' log lines are noise here, and CZMQ would write them to
+    //  stdout, where run.sh reads results.
+    zsys_set_logstream(getenv("BENCH_VERBOSE") ? stderr : NULL);
     char dir[128];
     snprintf(dir, sizeof dir, "%s/r%d", self->dirs, self->index);
     zmesh_state_t state = {s_handle, s_snapshot, s_restore, NULL};
@@ -155,17 +158,12 @@ main(int argc, char *argv[])
 {
     if (argc < 2)
         s_usage();
-    s_bench_t self = {.size = 64, .seconds = 1.0};
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
-            self.size = (size_t) atol(argv[++i]);
-        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-            self.seconds = atof(argv[++i]);
-        else
+    bench_options_t options = BENCH_OPTIONS_DEFAULT;
+    for (int i = 2; i < argc; i++)
+        if (!bench_option(&options, argc, argv, &i, false))
             s_usage();
-    }
-    if (self.size < 3 || self.size > 65000)
-        bench_fail("--size must be 3..65000");
+    bench_options_check(&options);
+    s_bench_t self = {.size = options.size, .seconds = options.seconds};
     if (strcmp(argv[1], "write-durable") == 0)
         self.durable = true;
     else if (strcmp(argv[1], "write") != 0)
